@@ -1,0 +1,4 @@
+//! Adaptation of the target model: critics and loss weights.
+
+pub mod critic;
+pub mod weights;

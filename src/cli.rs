@@ -1,0 +1,140 @@
+//! The `daa` command line: clap definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "daa",
+    version,
+    about = "Cross-domain CTR/CVR recommendation via Dual Adversarial Adaptation"
+)]
+pub struct Cli {
+    /// Only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The registry directory (default: the nearest `registry/` above the config file, else ./registry).
+    #[arg(long, global = true)]
+    pub registry: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `--set key.path=value` flags (the value parsed as TOML; bare words are strings).
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one experiment: pretrain the source (cached), adapt the target, evaluate.
+    Run {
+        config: PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Continue an interrupted run from its last checkpoint.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Reproduce a paper table or figure from reproduce/NAME.toml.
+    Reproduce {
+        name: String,
+        #[arg(long, default_value = "cpu")]
+        profile: String,
+        #[arg(long)]
+        seeds: Option<usize>,
+        #[arg(long)]
+        only: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Inspect experiment configurations.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Inspect the registry of components.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Prepare, split and generate data sets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Predict with a trained checkpoint, one row of probabilities per input row.
+    Predict {
+        config: PathBuf,
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the fully resolved configuration.
+    Show {
+        config: PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
+        /// Name the file, variable or flag that set each key.
+        #[arg(long)]
+        origin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// List registry entries with a one-line description.
+    List {
+        /// Only this directory (backbones, embeddings, datasets, schemas, critics, losses).
+        kind: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Generate the synthetic multi-domain data set.
+    Synth {
+        #[arg(long, default_value = "aliexpress")]
+        preset: String,
+        #[arg(long, default_value = "cpu")]
+        profile: String,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Convert raw Tianchi zips into the processed layout.
+    PrepareAliexpress {
+        #[arg(long)]
+        raw: PathBuf,
+        #[arg(long)]
+        country: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Draw the scarce target training subset and the validation rows.
+    Split {
+        #[arg(long)]
+        dataset: String,
+        #[arg(long)]
+        rate: f64,
+        #[arg(long)]
+        seed: u64,
+    },
+}

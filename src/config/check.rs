@@ -1,0 +1,177 @@
+use figment::Figment;
+use figment::error::Kind;
+use figment::value::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ConfigError, suggest};
+
+/// A range or consistency violation found by [`Validate`]: the key (relative to the
+/// validated table) and what is wrong with it.
+#[derive(Debug)]
+pub struct Invalid {
+    pub key: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(key: &str, message: impl Into<String>) -> Self {
+        Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks that a typed configuration's values are in range.
+pub trait Validate {
+    fn validate(&self) -> Result<(), Invalid> {
+        Ok(())
+    }
+}
+
+/// `Ok` when `condition` holds, else an [`Invalid`] for `key`.
+pub fn ensure(condition: bool, key: &str, message: &str) -> Result<(), Invalid> {
+    if condition {
+        Ok(())
+    } else {
+        Err(Invalid::new(key, message))
+    }
+}
+
+/// Where the value at `key` came from: a file path, `--set ...` or an environment variable.
+pub fn origin(figment: &Figment, key: &str) -> String {
+    let mut probe = key;
+    loop {
+        if let Some(meta) = figment.find_metadata(probe) {
+            return meta.name.to_string();
+        }
+        match probe.rsplit_once('.') {
+            Some((parent, _)) => probe = parent,
+            None => return "configuration".to_string(),
+        }
+    }
+}
+
+/// Extracts the table at `path` as `T`, checks its ranges and that it has no keys `T`
+/// does not know (keys whose full path `skip` accepts excepted), and returns it.
+pub fn extract<T>(
+    figment: &Figment,
+    path: &str,
+    skip: &dyn Fn(&str) -> bool,
+) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Validate,
+{
+    let typed: T = if path.is_empty() {
+        figment.extract()
+    } else {
+        figment.extract_inner(path)
+    }
+    .map_err(|e| from_figment(figment, path, e))?;
+    typed.validate().map_err(|invalid| {
+        let key = join(path, &invalid.key);
+        ConfigError::BadValue {
+            origin: origin(figment, &key),
+            key,
+            message: invalid.message,
+        }
+    })?;
+    let known = serde_json::to_value(&typed).expect("configuration types serialize to JSON");
+    let resolved = if path.is_empty() {
+        figment
+            .extract::<figment::value::Dict>()
+            .map(|d| Value::Dict(Default::default(), d))
+    } else {
+        figment.find_value(path)
+    }
+    .map_err(|e| from_figment(figment, path, e))?;
+    unknown_keys(figment, &resolved, &known, path, skip)?;
+    Ok(typed)
+}
+
+/// Fails on the first key of `resolved` (in sorted order) that `known` lacks, suggesting
+/// the nearest valid key. Keys whose full path `skip` accepts are not checked.
+fn unknown_keys(
+    figment: &Figment,
+    resolved: &Value,
+    known: &serde_json::Value,
+    path: &str,
+    skip: &dyn Fn(&str) -> bool,
+) -> Result<(), ConfigError> {
+    match (resolved, known) {
+        (Value::Dict(_, dict), serde_json::Value::Object(fields)) => {
+            for (key, value) in dict {
+                let full = join(path, key);
+                if skip(&full) {
+                    continue;
+                }
+                match fields.get(key) {
+                    Some(field) => unknown_keys(figment, value, field, &full, skip)?,
+                    None => {
+                        return Err(ConfigError::UnknownKey {
+                            origin: origin(figment, &full),
+                            suggestion: suggest::nearest(key, fields.keys().map(String::as_str))
+                                .map(|s| join(path, &s)),
+                            key: full,
+                        });
+                    }
+                }
+            }
+            Ok(())
+        }
+        (Value::Array(_, items), serde_json::Value::Array(fields)) => items
+            .iter()
+            .zip(fields)
+            .try_for_each(|(item, field)| unknown_keys(figment, item, field, path, skip)),
+        _ => Ok(()),
+    }
+}
+
+/// Turns figment's deserialization error into one that names the key and its origin.
+pub fn from_figment(figment: &Figment, base: &str, error: figment::Error) -> ConfigError {
+    let key = if error.path.is_empty() {
+        base.to_string()
+    } else {
+        error.path.join(".")
+    };
+    let origin = origin(figment, &key);
+    match error.kind {
+        Kind::InvalidType(found, expected) => ConfigError::WrongType {
+            origin,
+            key,
+            expected,
+            found: found.to_string(),
+        },
+        Kind::MissingField(field) => ConfigError::MissingKey {
+            origin,
+            key: join(&key, &field),
+        },
+        Kind::UnknownVariant(value, expected) => ConfigError::BadValue {
+            origin,
+            key,
+            message: format!(
+                "unknown value `{value}`; expected one of: {}",
+                expected.join(", ")
+            ),
+        },
+        Kind::InvalidValue(found, expected) => ConfigError::BadValue {
+            origin,
+            key,
+            message: format!("{found} is not allowed; expected {expected}"),
+        },
+        other => ConfigError::BadValue {
+            origin,
+            key,
+            message: other.to_string(),
+        },
+    }
+}
+
+pub fn join(path: &str, key: &str) -> String {
+    match (path.is_empty(), key.is_empty()) {
+        (true, _) => key.to_string(),
+        (_, true) => path.to_string(),
+        _ => format!("{path}.{key}"),
+    }
+}

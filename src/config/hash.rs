@@ -1,0 +1,47 @@
+use sha2::{Digest, Sha256};
+
+use super::Experiment;
+
+/// A stable name for a resolved experiment: SHA-256 over its canonical JSON (typed values,
+/// keys sorted, no descriptions, no output directory), first 16 hex digits. Key order,
+/// whitespace and which file set a value do not change it.
+pub fn experiment_hash(experiment: &Experiment) -> String {
+    let mut value = serde_json::to_value(experiment).expect("experiments serialize to JSON");
+    if let serde_json::Value::Object(map) = &mut value {
+        map.remove("output");
+    }
+    let mut canonical = String::new();
+    write_canonical(&value, &mut canonical);
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}

@@ -1,0 +1,143 @@
+use std::path::{Path, PathBuf};
+
+use figment::value::{Dict, Map, Value};
+use figment::{Metadata, Profile, Provider, Source};
+
+use super::ConfigError;
+
+/// One source of configuration values (a file, an environment variable, a `--set` flag),
+/// with the metadata that `config show --origin` and error messages report.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub metadata: Metadata,
+    pub table: toml::Table,
+}
+
+impl Layer {
+    pub fn file(path: &Path, table: toml::Table) -> Self {
+        let name = format!("{}", display_path(path).display());
+        Layer {
+            metadata: Metadata::from(name, Source::File(path.to_path_buf())),
+            table,
+        }
+    }
+
+    pub fn named(name: String, table: toml::Table) -> Self {
+        Layer {
+            metadata: Metadata::from(name.clone(), Source::Custom(name)),
+            table,
+        }
+    }
+
+    /// The same values placed under a dotted key path (registry entries sit at their slot).
+    pub fn nested_under(mut self, path: &str) -> Self {
+        for key in path.rsplit('.') {
+            let mut outer = toml::Table::new();
+            outer.insert(key.to_string(), toml::Value::Table(self.table));
+            self.table = outer;
+        }
+        self
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let dict = Value::serialize(&self.table)?
+            .into_dict()
+            .expect("a TOML table serializes to a dict");
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Reads `path` and everything it `extends`, depth-first and in order, so that later
+/// layers override earlier ones and the file itself comes last.
+pub fn load_chain(path: &Path) -> Result<Vec<Layer>, ConfigError> {
+    let mut layers = Vec::new();
+    let mut stack = Vec::new();
+    visit(path, &mut stack, &mut layers)?;
+    Ok(layers)
+}
+
+fn visit(path: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Layer>) -> Result<(), ConfigError> {
+    let canonical = path.canonicalize().map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if let Some(start) = stack.iter().position(|p| *p == canonical) {
+        let mut cycle = stack[start..].to_vec();
+        cycle.push(canonical);
+        return Err(ConfigError::ExtendsCycle { cycle });
+    }
+    let mut table = read_table(path)?;
+    let parents = match table.remove("extends") {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                toml::Value::String(s) => Ok(s),
+                _ => Err(ConfigError::ExtendsType {
+                    path: path.to_path_buf(),
+                }),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ConfigError::ExtendsType {
+                path: path.to_path_buf(),
+            });
+        }
+    };
+    stack.push(canonical);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for parent in parents {
+        let parent_path = dir.join(&parent);
+        if !parent_path.is_file() {
+            return Err(ConfigError::ExtendsMissing {
+                from: path.to_path_buf(),
+                missing: parent_path,
+            });
+        }
+        visit(&parent_path, stack, out)?;
+    }
+    stack.pop();
+    out.push(Layer::file(path, table));
+    Ok(())
+}
+
+/// `path` without `.` and `..` components, relative to the current directory when below it:
+/// how origins are shown to the user.
+pub fn display_path(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut clean = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => clean
+            .strip_prefix(&cwd)
+            .map(Path::to_path_buf)
+            .unwrap_or(clean),
+        Err(_) => clean,
+    }
+}
+
+pub fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.parse::<toml::Table>()
+        .map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+}

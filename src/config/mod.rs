@@ -1,0 +1,143 @@
+//! Experiments as layered TOML: registry defaults < `extends` chain < the file <
+//! `DAA_*` environment < `--set`. See the README's "Configuration" section.
+
+pub mod check;
+mod error;
+mod hash;
+pub mod layer;
+mod overrides;
+pub mod schema;
+mod show;
+mod suggest;
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::value::Value;
+
+pub use error::ConfigError;
+pub use layer::Layer;
+pub use overrides::{ENV_PREFIX, Overrides};
+pub use schema::{Component, Experiment};
+
+use crate::registry::{Registry, directory, validate_component};
+
+/// Key paths that name a registry entry, and the registry directory each one names.
+/// `backbone = "ple"` is short for `backbone = { use = "ple" }`.
+pub const SLOTS: [(&str, &str); 6] = [
+    ("data.source", "datasets"),
+    ("data.target", "datasets"),
+    ("model.backbone", "backbones"),
+    ("model.embedding", "embeddings"),
+    ("adapt.critic", "critics"),
+    ("adapt.weights", "losses"),
+];
+
+/// An experiment resolved from its file, its registry entries and the overrides.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub path: PathBuf,
+    pub experiment: Experiment,
+    /// The merged values with the origin of each, for `config show --origin`.
+    pub figment: Figment,
+    /// Names the run: a hash of the canonical resolved experiment.
+    pub hash: String,
+}
+
+/// Merges layers in order; later layers win, tables merge deeply, arrays are replaced.
+pub fn merge(layers: impl IntoIterator<Item = Layer>) -> Figment {
+    layers.into_iter().fold(Figment::new(), Figment::merge)
+}
+
+pub fn resolve(
+    path: &Path,
+    overrides: &Overrides,
+    registry: &Registry,
+) -> Result<Resolved, ConfigError> {
+    let mut upper = layer::load_chain(path)?;
+    upper.extend(overrides.layers()?);
+    upper
+        .iter_mut()
+        .for_each(|layer| expand_references(&mut layer.table));
+    let probe = merge(upper.clone());
+
+    let mut layers = Vec::new();
+    for (slot, dir) in SLOTS {
+        let key = format!("{slot}.use");
+        let name: String = match probe.find_value(&key) {
+            Ok(Value::String(_, name)) => name,
+            Ok(other) => {
+                return Err(ConfigError::WrongType {
+                    origin: check::origin(&probe, &key),
+                    key,
+                    expected: format!("the name of a registry/{dir} entry"),
+                    found: format!("{:?}", other.to_actual()),
+                });
+            }
+            Err(_) => {
+                return Err(ConfigError::MissingKey {
+                    origin: path.display().to_string(),
+                    key: slot.to_string(),
+                });
+            }
+        };
+        let entry = registry
+            .layers(dir, &name)
+            .ok_or_else(|| ConfigError::UnknownEntry {
+                origin: check::origin(&probe, &key),
+                key: slot.to_string(),
+                dir: dir.to_string(),
+                name: name.clone(),
+                available: registry.names(dir),
+            })??;
+        layers.extend(entry.into_iter().map(|l| l.nested_under(slot)));
+    }
+    layers.extend(upper);
+    let figment = merge(layers);
+
+    let in_slot = |key: &str| SLOTS.iter().any(|(slot, _)| key == *slot);
+    let mut experiment: Experiment = check::extract(&figment, "", &in_slot)?;
+    for ((slot, dir), component) in SLOTS.into_iter().zip(experiment.components_mut()) {
+        let (_, params) = validate_component(&figment, slot, directory(dir))?;
+        component.params = params;
+    }
+    let hash = hash::experiment_hash(&experiment);
+    Ok(Resolved {
+        path: path.to_path_buf(),
+        experiment,
+        figment,
+        hash,
+    })
+}
+
+/// Rewrites `slot = "name"` as `slot = { use = "name" }` so that a registry entry's
+/// defaults merge beneath it.
+fn expand_references(table: &mut toml::Table) {
+    for (slot, _) in SLOTS {
+        let (parent, leaf) = slot.split_once('.').expect("slots are section.key");
+        let Some(toml::Value::Table(section)) = table.get_mut(parent) else {
+            continue;
+        };
+        if let Some(toml::Value::String(name)) = section.get(leaf) {
+            let mut reference = toml::Table::new();
+            reference.insert("use".into(), toml::Value::String(name.clone()));
+            section.insert(leaf.into(), toml::Value::Table(reference));
+        }
+    }
+}
+
+impl Experiment {
+    /// The registry components in the order of [`SLOTS`].
+    pub fn components_mut(&mut self) -> [&mut Component; 6] {
+        [
+            &mut self.data.source,
+            &mut self.data.target,
+            &mut self.model.backbone,
+            &mut self.model.embedding,
+            &mut self.adapt.critic,
+            &mut self.adapt.weights,
+        ]
+    }
+}
+
+pub use show::render;

@@ -1,0 +1,129 @@
+use super::{ConfigError, Layer};
+
+/// The prefix of environment variables that override experiment keys; `__` separates
+/// nested keys: `DAA_TRAIN__SEED=7` sets `train.seed`.
+pub const ENV_PREFIX: &str = "DAA_";
+
+/// Environment and command-line overrides, in the order they apply (later wins).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub env: Vec<(String, String)>,
+    pub sets: Vec<String>,
+}
+
+impl Overrides {
+    /// Takes the `DAA_*` variables of this process (sorted, so the order is stable) and the
+    /// `--set key.path=value` flags.
+    pub fn from_process(sets: Vec<String>) -> Self {
+        let mut env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        env.sort();
+        Overrides { env, sets }
+    }
+
+    pub fn layers(&self) -> Result<Vec<Layer>, ConfigError> {
+        let env = self.env.iter().map(|(name, value)| {
+            let key = name[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
+            let origin = format!("environment variable {name}");
+            layer(origin, &format!("{name}={value}"), &key, value)
+        });
+        let sets = self.sets.iter().map(|arg| {
+            let (key, value) = arg
+                .split_once('=')
+                .ok_or_else(|| malformed(arg, "expected key.path=value"))?;
+            layer(format!("--set {arg}"), arg, key.trim(), value.trim())
+        });
+        env.chain(sets).collect()
+    }
+}
+
+fn layer(origin: String, arg: &str, key: &str, raw: &str) -> Result<Layer, ConfigError> {
+    let valid_segment = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if !key.split('.').all(valid_segment) {
+        return Err(malformed(
+            arg,
+            &format!("`{key}` is not a dotted key path such as train.seed"),
+        ));
+    }
+    let value = parse_value(raw).ok_or_else(|| {
+        malformed(
+            arg,
+            &format!("`{raw}` is not a TOML value (quote strings: 'text'; arrays: [1, 2])"),
+        )
+    })?;
+    let mut table = toml::Table::new();
+    table.insert(key.rsplit('.').next().unwrap_or(key).to_string(), value);
+    let parent = key.rsplit_once('.').map(|(p, _)| p);
+    let layer = Layer::named(origin, table);
+    Ok(match parent {
+        Some(p) => layer.nested_under(p),
+        None => layer,
+    })
+}
+
+/// A value as TOML (`7`, `0.5`, `true`, `[1, 2]`, `"text"`), or a bare word as a string
+/// (`ple`, `cuda:0`). Text that looks like a broken TOML value is rejected.
+fn parse_value(raw: &str) -> Option<toml::Value> {
+    let document = format!("v = {raw}");
+    if let Ok(mut table) = document.parse::<toml::Table>() {
+        return table.remove("v");
+    }
+    let bare = !raw.is_empty() && !raw.contains(['[', ']', '{', '}', '"', '\'', '=', ',', ' ']);
+    bare.then(|| toml::Value::String(raw.to_string()))
+}
+
+fn malformed(arg: &str, reason: &str) -> ConfigError {
+    ConfigError::MalformedOverride {
+        arg: arg.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_parse_as_toml_or_bare_words() {
+        assert_eq!(parse_value("7"), Some(toml::Value::Integer(7)));
+        assert_eq!(parse_value("0.5"), Some(toml::Value::Float(0.5)));
+        assert_eq!(parse_value("ple"), Some(toml::Value::String("ple".into())));
+        assert_eq!(
+            parse_value("cuda:1"),
+            Some(toml::Value::String("cuda:1".into()))
+        );
+        assert_eq!(parse_value("[1, 2]").unwrap().as_array().unwrap().len(), 2);
+        assert_eq!(parse_value("[1, 2"), None);
+        assert_eq!(parse_value(""), None);
+    }
+
+    #[test]
+    fn env_names_become_nested_keys() {
+        let o = Overrides {
+            env: vec![("DAA_TRAIN__SELECT_ON".into(), "test".into())],
+            sets: vec![],
+        };
+        let layers = o.layers().unwrap();
+        let train = layers[0].table["train"].as_table().unwrap();
+        assert_eq!(train["select_on"].as_str(), Some("test"));
+    }
+
+    #[test]
+    fn malformed_sets_are_rejected() {
+        for bad in ["train.seed", "=3", "train..seed=3", "train.seed=[1,"] {
+            let o = Overrides {
+                env: vec![],
+                sets: vec![bad.into()],
+            };
+            assert!(
+                matches!(o.layers(), Err(ConfigError::MalformedOverride { .. })),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,187 @@
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::check::{Invalid, Validate, ensure};
+use crate::device::Device;
+
+/// A fully resolved experiment: every key set by the registry, the `extends` chain, the
+/// file, the environment or `--set`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Experiment {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub adapt: AdaptConfig,
+    pub pretrain: PretrainConfig,
+    pub optim: OptimConfig,
+    pub train: TrainConfig,
+    pub output: OutputConfig,
+}
+
+/// A registry entry after resolution: its name, its kind (which selects the Rust type of
+/// its parameters) and the parameters, typed and re-serialized into canonical form.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Component {
+    #[serde(rename = "use")]
+    pub name: String,
+    pub kind: String,
+    #[serde(skip_serializing)]
+    pub description: String,
+    #[serde(default)]
+    pub params: serde_json::Value,
+}
+
+impl Component {
+    /// The parameters as the type that this component's kind declares.
+    pub fn params<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_value(self.params.clone())
+            .expect("component parameters were validated as this type when the config resolved")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataConfig {
+    /// The data-rich source domain (a `registry/datasets` entry).
+    pub source: Component,
+    /// The data-scarce target domain (a `registry/datasets` entry).
+    pub target: Component,
+    /// Fraction of the target's training rows kept for training, stratified by the first label.
+    pub target_rate: f64,
+    /// Target training rows (outside the kept subset) held out for model selection.
+    pub valid_rows: usize,
+    /// Fraction of the source rows drawn afresh each epoch of adaptation.
+    pub source_fraction: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelConfig {
+    pub backbone: Component,
+    pub embedding: Component,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Target rows only, fresh initialisation.
+    SingleDomain,
+    /// The source model evaluated on the target, no target training.
+    SourceOnly,
+    /// Initialised from the source model, trained on target labels only.
+    Finetune,
+    /// Dual adversarial adaptation: critics D1 and D2.
+    Daa,
+    /// DAA with critic D1 only.
+    DaaSingle,
+    /// One domain classifier with gradient reversal.
+    Dann,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AdaptConfig {
+    pub method: Method,
+    /// The critic architecture and its optimiser (a `registry/critics` entry).
+    pub critic: Component,
+    /// The loss weights (a `registry/losses` entry).
+    pub weights: Component,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimizer {
+    /// torch.optim.Adam: weight decay added to the gradient (L2).
+    Adam,
+    /// Decoupled weight decay.
+    Adamw,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OptimConfig {
+    pub optimizer: Optimizer,
+    pub lr: f64,
+    pub weight_decay: f64,
+}
+
+/// Source-domain pretraining (MTReclib-style supervised training on the source).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PretrainConfig {
+    pub optimizer: Optimizer,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub epochs: usize,
+    pub patience: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectOn {
+    /// Early stopping and model selection on the validation split.
+    Valid,
+    /// Released-code behaviour: selection on the test set.
+    Test,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AucMode {
+    /// One exact ROC AUC over the whole set.
+    Exact,
+    /// Released-code behaviour: the mean of AUCs over 2,097,152-row chunks.
+    ChunkMean,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    pub seed: u64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub patience: usize,
+    pub select_on: SelectOn,
+    pub auc: AucMode,
+    pub device: Device,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputConfig {
+    pub runs_dir: PathBuf,
+}
+
+fn rate(value: f64) -> bool {
+    value > 0.0 && value <= 1.0
+}
+
+impl Validate for Experiment {
+    fn validate(&self) -> Result<(), Invalid> {
+        let d = &self.data;
+        ensure(rate(d.target_rate), "data.target_rate", "must be in (0, 1]")?;
+        ensure(
+            rate(d.source_fraction),
+            "data.source_fraction",
+            "must be in (0, 1]",
+        )?;
+        ensure(d.valid_rows > 0, "data.valid_rows", "must be positive")?;
+        for (key, optim) in [
+            ("optim", (self.optim.lr, self.optim.weight_decay)),
+            ("pretrain", (self.pretrain.lr, self.pretrain.weight_decay)),
+        ] {
+            ensure(
+                optim.0 > 0.0 && optim.0.is_finite(),
+                &format!("{key}.lr"),
+                "must be positive",
+            )?;
+            ensure(
+                optim.1 >= 0.0 && optim.1.is_finite(),
+                &format!("{key}.weight_decay"),
+                "must be zero or positive",
+            )?;
+        }
+        ensure(
+            self.pretrain.epochs > 0,
+            "pretrain.epochs",
+            "must be positive",
+        )?;
+        let t = &self.train;
+        ensure(t.epochs > 0, "train.epochs", "must be positive")?;
+        ensure(t.batch_size > 0, "train.batch_size", "must be positive")?;
+        ensure(t.patience > 0, "train.patience", "must be positive")
+    }
+}

@@ -1,0 +1,100 @@
+//! The kinds of `registry/datasets` entries: files on disk, or the synthetic generator.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::Schema;
+use crate::config::check::{Invalid, Validate, ensure};
+use crate::registry::{KindEntry, typed};
+
+pub const DATASETS: &[KindEntry] = &[
+    KindEntry::new("csv", typed::<CsvConfig>),
+    KindEntry::new("synthetic", typed::<SyntheticConfig>),
+];
+
+/// `registry/schemas` entries hold a schema that dataset entries `extends`.
+pub const SCHEMAS: &[KindEntry] = &[KindEntry::new("schema", typed::<SchemaEntry>)];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SchemaEntry {
+    pub schema: Schema,
+}
+
+impl Validate for SchemaEntry {
+    fn validate(&self) -> Result<(), Invalid> {
+        self.schema
+            .validate()
+            .map_err(|e| Invalid::new(&format!("schema.{}", e.key), e.message))
+    }
+}
+
+/// A data set in the processed CSV layout: one file per split, with a header.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CsvConfig {
+    pub schema: Schema,
+    /// Training split, relative to the current directory unless absolute.
+    pub train: PathBuf,
+    pub test: PathBuf,
+}
+
+impl Validate for CsvConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        SchemaEntry {
+            schema: self.schema.clone(),
+        }
+        .validate()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Seconds to build: for tests.
+    Smoke,
+    /// The default: minutes of training on a laptop CPU.
+    Cpu,
+    /// Of the order of the real data set.
+    Paper,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A large domain to pretrain on.
+    Source,
+    /// A domain whose training rows are made scarce.
+    Target,
+}
+
+/// One domain of the synthetic multi-domain generator, built on first use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyntheticConfig {
+    pub schema: Schema,
+    /// The domain's name: it seeds the domain's covariate and concept shift.
+    pub domain: String,
+    pub role: Role,
+    pub profile: Profile,
+    /// Seed of the generator's world (shared label function and all domains).
+    pub seed: u64,
+    /// Where generated domains are cached.
+    pub dir: PathBuf,
+}
+
+impl Validate for SyntheticConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        SchemaEntry {
+            schema: self.schema.clone(),
+        }
+        .validate()?;
+        ensure(
+            !self.domain.is_empty()
+                && self
+                    .domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "domain",
+            "must be a plain name such as nl",
+        )
+    }
+}

@@ -1,0 +1,10 @@
+//! daa: cross-domain CTR/CVR recommendation via Dual Adversarial Adaptation (Su et al.,
+//! ACM TOIS 2024), on candle.
+
+pub mod adapt;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod models;
+pub mod nn;
+pub mod registry;

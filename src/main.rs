@@ -1,0 +1,135 @@
+mod cli;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use cli::{Cli, Command, ConfigCommand, DataCommand, LogFormat, RegistryCommand};
+use daa::config::{self, Overrides};
+use daa::registry::{DIRECTORIES, Registry};
+
+/// Marks an error as the user's to fix (bad input, unknown name, not yet available):
+/// exit code 2 rather than 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match dispatch(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            let usage = error
+                .chain()
+                .any(|e| e.is::<config::ConfigError>() || e.is::<UsageError>());
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DAA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn registry_for(cli: &Cli, near: &Path) -> Result<Registry> {
+    Ok(match &cli.registry {
+        Some(root) if root.is_dir() => Registry { root: root.clone() },
+        Some(root) => bail!(UsageError(format!(
+            "--registry {}: no such directory",
+            root.display()
+        ))),
+        None => Registry::locate(near)?,
+    })
+}
+
+fn resolve(cli: &Cli, path: &Path, sets: &[String]) -> Result<config::Resolved> {
+    let registry = registry_for(cli, path)?;
+    Ok(config::resolve(
+        path,
+        &Overrides::from_process(sets.to_vec()),
+        &registry,
+    )?)
+}
+
+fn not_yet(what: &str, issue: &str) -> Result<()> {
+    bail!(UsageError(format!(
+        "not implemented yet: `daa {what}` arrives with {issue}"
+    )))
+}
+
+fn dispatch(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Command::Config(ConfigCommand::Show {
+            config,
+            set,
+            origin,
+        }) => {
+            let resolved = resolve(cli, config, &set.sets)?;
+            print!("{}", config::render(&resolved, *origin));
+            Ok(())
+        }
+        Command::Registry(RegistryCommand::List { kind }) => registry_list(cli, kind.as_deref()),
+        Command::Run { config, set, .. } => {
+            resolve(cli, config, &set.sets)?;
+            not_yet("run", "the training issue")
+        }
+        Command::Predict { config, set, .. } => {
+            resolve(cli, config, &set.sets)?;
+            not_yet("predict", "the models issue")
+        }
+        Command::Reproduce { .. } => not_yet("reproduce", "the reproduce issue"),
+        Command::Data(DataCommand::Synth { .. }) => not_yet("data synth", "the data issue"),
+        Command::Data(DataCommand::PrepareAliexpress { .. }) => {
+            not_yet("data prepare-aliexpress", "the data issue")
+        }
+        Command::Data(DataCommand::Split { .. }) => not_yet("data split", "the data issue"),
+    }
+}
+
+fn registry_list(cli: &Cli, only: Option<&str>) -> Result<()> {
+    let registry = registry_for(cli, Path::new("."))?;
+    if let Some(name) = only
+        && !DIRECTORIES.iter().any(|d| d.name == name)
+    {
+        let known: Vec<&str> = DIRECTORIES.iter().map(|d| d.name).collect();
+        bail!(UsageError(format!(
+            "unknown registry kind `{name}`; known: {}",
+            known.join(", ")
+        )));
+    }
+    for dir in DIRECTORIES
+        .iter()
+        .filter(|d| only.is_none_or(|o| o == d.name))
+    {
+        println!("{} ({})", dir.name, dir.about);
+        for name in registry.names(dir.name) {
+            let entry = registry
+                .entry(dir.name, &name)
+                .with_context(|| format!("registry/{}/{name}.toml", dir.name))?;
+            println!(
+                "  {:<16} {:<16} {}",
+                entry.name, entry.kind, entry.description
+            );
+        }
+    }
+    Ok(())
+}

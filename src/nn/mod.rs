@@ -1,0 +1,3 @@
+//! Building blocks shared by the backbones.
+
+pub mod embedding;

@@ -1,0 +1,412 @@
+//! The configuration system: every shipped file resolves, inheritance and overrides apply
+//! in the documented order, bad input is reported with its file and key, hashes are stable.
+
+mod common;
+
+use std::path::Path;
+
+use common::{daa, experiment, project, repo, stderr, stdout};
+use daa::config::schema::Method;
+use daa::config::{Overrides, resolve};
+use daa::registry::{DIRECTORIES, Registry};
+
+fn registry() -> Registry {
+    Registry {
+        root: repo().join("registry"),
+    }
+}
+
+fn resolve_with(path: &Path, env: &[(&str, &str)], sets: &[&str]) -> daa::config::Resolved {
+    let overrides = Overrides {
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        sets: sets.iter().map(|s| s.to_string()).collect(),
+    };
+    resolve(path, &overrides, &registry()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn toml_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(toml_files(&path));
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn every_shipped_config_and_registry_entry_resolves() {
+    let configs = toml_files(&repo().join("configs"));
+    assert!(
+        configs.len() >= 7 * 4 + 5,
+        "expected every backbone x target and the ablations"
+    );
+    for path in &configs {
+        resolve_with(path, &[], &[]);
+    }
+    let registry = registry();
+    let mut entries = 0;
+    for dir in DIRECTORIES {
+        for name in registry.names(dir.name) {
+            registry
+                .entry(dir.name, &name)
+                .unwrap_or_else(|e| panic!("{}/{name}: {e}", dir.name));
+            entries += 1;
+        }
+    }
+    let shipped = [7, 1, 10, 1, 2, 3].iter().sum::<usize>();
+    assert!(entries >= shipped, "{entries} registry entries");
+}
+
+#[test]
+fn per_backbone_reference_values_apply() {
+    let ple = resolve_with(&repo().join("configs/ple_us.toml"), &[], &[]).experiment;
+    assert_eq!(ple.optim.weight_decay, 1e-2);
+    assert_eq!(ple.data.target.name, "synthetic_us");
+    let omoe = resolve_with(&repo().join("configs/omoe_fr.toml"), &[], &[]).experiment;
+    assert_eq!(omoe.adapt.critic.params["lr"], 0.1);
+    assert_eq!(
+        omoe.adapt.critic.params["n_critic"], 5,
+        "inline override keeps the entry's other keys"
+    );
+    let sb = resolve_with(&repo().join("configs/sharedbottom_nl.toml"), &[], &[]).experiment;
+    assert_eq!(sb.adapt.weights.params["adversarial"], 0.5);
+    let mmoe = resolve_with(&repo().join("configs/mmoe_nl.toml"), &[], &[]).experiment;
+    assert_eq!(mmoe.optim.weight_decay, 1e-3);
+    assert_eq!(mmoe.model.backbone.params["experts"], 8);
+}
+
+#[test]
+fn each_ablation_is_its_main_experiment_with_one_change() {
+    let main = resolve_with(&repo().join("configs/mmoe_nl.toml"), &[], &[]).experiment;
+    let ablation = |name: &str| {
+        resolve_with(&repo().join("configs/ablations").join(name), &[], &[]).experiment
+    };
+
+    let mut expected = main.clone();
+    expected.adapt.method = Method::DaaSingle;
+    assert_eq!(ablation("single_critic.toml"), expected);
+
+    let mut expected = main.clone();
+    expected.data.target_rate = 0.01;
+    assert_eq!(ablation("target_rate_001.toml"), expected);
+
+    let half = ablation("adversarial_half.toml");
+    assert_eq!(half.adapt.weights.params["adversarial"], 0.5);
+    assert_eq!(
+        half.adapt.weights.params["tasks"],
+        serde_json::json!([1.0, 1.0])
+    );
+    assert_eq!(half.model, main.model);
+
+    assert_eq!(
+        ablation("no_adversarial.toml").adapt.weights.params["adversarial"],
+        0.0
+    );
+    let released = ablation("released_critic.toml");
+    assert_eq!(released.adapt.critic.params["head"], "log_softmax");
+    assert_eq!(
+        released.adapt.critic.params["lr"],
+        main.adapt.critic.params["lr"]
+    );
+}
+
+#[test]
+fn config_show_prints_inherited_keys_and_the_change_with_origins() {
+    let out = daa(
+        &repo(),
+        &[
+            "config",
+            "show",
+            "configs/ablations/single_critic.toml",
+            "--origin",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+            .to_string()
+    };
+    assert!(line("method = \"daa_single\"").ends_with("# configs/ablations/single_critic.toml"));
+    assert!(line("lr = 0.0001").ends_with("# configs/base.toml"));
+    assert!(line("experts = 8").ends_with("# registry/backbones/mmoe.toml"));
+    assert!(line("use = \"mmoe\"").ends_with("# configs/backbones/mmoe.toml"));
+    assert!(line("use = \"synthetic_nl\"").ends_with("# configs/mmoe_nl.toml"));
+
+    let plain = stdout(&daa(
+        &repo(),
+        &["config", "show", "configs/ablations/single_critic.toml"],
+        &[],
+    ));
+    assert!(plain.contains("method = \"daa_single\"\n"));
+    assert!(!plain.contains("# configs/base.toml"));
+}
+
+#[test]
+fn environment_beats_files_and_set_beats_environment() {
+    let dir = project(&[("x.toml", &experiment("[train]\nseed = 3\n"))]);
+    let path = dir.path().join("x.toml");
+    assert_eq!(resolve_with(&path, &[], &[]).experiment.train.seed, 3);
+    let env = [
+        ("DAA_TRAIN__SEED", "5"),
+        ("DAA_ADAPT__WEIGHTS__ADVERSARIAL", "0.25"),
+    ];
+    let resolved = resolve_with(&path, &env, &[]);
+    assert_eq!(resolved.experiment.train.seed, 5);
+    assert_eq!(
+        resolved.experiment.adapt.weights.params["adversarial"],
+        0.25
+    );
+    let resolved = resolve_with(&path, &env, &["train.seed=7", "model.backbone=ple"]);
+    assert_eq!(resolved.experiment.train.seed, 7);
+    assert_eq!(resolved.experiment.model.backbone.kind, "ple");
+
+    let out = daa(
+        dir.path(),
+        &[
+            "config",
+            "show",
+            "x.toml",
+            "--origin",
+            "--set",
+            "train.seed=9",
+        ],
+        &[("DAA_TRAIN__SEED", "5"), ("DAA_TRAIN__PATIENCE", "4")],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("seed = 9") && l.ends_with("# --set train.seed=9")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("patience = 4")
+            && l.ends_with("# environment variable DAA_TRAIN__PATIENCE")),
+        "{text}"
+    );
+}
+
+#[test]
+fn tables_merge_deeply_and_arrays_replace() {
+    let dir = project(&[
+        (
+            "parent.toml",
+            &experiment("[model]\nbackbone = { use = \"mmoe\", tower_dims = [32, 16, 8] }\n"),
+        ),
+        (
+            "child.toml",
+            "extends = [\"parent.toml\"]\n[model.backbone]\ntower_dims = [4]\ndropout = 0.1\n",
+        ),
+    ]);
+    let backbone = resolve_with(&dir.path().join("child.toml"), &[], &[])
+        .experiment
+        .model
+        .backbone;
+    assert_eq!(backbone.params["tower_dims"], serde_json::json!([4]));
+    assert_eq!(backbone.params["dropout"], 0.1);
+    assert_eq!(backbone.params["experts"], 8);
+}
+
+#[test]
+fn hash_ignores_key_order_and_where_a_value_is_set() {
+    let one = project(&[(
+        "a.toml",
+        &experiment("[train]\nseed = 4\nepochs = 3\n[optim]\nlr = 0.01\n"),
+    )]);
+    let two = project(&[
+        (
+            "parent.toml",
+            &experiment("[optim]\nlr = 0.01\n[train]\nepochs = 3\n"),
+        ),
+        (
+            "a.toml",
+            "extends = [\"parent.toml\"]\n\n[train]\n  seed   =   4\n",
+        ),
+    ]);
+    let three = project(&[(
+        "a.toml",
+        &experiment("[optim]\nlr = 1e-2\n[train]\nepochs = 3\nseed = 4\n"),
+    )]);
+    let hash = |dir: &tempfile::TempDir| resolve_with(&dir.path().join("a.toml"), &[], &[]).hash;
+    assert_eq!(hash(&one), hash(&two));
+    assert_eq!(hash(&one), hash(&three));
+    let base = resolve_with(
+        &repo().join("configs/base.toml"),
+        &[],
+        &["model.backbone=mmoe"],
+    )
+    .hash;
+    assert_ne!(hash(&one), base);
+    assert_eq!(hash(&one).len(), 16);
+}
+
+/// Runs `config show` on `files[0]` in a fresh project; returns stderr after checking exit 2.
+fn fails(files: &[(&str, &str)], extra: &[&str]) -> String {
+    let dir = project(files);
+    let mut args = vec!["config", "show", files[0].0];
+    args.extend_from_slice(extra);
+    let out = daa(dir.path(), &args, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty(), "no half output on error");
+    stderr(&out)
+}
+
+#[test]
+fn unknown_key_names_file_key_and_suggestion() {
+    let err = fails(&[("x.toml", &experiment("[train]\npaitence = 3\n"))], &[]);
+    assert!(err.contains("x.toml"), "{err}");
+    assert!(err.contains("unknown key `train.paitence`"), "{err}");
+    assert!(err.contains("did you mean `train.patience`"), "{err}");
+
+    let err = fails(
+        &[(
+            "x.toml",
+            &experiment("[model]\nbackbone = { use = \"mmoe\", expert = 4 }\n"),
+        )],
+        &[],
+    );
+    assert!(
+        err.contains("unknown key `model.backbone.expert`")
+            && err.contains("`model.backbone.experts`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_type_names_key_and_expected_type() {
+    let err = fails(&[("x.toml", &experiment("[train]\nseed = \"one\"\n"))], &[]);
+    assert!(
+        err.contains("x.toml") && err.contains("`train.seed`") && err.contains("expected u64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn out_of_range_values_are_rejected() {
+    let err = fails(
+        &[("x.toml", &experiment("[data]\ntarget_rate = 1.5\n"))],
+        &[],
+    );
+    assert!(
+        err.contains("x.toml") && err.contains("`data.target_rate`") && err.contains("(0, 1]"),
+        "{err}"
+    );
+    let err = fails(
+        &[(
+            "x.toml",
+            &experiment("[model]\nbackbone = { use = \"ple\", dropout = 1.0 }\n"),
+        )],
+        &[],
+    );
+    assert!(err.contains("`model.backbone.dropout`"), "{err}");
+    let err = fails(
+        &[("x.toml", &experiment("[train]\ndevice = \"gpu\"\n"))],
+        &[],
+    );
+    assert!(
+        err.contains("`train.device`") && err.contains("cuda:N"),
+        "{err}"
+    );
+    let err = fails(
+        &[("x.toml", &experiment("[adapt]\nmethod = \"dual\"\n"))],
+        &[],
+    );
+    assert!(
+        err.contains("`adapt.method`") && err.contains("daa_single"),
+        "{err}"
+    );
+}
+
+#[test]
+fn extends_cycle_is_printed() {
+    let err = fails(
+        &[
+            ("a.toml", "extends = [\"b.toml\"]\n"),
+            ("b.toml", "extends = [\"a.toml\"]\n"),
+        ],
+        &[],
+    );
+    assert!(err.contains("`extends` cycle"), "{err}");
+    let cycle = err.split("cycle: ").nth(1).unwrap();
+    let names: Vec<&str> = cycle
+        .trim()
+        .split(" -> ")
+        .map(|p| p.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(names, ["a.toml", "b.toml", "a.toml"], "{err}");
+}
+
+#[test]
+fn missing_extends_file_names_both_files() {
+    let err = fails(&[("a.toml", "extends = [\"nothere.toml\"]\n")], &[]);
+    assert!(
+        err.contains("a.toml: extends") && err.contains("nothere.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_registry_name_lists_available_entries() {
+    let err = fails(
+        &[("x.toml", &experiment("[model]\nbackbone = \"mmeo\"\n"))],
+        &[],
+    );
+    assert!(
+        err.contains("x.toml") && err.contains("`model.backbone`") && err.contains("`mmeo`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("available: aitm, metaheac, mmoe, omoe, ple, sharedbottom, singletask"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_set_is_rejected() {
+    let file = experiment("[model]\nbackbone = \"mmoe\"\n");
+    let err = fails(&[("x.toml", &file)], &["--set", "train.seed"]);
+    assert!(
+        err.contains("malformed override `train.seed`") && err.contains("key.path=value"),
+        "{err}"
+    );
+    let err = fails(&[("x.toml", &file)], &["--set", "train.seed=[1,"]);
+    assert!(err.contains("malformed override"), "{err}");
+    let err = fails(&[("x.toml", &file)], &["--set", "train.sed=4"]);
+    assert!(
+        err.contains("--set train.sed=4") && err.contains("did you mean `train.seed`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_syntax_errors_name_the_file_and_line() {
+    let err = fails(&[("x.toml", "[train\nseed = 1\n")], &[]);
+    assert!(
+        err.contains("x.toml: invalid TOML") && err.contains("line 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn commands_of_later_issues_exit_2() {
+    let out = daa(&repo(), &["reproduce", "table3", "--dry-run"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not implemented yet"));
+}
