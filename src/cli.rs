@@ -116,6 +116,7 @@ pub enum DataCommand {
         preset: String,
         #[arg(long, default_value = "cpu")]
         profile: String,
+        /// The generator's seed (default: the registry entries' seed).
         #[arg(long)]
         seed: Option<u64>,
     },
@@ -136,5 +137,8 @@ pub enum DataCommand {
         rate: f64,
         #[arg(long)]
         seed: u64,
+        /// Validation rows drawn from the remaining training rows.
+        #[arg(long, default_value_t = 10_000)]
+        valid_rows: usize,
     },
 }

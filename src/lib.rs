@@ -5,6 +5,8 @@ pub mod adapt;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod registry;
+pub mod rng;

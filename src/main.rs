@@ -1,4 +1,5 @@
 mod cli;
+mod commands;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -7,14 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand, DataCommand, LogFormat, RegistryCommand};
+use commands::UsageError;
 use daa::config::{self, Overrides};
 use daa::registry::{DIRECTORIES, Registry};
-
-/// Marks an error as the user's to fix (bad input, unknown name, not yet available):
-/// exit code 2 rather than 1.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct UsageError(String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,9 +19,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            let usage = error
-                .chain()
-                .any(|e| e.is::<config::ConfigError>() || e.is::<UsageError>());
+            let usage = error.chain().any(|e| {
+                e.is::<config::ConfigError>()
+                    || e.is::<UsageError>()
+                    || e.is::<daa::data::DataError>()
+            });
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
@@ -97,11 +95,26 @@ fn dispatch(cli: &Cli) -> Result<()> {
             not_yet("predict", "the models issue")
         }
         Command::Reproduce { .. } => not_yet("reproduce", "the reproduce issue"),
-        Command::Data(DataCommand::Synth { .. }) => not_yet("data synth", "the data issue"),
+        Command::Data(DataCommand::Synth {
+            preset,
+            profile,
+            seed,
+        }) => commands::data::synth(&registry_for(cli, Path::new("."))?, preset, profile, *seed),
         Command::Data(DataCommand::PrepareAliexpress { .. }) => {
             not_yet("data prepare-aliexpress", "the data issue")
         }
-        Command::Data(DataCommand::Split { .. }) => not_yet("data split", "the data issue"),
+        Command::Data(DataCommand::Split {
+            dataset,
+            rate,
+            seed,
+            valid_rows,
+        }) => commands::data::split(
+            &registry_for(cli, Path::new("."))?,
+            dataset,
+            *rate,
+            *valid_rows,
+            *seed,
+        ),
     }
 }
 

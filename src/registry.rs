@@ -100,6 +100,8 @@ pub struct Entry {
     pub kind: String,
     pub description: String,
     pub path: PathBuf,
+    /// The parameters in canonical form (see [`Component::params`](crate::config::Component)).
+    pub params: serde_json::Value,
 }
 
 impl Registry {
@@ -162,7 +164,7 @@ impl Registry {
             .map(|l| PathBuf::from(l.metadata.name.as_ref()))
             .unwrap_or_default();
         let figment = merge(layers.into_iter().map(|l| l.nested_under("entry")));
-        let (kind, _) = validate_component(&figment, "entry", directory(dir))?;
+        let (kind, params) = validate_component(&figment, "entry", directory(dir))?;
         let description: String = figment
             .extract_inner("entry.description")
             .unwrap_or_default();
@@ -171,6 +173,7 @@ impl Registry {
             kind,
             description,
             path,
+            params,
         })
     }
 }

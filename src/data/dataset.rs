@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::Schema;
+use super::{DataError, Schema, Table, cache, synthetic};
 use crate::config::check::{Invalid, Validate, ensure};
 use crate::registry::{KindEntry, typed};
 
@@ -97,4 +97,54 @@ impl Validate for SyntheticConfig {
             "must be a plain name such as nl",
         )
     }
+}
+
+/// The train and test tables of a data set, and its schema.
+#[derive(Debug)]
+pub struct Splits {
+    pub schema: Schema,
+    pub train: Table,
+    pub test: Table,
+}
+
+type Opener = fn(serde_json::Value) -> Result<Splits, DataError>;
+
+/// How each dataset kind opens its splits.
+const OPENERS: &[(&str, Opener)] = &[
+    ("csv", |params| {
+        let c: CsvConfig = serde_json::from_value(params).expect("validated as csv");
+        let hint = " (the processed AliExpress layout; see `daa data prepare-aliexpress`)";
+        let load = |path: &std::path::Path| {
+            cache::load_csv(path, &c.schema).map_err(|e| match e {
+                DataError::Missing { path, .. } => DataError::Missing {
+                    path,
+                    hint: hint.into(),
+                },
+                other => other,
+            })
+        };
+        Ok(Splits {
+            train: load(&c.train)?.table,
+            test: load(&c.test)?.table,
+            schema: c.schema,
+        })
+    }),
+    ("synthetic", |params| {
+        let c: SyntheticConfig = serde_json::from_value(params).expect("validated as synthetic");
+        let (train, test) = synthetic::ensure(&c)?;
+        Ok(Splits {
+            schema: c.schema,
+            train,
+            test,
+        })
+    }),
+];
+
+/// Opens the splits of a data set of `kind` with `params`, building caches on first use.
+pub fn open(kind: &str, params: &serde_json::Value) -> Result<Splits, DataError> {
+    let (_, opener) = OPENERS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .expect("dataset kinds are validated against DATASETS, which OPENERS mirrors");
+    opener(params.clone())
 }

@@ -1,7 +1,16 @@
 //! Data sets: their schemas, readers, caches, splits and the synthetic default.
 
+pub mod batch;
+pub mod cache;
+pub mod csv;
 pub mod dataset;
+mod error;
 pub mod schema;
+pub mod split;
+pub mod synthetic;
+pub mod table;
 
 pub use dataset::{DATASETS, SCHEMAS};
+pub use error::DataError;
 pub use schema::Schema;
+pub use table::Table;

@@ -1,0 +1,103 @@
+//! `daa data ...`: synthetic generation and scarce-target splits.
+
+use anyhow::{Context, Result, bail};
+use daa::data::dataset::{Profile, SyntheticConfig, open};
+use daa::data::split;
+use daa::metrics;
+use daa::registry::Registry;
+
+use super::UsageError;
+
+/// Generates every synthetic domain of the registry whose schema is `preset`'s.
+pub fn synth(registry: &Registry, preset: &str, profile: &str, seed: Option<u64>) -> Result<()> {
+    let schema = registry
+        .entry("schemas", preset)
+        .map_err(|e| UsageError(format!("--preset {preset}: {e}")))?
+        .params["schema"]
+        .clone();
+    let profile: Profile = serde_json::from_value(serde_json::Value::String(profile.into()))
+        .map_err(|_| UsageError(format!("--profile {profile}: expected smoke, cpu or paper")))?;
+    let mut found = 0;
+    println!(
+        "{:<8} {:>10} {:>10} {:>24} {:>24}",
+        "domain", "train", "test", "label rates (test)", "oracle AUC (test)"
+    );
+    for name in registry.names("datasets") {
+        let entry = registry.entry("datasets", &name)?;
+        if entry.kind != "synthetic" || entry.params["schema"] != schema {
+            continue;
+        }
+        found += 1;
+        let mut config: SyntheticConfig = serde_json::from_value(entry.params)?;
+        config.profile = profile;
+        config.seed = seed.unwrap_or(config.seed);
+        let (train, test) = daa::data::synthetic::ensure(&config)
+            .with_context(|| format!("registry/datasets/{name}.toml"))?;
+        let tasks = test.header.labels;
+        let probabilities = test
+            .probabilities()
+            .expect("synthetic tables keep their probabilities");
+        let mut rates = Vec::new();
+        let mut oracle = Vec::new();
+        for t in 0..tasks {
+            let labels = test.label_column(t);
+            rates.push(format!(
+                "{:.4}",
+                labels.iter().map(|&l| f64::from(l)).sum::<f64>() / labels.len() as f64
+            ));
+            let p: Vec<f32> = probabilities
+                .iter()
+                .skip(t)
+                .step_by(tasks)
+                .copied()
+                .collect();
+            oracle.push(metrics::auc(&p, &labels).map_or("n/a".into(), |a| format!("{a:.4}")));
+        }
+        println!(
+            "{:<8} {:>10} {:>10} {:>24} {:>24}",
+            config.domain,
+            train.rows(),
+            test.rows(),
+            rates.join(" / "),
+            oracle.join(" / ")
+        );
+    }
+    if found == 0 {
+        bail!(UsageError(format!(
+            "no synthetic data set in the registry uses the `{preset}` schema"
+        )));
+    }
+    Ok(())
+}
+
+/// Draws (or reads) the scarce training subset and validation rows of a data set.
+pub fn split(
+    registry: &Registry,
+    dataset: &str,
+    rate: f64,
+    valid_rows: usize,
+    seed: u64,
+) -> Result<()> {
+    if !(rate > 0.0 && rate <= 1.0) {
+        bail!(UsageError(format!("--rate {rate}: must be in (0, 1]")));
+    }
+    let entry = registry
+        .entry("datasets", dataset)
+        .map_err(|e| UsageError(format!("--dataset: {e}")))?;
+    let splits = open(&entry.kind, &entry.params)?;
+    let drawn = split::load_or_draw(&splits.train, rate, valid_rows, seed)?;
+    let positives = |rows: &[u32]| {
+        let first = splits.train.label_column(0);
+        rows.iter().filter(|&&r| first[r as usize] == 1).count()
+    };
+    println!(
+        "{dataset}: {} training rows ({} positive), {} validation rows ({} positive) of {}; {}",
+        drawn.train.len(),
+        positives(&drawn.train),
+        drawn.valid.len(),
+        positives(&drawn.valid),
+        splits.train.rows(),
+        split::split_path(&splits.train.path, rate, valid_rows, seed).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! CSV reading for any declared schema: the header must match the schema's columns, every
+//! value is checked (errors name file, line and column), and the rows are parsed in
+//! parallel chunks straight into a [`TableWriter`], so memory stays bounded.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::schema::{Oov, Schema};
+use super::table::{Header, Rows, TableWriter, category_width};
+use super::{DataError, Table};
+
+/// Bytes of CSV text parsed per task.
+const CHUNK_BYTES: usize = 4 << 20;
+
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    Id,
+    Categorical(usize),
+    Numerical,
+    Label(usize),
+}
+
+struct Layout {
+    names: Vec<String>,
+    columns: Vec<Column>,
+    cardinalities: Vec<u32>,
+    fields: usize,
+    numerical: usize,
+    labels: usize,
+    cascade: bool,
+    clamp: bool,
+}
+
+impl Layout {
+    fn new(schema: &Schema) -> Self {
+        let fields = schema.categorical.cardinalities.len();
+        let numerical = schema.numerical_names().len();
+        let labels = schema.labels.len();
+        let columns = schema
+            .id
+            .iter()
+            .map(|_| Column::Id)
+            .chain((0..fields).map(Column::Categorical))
+            .chain((0..numerical).map(|_| Column::Numerical))
+            .chain((0..labels).map(Column::Label))
+            .collect();
+        Layout {
+            names: schema.header(),
+            columns,
+            cardinalities: schema.categorical.cardinalities.clone(),
+            fields,
+            numerical,
+            labels,
+            cascade: schema.cascade,
+            clamp: schema.oov == Oov::Clamp,
+        }
+    }
+}
+
+/// Parses `csv` (validated against `schema`) into a table at `out`; `source` and
+/// `schema_hash` go into the table's header for staleness checks.
+pub fn csv_to_table(
+    csv: &Path,
+    schema: &Schema,
+    out: &Path,
+    source: String,
+    schema_hash: String,
+) -> Result<Header, DataError> {
+    let layout = Layout::new(schema);
+    let file = std::fs::File::open(csv).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::Missing {
+            path: csv.to_path_buf(),
+            hint: String::new(),
+        },
+        _ => DataError::io(csv)(e),
+    })?;
+    let len = file.metadata().map_err(DataError::io(csv))?.len();
+    if len == 0 {
+        return Err(DataError::Empty {
+            path: csv.to_path_buf(),
+        });
+    }
+    // SAFETY: the mapping is read-only and lives only for this parse; a source modified
+    // meanwhile gives a table whose fingerprint no longer matches, so it is rebuilt.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(DataError::io(csv))?;
+    let text: &[u8] = &map;
+    let header_end = memchr::memchr(b'\n', text).unwrap_or(text.len());
+    check_header(csv, &text[..header_end], &layout)?;
+    let body = text.get(header_end + 1..).unwrap_or_default();
+
+    let header = Header {
+        version: 0,
+        rows: 0,
+        fields: layout.fields,
+        numerical: layout.numerical,
+        labels: layout.labels,
+        category_width: category_width(layout.cardinalities.iter().copied().max().unwrap_or(1)),
+        has_probabilities: false,
+        schema_hash,
+        source,
+    };
+    let mut writer = TableWriter::create(out, header)?;
+    let chunks = split_lines(body, CHUNK_BYTES);
+    let mut line = 2;
+    for group in chunks.chunks(2 * rayon::current_num_threads()) {
+        let parsed: Vec<_> = group
+            .par_iter()
+            .map(|chunk| parse_chunk(chunk, &layout))
+            .collect();
+        for result in parsed {
+            match result {
+                Ok((rows, lines)) => {
+                    writer.append(&rows)?;
+                    line += lines;
+                }
+                Err((local, message)) => {
+                    return Err(DataError::Row {
+                        path: csv.to_path_buf(),
+                        line: line + local,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+    let header = writer.finish()?;
+    if header.rows == 0 {
+        let _ = std::fs::remove_file(out);
+        return Err(DataError::Empty {
+            path: csv.to_path_buf(),
+        });
+    }
+    Ok(header)
+}
+
+fn check_header(path: &Path, line: &[u8], layout: &Layout) -> Result<(), DataError> {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_start_matches('\u{feff}').trim_end_matches('\r');
+    let found: Vec<&str> = text.split(',').map(str::trim).collect();
+    let mismatch = (0..found.len().max(layout.names.len()))
+        .find(|&i| found.get(i).copied() != layout.names.get(i).map(String::as_str));
+    match mismatch {
+        None => Ok(()),
+        Some(i) => Err(DataError::Header {
+            path: path.to_path_buf(),
+            position: i + 1,
+            expected: layout
+                .names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| "(end of line)".into()),
+            found: found
+                .get(i)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "(end of line)".into()),
+            all: if layout.names.len() > 8 {
+                format!(
+                    "{}, ... {} columns in all",
+                    layout.names[..4].join(", "),
+                    layout.names.len()
+                )
+            } else {
+                layout.names.join(", ")
+            },
+        }),
+    }
+}
+
+/// Splits `text` into pieces of about `target` bytes that end at line ends.
+fn split_lines(text: &[u8], target: usize) -> Vec<&[u8]> {
+    let mut chunks = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let cut = if rest.len() <= target {
+            rest.len()
+        } else {
+            memchr::memchr(b'\n', &rest[target..]).map_or(rest.len(), |i| target + i + 1)
+        };
+        chunks.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    chunks
+}
+
+/// Parses whole lines into rows; returns the rows and the number of lines, or the
+/// chunk-relative line and message of the first bad value.
+fn parse_chunk(chunk: &[u8], layout: &Layout) -> Result<(Rows, usize), (usize, String)> {
+    let text = std::str::from_utf8(chunk).map_err(|e| {
+        let line = chunk[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        (line, "the line is not valid UTF-8 text".to_string())
+    })?;
+    let mut rows = Rows::default();
+    let mut lines = 0;
+    let mut labels = vec![0u8; layout.labels];
+    for line in text.split_terminator('\n') {
+        let at = lines;
+        lines += 1;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        parse_line(line, layout, &mut rows, &mut labels).map_err(|m| (at, m))?;
+    }
+    Ok((rows, lines))
+}
+
+fn parse_line(
+    line: &str,
+    layout: &Layout,
+    rows: &mut Rows,
+    labels: &mut [u8],
+) -> Result<(), String> {
+    let expected = layout.columns.len();
+    let mut count = 0;
+    for (value, column) in line
+        .split(',')
+        .zip(layout.columns.iter().chain(std::iter::repeat(&Column::Id)))
+    {
+        count += 1;
+        if count > expected {
+            continue;
+        }
+        let name = || &layout.names[count - 1];
+        match *column {
+            Column::Id => {}
+            Column::Categorical(field) => {
+                let category: u32 = value.trim().parse().map_err(|_| {
+                    format!(
+                        "column `{}`: `{value}` is not a category index (a non-negative integer)",
+                        name()
+                    )
+                })?;
+                let cardinality = layout.cardinalities[field];
+                let category = if category < cardinality {
+                    category
+                } else if layout.clamp {
+                    cardinality - 1
+                } else {
+                    return Err(format!(
+                        "column `{}`: category {category} is at or above the field's cardinality {cardinality}; raise the cardinality in the data set's schema, or set schema.oov = \"clamp\"",
+                        name()
+                    ));
+                };
+                rows.categorical.push(category);
+            }
+            Column::Numerical => {
+                let number: f32 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("column `{}`: `{value}` is not a number", name()))?;
+                if !number.is_finite() {
+                    return Err(format!(
+                        "column `{}`: {value} is NaN or infinite; clean or impute the value",
+                        name()
+                    ));
+                }
+                rows.numerical.push(number);
+            }
+            Column::Label(task) => {
+                labels[task] = match value.trim() {
+                    "0" | "0.0" => 0,
+                    "1" | "1.0" => 1,
+                    other => {
+                        return Err(format!(
+                            "column `{}`: label must be 0 or 1, found `{other}`",
+                            name()
+                        ));
+                    }
+                };
+            }
+        }
+    }
+    if count != expected {
+        return Err(format!("expected {expected} columns, found {count}"));
+    }
+    if layout.cascade
+        && let Some(t) = (1..layout.labels).find(|&t| labels[t] == 1 && labels[t - 1] == 0)
+    {
+        return Err(format!(
+            "`{}` is 1 but `{}` is 0: with a cascade schema each label needs the previous one (a conversion needs a click)",
+            layout.names[expected - layout.labels + t],
+            layout.names[expected - layout.labels + t - 1]
+        ));
+    }
+    rows.labels.extend_from_slice(labels);
+    Ok(())
+}
+
+/// Writes `table` as a CSV of `schema` (ids are the row numbers), atomically.
+pub fn write_csv(table: &Table, schema: &Schema, path: &Path) -> Result<(), DataError> {
+    let h = &table.header;
+    let categories = table.categorical();
+    let numbers = table.numerical();
+    let labels = table.labels();
+    let tmp = path.with_extension(format!("csv.{}.tmp", std::process::id()));
+    let file = std::fs::File::create(&tmp).map_err(DataError::io(&tmp))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut line = schema.header().join(",");
+    line.push('\n');
+    let result = (|| -> std::io::Result<()> {
+        out.write_all(line.as_bytes())?;
+        for row in 0..h.rows {
+            line.clear();
+            if schema.id.is_some() {
+                write!(line, "{row},").expect("writing to a String");
+            }
+            for f in 0..h.fields {
+                write!(line, "{},", categories.get(row * h.fields + f))
+                    .expect("writing to a String");
+            }
+            for x in &numbers[row * h.numerical..(row + 1) * h.numerical] {
+                write!(line, "{x},").expect("writing to a String");
+            }
+            for (t, l) in labels[row * h.labels..(row + 1) * h.labels]
+                .iter()
+                .enumerate()
+            {
+                line.push_str(if *l == 1 { "1" } else { "0" });
+                line.push(if t + 1 == h.labels { '\n' } else { ',' });
+            }
+            out.write_all(line.as_bytes())?;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(DataError::io(&tmp)(e));
+    }
+    std::fs::rename(&tmp, path).map_err(DataError::io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_end_at_line_ends_and_cover_the_text() {
+        let text = b"a,1\nbb,2\nccc,3\nd,4";
+        for target in 1..text.len() + 2 {
+            let chunks = split_lines(text, target);
+            assert_eq!(chunks.concat(), text.to_vec());
+            for c in &chunks[..chunks.len() - 1] {
+                assert_eq!(c.last(), Some(&b'\n'));
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The scarce target training subset and its validation rows, drawn once per
+//! (data set, rate, validation size, seed) and stored as a row-index file beside the table.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+
+use super::{DataError, Table};
+use crate::rng;
+
+const MAGIC: &[u8; 8] = b"DAASPLIT";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// Rows kept for training, ascending.
+    pub train: Vec<u32>,
+    /// Rows held out for model selection, ascending, disjoint from `train`.
+    pub valid: Vec<u32>,
+}
+
+/// `k` of `items` chosen uniformly without replacement (partial Fisher-Yates).
+pub fn choose(items: &mut [u32], k: usize, stream: &mut rng::Stream) -> Vec<u32> {
+    let k = k.min(items.len());
+    for i in 0..k {
+        let j = stream.random_range(i..items.len());
+        items.swap(i, j);
+    }
+    items[..k].to_vec()
+}
+
+/// Keeps a `rate` fraction of each class of `strata` (exactly round(rate * n), at least one
+/// row of a class that has rows), then draws `valid_rows` of the remaining rows, also
+/// stratified.
+pub fn draw(strata: &[u8], rate: f64, valid_rows: usize, seed: u64) -> Split {
+    let mut classes: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+    for (i, &s) in strata.iter().enumerate() {
+        classes[usize::from(s.min(1))].push(i as u32);
+    }
+    let total = strata.len();
+    let mut train = Vec::new();
+    let mut valid = Vec::new();
+    let remaining_total = total - classes.iter().map(|c| kept(c.len(), rate)).sum::<usize>();
+    for (class, rows) in classes.iter_mut().enumerate() {
+        let k = kept(rows.len(), rate);
+        train.extend(choose(
+            rows,
+            k,
+            &mut rng::stream(seed, "split/train", class as u64),
+        ));
+        let rest = &mut rows[k..];
+        let share = if remaining_total == 0 {
+            0
+        } else {
+            ((valid_rows.min(remaining_total) as f64) * rest.len() as f64 / remaining_total as f64)
+                .round() as usize
+        };
+        valid.extend(choose(
+            rest,
+            share,
+            &mut rng::stream(seed, "split/valid", class as u64),
+        ));
+    }
+    train.sort_unstable();
+    valid.sort_unstable();
+    Split { train, valid }
+}
+
+fn kept(n: usize, rate: f64) -> usize {
+    if n == 0 {
+        0
+    } else {
+        ((n as f64 * rate).round() as usize).clamp(1, n)
+    }
+}
+
+pub fn split_path(table: &Path, rate: f64, valid_rows: usize, seed: u64) -> PathBuf {
+    let mut dir = table.as_os_str().to_os_string();
+    dir.push(".splits");
+    PathBuf::from(dir).join(format!("rate{rate}-valid{valid_rows}-seed{seed}.idx"))
+}
+
+/// The split of `table` (stratified by its first label), from its file if present, else
+/// drawn and written atomically.
+pub fn load_or_draw(
+    table: &Table,
+    rate: f64,
+    valid_rows: usize,
+    seed: u64,
+) -> Result<Split, DataError> {
+    let path = split_path(&table.path, rate, valid_rows, seed);
+    if let Some(split) = read(&path, table.rows()) {
+        return Ok(split);
+    }
+    let split = draw(&table.label_column(0), rate, valid_rows, seed);
+    write(&path, &split, table.rows())?;
+    Ok(split)
+}
+
+fn read(path: &Path, rows: usize) -> Option<Split> {
+    let bytes = std::fs::read(path).ok()?;
+    let word = |i: usize| {
+        bytes
+            .get(8 + 8 * i..16 + 8 * i)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+    };
+    if bytes.get(..8)? != MAGIC || word(0)? != rows {
+        return None;
+    }
+    let (n_train, n_valid) = (word(1)?, word(2)?);
+    let body = bytes.get(32..32 + 4 * (n_train + n_valid))?;
+    let indices: Vec<u32> = body
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
+    Some(Split {
+        train: indices[..n_train].to_vec(),
+        valid: indices[n_train..].to_vec(),
+    })
+}
+
+fn write(path: &Path, split: &Split, rows: usize) -> Result<(), DataError> {
+    let dir = path.parent().expect("split paths have a directory");
+    std::fs::create_dir_all(dir).map_err(DataError::io(dir))?;
+    let mut bytes = MAGIC.to_vec();
+    for n in [rows, split.train.len(), split.valid.len()] {
+        bytes.extend((n as u64).to_le_bytes());
+    }
+    for i in split.train.iter().chain(&split.valid) {
+        bytes.extend(i.to_le_bytes());
+    }
+    let tmp = path.with_extension(format!("idx.{}.tmp", std::process::id()));
+    std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all()))
+        .map_err(DataError::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(DataError::io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stratified_counts_and_disjointness() {
+        let strata: Vec<u8> = (0..10_000).map(|i| u8::from(i % 25 == 0)).collect();
+        let split = draw(&strata, 0.01, 1000, 7);
+        let positives = split
+            .train
+            .iter()
+            .filter(|&&i| strata[i as usize] == 1)
+            .count();
+        assert_eq!(split.train.len(), 100);
+        assert_eq!(positives, 4, "1% of the 400 positives");
+        assert_eq!(split.valid.len(), 1000);
+        let valid_pos = split
+            .valid
+            .iter()
+            .filter(|&&i| strata[i as usize] == 1)
+            .count();
+        assert_eq!(
+            valid_pos, 40,
+            "validation keeps the class ratio of the remaining rows"
+        );
+        assert!(
+            split
+                .train
+                .iter()
+                .all(|i| split.valid.binary_search(i).is_err())
+        );
+        assert_eq!(draw(&strata, 0.01, 1000, 7), split);
+        assert_ne!(draw(&strata, 0.01, 1000, 8), split);
+    }
+
+    #[test]
+    fn a_rare_class_keeps_at_least_one_row() {
+        let mut strata = vec![0u8; 5000];
+        strata[17] = 1;
+        let split = draw(&strata, 0.001, 10, 1);
+        assert!(split.train.contains(&17));
+        assert_eq!(split.train.len(), 6);
+    }
+}

@@ -1,0 +1,412 @@
+//! The synthetic multi-domain generator, the embedded default data set.
+//!
+//! One world (seeded) holds a ground-truth label function shared by every domain: per-field
+//! category effects, low-rank field interactions (click only), and a small random network
+//! over the numerical columns. Each domain shifts the world: its category marginals and
+//! numerical distributions (covariate shift, large) and its label effects and base rates
+//! (concept shift, smaller). Labels are drawn from known probabilities, which every row
+//! keeps, so the oracle AUC of each domain is known.
+
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::cache::hex;
+use super::dataset::{Profile, Role, SyntheticConfig};
+use super::table::{Header, Rows, TableWriter, category_width};
+use super::{DataError, Schema, Table};
+use crate::rng;
+
+/// Bump when the generator's output changes: cached domains are then rebuilt.
+pub const GENERATOR_VERSION: u32 = 1;
+const LATENT: usize = 4;
+const HIDDEN: usize = 16;
+const CHUNK_ROWS: usize = 1 << 15;
+/// Base rate of the first label (CTR), and of each later label given the previous one.
+const FIRST_RATE: f64 = 0.04;
+const NEXT_RATE: f64 = 0.06;
+
+/// Rows of (train, test) for a domain of `role` under `profile`.
+pub fn sizes(profile: Profile, role: Role) -> (usize, usize) {
+    match (profile, role) {
+        (Profile::Smoke, Role::Source) => (40_000, 5_000),
+        (Profile::Smoke, Role::Target) => (20_000, 10_000),
+        (Profile::Cpu, Role::Source) => (500_000, 50_000),
+        (Profile::Cpu, Role::Target) => (200_000, 100_000),
+        (Profile::Paper, Role::Source) => (20_000_000, 2_000_000),
+        (Profile::Paper, Role::Target) => (4_000_000, 2_000_000),
+    }
+}
+
+fn normal(stream: &mut rng::Stream, std: f32) -> f32 {
+    std * stream.sample::<f32, _>(StandardNormal)
+}
+
+fn normals(stream: &mut rng::Stream, n: usize, std: f32) -> Vec<f32> {
+    (0..n).map(|_| normal(stream, std)).collect()
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The label function and the neutral feature distributions, shared by all domains.
+#[derive(Debug, Clone)]
+pub struct World {
+    cardinalities: Vec<u32>,
+    numerical: usize,
+    tasks: usize,
+    cascade: bool,
+    /// [field][category] logits of the category marginals.
+    popularity: Vec<Vec<f32>>,
+    /// [task][field][category] additive effects on each task's logit.
+    effects: Vec<Vec<Vec<f32>>>,
+    /// [field][category * LATENT] factors of the click interactions.
+    latent: Vec<Vec<f32>>,
+    location: Vec<f32>,
+    scale: Vec<f32>,
+    zero: Vec<f32>,
+    w1: Vec<f32>,
+    b1: Vec<f32>,
+    /// [task][HIDDEN]
+    w2: Vec<Vec<f32>>,
+    bias: Vec<f32>,
+}
+
+impl World {
+    pub fn new(schema: &Schema, seed: u64) -> Self {
+        let s = &mut rng::stream(seed, "synthetic/world", 0);
+        let cardinalities = schema.categorical.cardinalities.clone();
+        let numerical = schema.numerical_names().len();
+        let tasks = schema.labels.len();
+        let popularity = cardinalities
+            .iter()
+            .map(|&c| (0..c).map(|i| normal(s, 1.0) - 0.1 * i as f32).collect())
+            .collect();
+        let first: Vec<Vec<f32>> = cardinalities
+            .iter()
+            .map(|&c| normals(s, c as usize, 0.4))
+            .collect();
+        let mut effects = vec![first.clone()];
+        for _ in 1..tasks {
+            effects.push(
+                first
+                    .iter()
+                    .map(|f| f.iter().map(|&e| 0.5 * e + normal(s, 0.3)).collect())
+                    .collect(),
+            );
+        }
+        let latent = cardinalities
+            .iter()
+            .map(|&c| normals(s, c as usize * LATENT, 0.15))
+            .collect();
+        let location = normals(s, numerical, 1.0).iter().map(|l| l - 1.0).collect();
+        let scale = (0..numerical).map(|_| s.random_range(0.5..1.5)).collect();
+        let zero = (0..numerical).map(|_| s.random_range(0.0..0.6)).collect();
+        let w1_std = 1.5 / ((numerical as f32 * 0.3).sqrt().max(1.0));
+        let w1 = normals(s, HIDDEN * numerical, w1_std);
+        let b1 = normals(s, HIDDEN, 0.5);
+        let w2 = (0..tasks)
+            .map(|_| normals(s, HIDDEN, 1.2 / (HIDDEN as f32).sqrt()))
+            .collect();
+        let mut world = World {
+            cardinalities,
+            numerical,
+            tasks,
+            cascade: schema.cascade,
+            popularity,
+            effects,
+            latent,
+            location,
+            scale,
+            zero,
+            w1,
+            b1,
+            w2,
+            bias: vec![0.0; tasks],
+        };
+        world.bias = world.calibrated_bias(seed);
+        world
+    }
+
+    /// Per-task biases that give the neutral domain its target base rates.
+    fn calibrated_bias(&self, seed: u64) -> Vec<f32> {
+        let neutral = Domain::neutral(self);
+        let mut s = rng::stream(seed, "synthetic/calibrate", 0);
+        let mut logits = vec![Vec::new(); self.tasks];
+        let mut row = RowBuffers::new(self);
+        for _ in 0..20_000 {
+            neutral.features(&mut s, &mut row);
+            for (t, l) in logits.iter_mut().enumerate() {
+                l.push(neutral.logit(t, &row));
+            }
+        }
+        logits
+            .iter()
+            .enumerate()
+            .map(|(t, z)| {
+                let target = if t == 0 || !self.cascade {
+                    FIRST_RATE
+                } else {
+                    NEXT_RATE
+                };
+                let (mut lo, mut hi) = (-20.0f32, 20.0f32);
+                for _ in 0..50 {
+                    let mid = 0.5 * (lo + hi);
+                    let mean = z.iter().map(|&x| f64::from(sigmoid(x + mid))).sum::<f64>()
+                        / z.len() as f64;
+                    if mean < target { lo = mid } else { hi = mid }
+                }
+                0.5 * (lo + hi)
+            })
+            .collect()
+    }
+}
+
+/// One domain: the world with its shifts applied.
+#[derive(Debug, Clone)]
+pub struct Domain {
+    world: World,
+    /// [field] cumulative category probabilities.
+    cdf: Vec<Vec<f32>>,
+}
+
+struct RowBuffers {
+    categories: Vec<u32>,
+    numbers: Vec<f32>,
+    hidden: Vec<f32>,
+}
+
+impl RowBuffers {
+    fn new(world: &World) -> Self {
+        RowBuffers {
+            categories: vec![0; world.cardinalities.len()],
+            numbers: vec![0.0; world.numerical],
+            hidden: vec![0.0; HIDDEN],
+        }
+    }
+}
+
+impl Domain {
+    fn neutral(world: &World) -> Self {
+        let cdf = world
+            .popularity
+            .iter()
+            .map(|logits| cumulative(logits))
+            .collect();
+        Domain {
+            world: world.clone(),
+            cdf,
+        }
+    }
+
+    /// The domain `name` of `world`: covariate shift (marginals, numerical distributions)
+    /// and a smaller concept shift (label effects, base rates, numerical response).
+    pub fn new(world: &World, seed: u64, name: &str) -> Self {
+        let s = &mut rng::stream(seed, &format!("synthetic/domain/{name}"), 0);
+        let mut w = world.clone();
+        for logits in &mut w.popularity {
+            logits.iter_mut().for_each(|l| *l += normal(s, 0.7));
+        }
+        w.location.iter_mut().for_each(|l| *l += normal(s, 0.6));
+        w.zero
+            .iter_mut()
+            .for_each(|z| *z = (*z + normal(s, 0.1)).clamp(0.0, 0.95));
+        for task in &mut w.effects {
+            task.iter_mut()
+                .flatten()
+                .for_each(|e| *e += normal(s, 0.15));
+        }
+        w.w2.iter_mut().flatten().for_each(|v| *v += normal(s, 0.1));
+        w.bias.iter_mut().for_each(|b| *b += normal(s, 0.15));
+        let cdf = w
+            .popularity
+            .iter()
+            .map(|logits| cumulative(logits))
+            .collect();
+        Domain { world: w, cdf }
+    }
+
+    fn features(&self, s: &mut rng::Stream, row: &mut RowBuffers) {
+        let w = &self.world;
+        for (f, cdf) in self.cdf.iter().enumerate() {
+            let u: f32 = s.random();
+            row.categories[f] =
+                (cdf.partition_point(|&p| p < u) as u32).min(w.cardinalities[f] - 1);
+        }
+        for j in 0..w.numerical {
+            let u: f32 = s.random();
+            let n: f32 = s.sample(StandardNormal);
+            row.numbers[j] = if u < w.zero[j] {
+                0.0
+            } else {
+                sigmoid(w.location[j] + w.scale[j] * n)
+            };
+        }
+        for (h, out) in row.hidden.iter_mut().enumerate() {
+            let weights = &w.w1[h * w.numerical..(h + 1) * w.numerical];
+            let z: f32 = weights.iter().zip(&row.numbers).map(|(a, b)| a * b).sum();
+            *out = (z + w.b1[h]).tanh();
+        }
+    }
+
+    fn logit(&self, task: usize, row: &RowBuffers) -> f32 {
+        let w = &self.world;
+        let mut z = w.bias[task]
+            + w.w2[task]
+                .iter()
+                .zip(&row.hidden)
+                .map(|(a, b)| a * b)
+                .sum::<f32>();
+        for (f, &c) in row.categories.iter().enumerate() {
+            z += w.effects[task][f][c as usize];
+        }
+        if task == 0 {
+            let mut total = [0f32; LATENT];
+            let mut squares = 0f32;
+            for (f, &c) in row.categories.iter().enumerate() {
+                let v = &w.latent[f][c as usize * LATENT..(c as usize + 1) * LATENT];
+                for k in 0..LATENT {
+                    total[k] += v[k];
+                    squares += v[k] * v[k];
+                }
+            }
+            z += 0.5 * (total.iter().map(|t| t * t).sum::<f32>() - squares);
+        }
+        z
+    }
+
+    /// Generates rows `chunk * CHUNK_ROWS ..` (at most `n`) of the stream `purpose`.
+    fn chunk(&self, seed: u64, purpose: &str, chunk: usize, n: usize) -> Rows {
+        let w = &self.world;
+        let s = &mut rng::stream(seed, purpose, chunk as u64);
+        let mut row = RowBuffers::new(w);
+        let mut rows = Rows::default();
+        let mut labels = vec![0u8; w.tasks];
+        let mut probabilities = vec![0f32; w.tasks];
+        for _ in 0..n {
+            self.features(s, &mut row);
+            for t in 0..w.tasks {
+                let q = sigmoid(self.logit(t, &row));
+                let chained = t > 0 && w.cascade;
+                probabilities[t] = if chained { probabilities[t - 1] * q } else { q };
+                let hit = s.random::<f32>() < q;
+                labels[t] = u8::from(if chained {
+                    labels[t - 1] == 1 && hit
+                } else {
+                    hit
+                });
+            }
+            rows.categorical.extend_from_slice(&row.categories);
+            rows.numerical.extend_from_slice(&row.numbers);
+            rows.labels.extend_from_slice(&labels);
+            rows.probabilities.extend_from_slice(&probabilities);
+        }
+        rows
+    }
+}
+
+fn cumulative(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let total: f32 = weights.iter().sum();
+    weights
+        .iter()
+        .scan(0.0, |acc, w| {
+            *acc += w / total;
+            Some(*acc)
+        })
+        .collect()
+}
+
+/// Where a synthetic domain's splits live.
+pub fn domain_dir(config: &SyntheticConfig) -> PathBuf {
+    let profile = serde_json::to_value(config.profile).expect("profiles serialize");
+    config
+        .dir
+        .join(profile.as_str().unwrap_or("profile"))
+        .join(format!("seed{}", config.seed))
+        .join(&config.domain)
+}
+
+/// What a domain's rows depend on (not where they are stored).
+fn recipe(config: &SyntheticConfig) -> String {
+    let mut value = serde_json::to_value(config).expect("synthetic configs serialize");
+    value
+        .as_object_mut()
+        .expect("a config is an object")
+        .remove("dir");
+    let json = serde_json::to_vec(&value).expect("JSON values serialize");
+    format!(
+        "synthetic v{GENERATOR_VERSION} {}",
+        hex(&Sha256::digest(json), 8)
+    )
+}
+
+/// The (train, test) tables of a synthetic domain, generated if missing or stale.
+pub fn ensure(config: &SyntheticConfig) -> Result<(Table, Table), DataError> {
+    let dir = domain_dir(config);
+    let source = recipe(config);
+    let paths = [dir.join("train.table"), dir.join("test.table")];
+    let fresh = |p: &Path| Table::open(p).ok().filter(|t| t.header.source == source);
+    if let (Some(train), Some(test)) = (fresh(&paths[0]), fresh(&paths[1])) {
+        return Ok((train, test));
+    }
+    tracing::info!(domain = %config.domain, dir = %dir.display(), "generating synthetic domain");
+    let world = World::new(&config.schema, config.seed);
+    let domain = Domain::new(&world, config.seed, &config.domain);
+    let (train_rows, test_rows) = sizes(config.profile, config.role);
+    for (path, split, rows) in [
+        (&paths[0], "train", train_rows),
+        (&paths[1], "test", test_rows),
+    ] {
+        write(&domain, config, path, split, rows, &source)?;
+    }
+    Ok((Table::open(&paths[0])?, Table::open(&paths[1])?))
+}
+
+fn write(
+    domain: &Domain,
+    config: &SyntheticConfig,
+    path: &Path,
+    split: &str,
+    rows: usize,
+    source: &str,
+) -> Result<(), DataError> {
+    let w = &domain.world;
+    let header = Header {
+        version: 0,
+        rows: 0,
+        fields: w.cardinalities.len(),
+        numerical: w.numerical,
+        labels: w.tasks,
+        category_width: category_width(w.cardinalities.iter().copied().max().unwrap_or(1)),
+        has_probabilities: true,
+        schema_hash: super::cache::schema_hash(&config.schema),
+        source: source.to_string(),
+    };
+    let mut writer = TableWriter::create(path, header)?;
+    let purpose = format!("synthetic/rows/{}/{split}", config.domain);
+    let chunks: Vec<usize> = (0..rows.div_ceil(CHUNK_ROWS)).collect();
+    for group in chunks.chunks(2 * rayon::current_num_threads()) {
+        let parts: Vec<Rows> = group
+            .par_iter()
+            .map(|&c| {
+                domain.chunk(
+                    config.seed,
+                    &purpose,
+                    c,
+                    CHUNK_ROWS.min(rows - c * CHUNK_ROWS),
+                )
+            })
+            .collect();
+        for part in &parts {
+            writer.append(part)?;
+        }
+    }
+    writer.finish()?;
+    Ok(())
+}
