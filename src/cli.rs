@@ -124,8 +124,10 @@ pub enum DataCommand {
     PrepareAliexpress {
         #[arg(long)]
         raw: PathBuf,
+        /// Country code: RU, ES, FR, NL or US.
         #[arg(long)]
         country: String,
+        /// Output directory (default: data/aliexpress); files go to OUT/<COUNTRY>/{train,test}.csv.
         #[arg(long)]
         out: Option<PathBuf>,
     },

@@ -100,8 +100,9 @@ fn dispatch(cli: &Cli) -> Result<()> {
             profile,
             seed,
         }) => commands::data::synth(&registry_for(cli, Path::new("."))?, preset, profile, *seed),
-        Command::Data(DataCommand::PrepareAliexpress { .. }) => {
-            not_yet("data prepare-aliexpress", "the data issue")
+        Command::Data(DataCommand::PrepareAliexpress { raw, country, out }) => {
+            let out = out.clone().unwrap_or_else(|| "data/aliexpress".into());
+            commands::data::prepare_aliexpress(raw, country, &out)
         }
         Command::Data(DataCommand::Split {
             dataset,

@@ -476,3 +476,162 @@ fn synth_and_split_commands_work_end_to_end() {
         );
     }
 }
+
+/// A raw Tianchi archive for country `xx`: nested zips of headerless user and item rows.
+fn raw_archive(dir: &Path, users: &[u64], items: &[(u64, &str)]) {
+    use std::io::Write;
+    let zip_bytes = |name: &str, text: &str| -> Vec<u8> {
+        let mut cursor = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut cursor);
+        z.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(text.as_bytes()).unwrap();
+        z.finish().unwrap();
+        cursor.into_inner()
+    };
+    // User columns 2..8 and 32, 33 are categories; 9..31 numbers in [0, 1].
+    let user_row = |id: u64| {
+        let mut f = vec![id.to_string()];
+        f.extend((2..=33).map(|c| {
+            if (2..=8).contains(&c) || c >= 32 {
+                (id % 2).to_string()
+            } else {
+                format!("0.{c}")
+            }
+        }));
+        f.join(",")
+    };
+    // Item columns 19, 34, 35, 36, 40, 41, 42 are categories; the rest of 2..48 numbers.
+    let item_row = |id: u64, label: &str| {
+        let mut f = vec![id.to_string()];
+        f.extend((2..=48).map(|c| {
+            if [19, 34, 35, 36, 40, 41, 42].contains(&c) {
+                "1".to_string()
+            } else {
+                format!("0.{}", c % 10)
+            }
+        }));
+        f.push(label.to_string());
+        f.join(",")
+    };
+    let users: String = users.iter().map(|&i| user_row(i) + "\n").collect();
+    let items: String = items.iter().map(|&(i, l)| item_row(i, l) + "\n").collect();
+    let file = std::fs::File::create(dir.join("aliexpress_XX_datasets.zip")).unwrap();
+    let mut outer = zip::ZipWriter::new(file);
+    for split in ["train", "test"] {
+        for (kind, text) in [("user", &users), ("item", &items)] {
+            let name = format!("xx_{kind}_{split}");
+            outer
+                .start_file(
+                    format!("aliexpress_XX_datasets/{name}.zip"),
+                    zip::write::SimpleFileOptions::default(),
+                )
+                .unwrap();
+            outer
+                .write_all(&zip_bytes(&format!("{name}.csv"), text))
+                .unwrap();
+        }
+    }
+    outer.finish().unwrap();
+}
+
+#[test]
+fn prepare_aliexpress_joins_nested_raw_zips() {
+    let dir = tempfile::tempdir().unwrap();
+    let items = [(1, "0"), (1, "1"), (2, "2"), (3, "0"), (4, "1")];
+    raw_archive(dir.path(), &[1, 2, 4], &items);
+    let out = daa(
+        dir.path(),
+        &[
+            "data",
+            "prepare-aliexpress",
+            "--raw",
+            ".",
+            "--country",
+            "xx",
+            "--out",
+            "prepared",
+        ],
+        &[],
+    );
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("4 rows written (1 impressions, 2 clicks, 1 purchases); 1 item rows without a user row dropped; merge join"), "{text}");
+    let csv = dir.path().join("prepared/XX/train.csv");
+    let table = load_csv(&csv, &aliexpress()).unwrap().table;
+    assert_eq!(table.rows(), 4);
+    assert_eq!(table.labels(), &[0, 0, 1, 0, 1, 1, 1, 0]);
+    // categorical_1 is user column 2 (id % 2); categorical_10 is item column 19 (1).
+    let c = table.categorical();
+    assert_eq!((c.get(0), c.get(9), c.get(3 * 16)), (1, 1, 0));
+    // numerical_1 is user column 9; numerical_24 is item column 2.
+    assert_eq!((table.numerical()[0], table.numerical()[23]), (0.9, 0.2));
+
+    let unsorted = tempfile::tempdir().unwrap();
+    raw_archive(
+        unsorted.path(),
+        &[4, 1, 2],
+        &[(4, "1"), (2, "2"), (1, "0"), (3, "0"), (1, "1")],
+    );
+    let out = daa(
+        unsorted.path(),
+        &[
+            "data",
+            "prepare-aliexpress",
+            "--raw",
+            ".",
+            "--country",
+            "XX",
+            "--out",
+            "p",
+        ],
+        &[],
+    );
+    assert!(common::stdout(&out).contains("4 rows written (1 impressions, 2 clicks, 1 purchases); 1 item rows without a user row dropped; hash join"), "{}", stderr(&out));
+}
+
+#[test]
+fn prepare_aliexpress_rejects_a_bad_label_without_output() {
+    let dir = tempfile::tempdir().unwrap();
+    raw_archive(dir.path(), &[1, 2], &[(1, "0"), (2, "5")]);
+    let out = daa(
+        dir.path(),
+        &[
+            "data",
+            "prepare-aliexpress",
+            "--raw",
+            ".",
+            "--country",
+            "xx",
+            "--out",
+            "prepared",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("xx_item_train.zip")
+            && err.contains(":2: label (column 49) must be 0, 1 or 2, found `5`"),
+        "{err}"
+    );
+    let written: Vec<_> = std::fs::read_dir(dir.path().join("prepared/XX"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(written.is_empty(), "no partial output: {written:?}");
+    let missing = daa(
+        dir.path(),
+        &[
+            "data",
+            "prepare-aliexpress",
+            "--raw",
+            ".",
+            "--country",
+            "nl",
+        ],
+        &[],
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("aliexpress_NL_datasets.zip: no such file"));
+}

@@ -101,3 +101,25 @@ pub fn split(
     );
     Ok(())
 }
+
+/// Converts the raw Tianchi zips of one country into the processed layout.
+pub fn prepare_aliexpress(
+    raw: &std::path::Path,
+    country: &str,
+    out: &std::path::Path,
+) -> Result<()> {
+    let summaries = daa::data::prepare::prepare(raw, country, out)?;
+    for s in summaries {
+        println!(
+            "{}: {} rows written ({} impressions, {} clicks, {} purchases); {} item rows without a user row dropped; {} join",
+            s.path.display(),
+            s.rows,
+            s.labels[0],
+            s.labels[1],
+            s.labels[2],
+            s.orphan_items,
+            if s.merge_join { "merge" } else { "hash" }
+        );
+    }
+    Ok(())
+}

@@ -6,10 +6,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use rayon::prelude::*;
-
 use super::schema::{Oov, Schema};
-use super::table::{Header, Rows, TableWriter, category_width};
+use super::table::{Header, Rows, TableWriter, ordered};
 use super::{DataError, Table};
 
 /// Bytes of CSV text parsed per task.
@@ -91,41 +89,27 @@ pub fn csv_to_table(
     check_header(csv, &text[..header_end], &layout)?;
     let body = text.get(header_end + 1..).unwrap_or_default();
 
-    let header = Header {
-        version: 0,
-        rows: 0,
-        fields: layout.fields,
-        numerical: layout.numerical,
-        labels: layout.labels,
-        category_width: category_width(layout.cardinalities.iter().copied().max().unwrap_or(1)),
-        has_probabilities: false,
-        schema_hash,
-        source,
-    };
-    let mut writer = TableWriter::create(out, header)?;
+    let mut header = Header::new(schema, false, source);
+    header.schema_hash = schema_hash;
+    let capacity = memchr::memchr_iter(b'\n', body).count() + 1;
+    let mut writer = TableWriter::create(out, header, capacity)?;
     let chunks = split_lines(body, CHUNK_BYTES);
     let mut line = 2;
-    for group in chunks.chunks(2 * rayon::current_num_threads()) {
-        let parsed: Vec<_> = group
-            .par_iter()
-            .map(|chunk| parse_chunk(chunk, &layout))
-            .collect();
-        for result in parsed {
-            match result {
-                Ok((rows, lines)) => {
-                    writer.append(&rows)?;
-                    line += lines;
-                }
-                Err((local, message)) => {
-                    return Err(DataError::Row {
-                        path: csv.to_path_buf(),
-                        line: line + local,
-                        message,
-                    });
-                }
+    ordered(
+        &chunks,
+        |chunk| parse_chunk(chunk, &layout),
+        |parsed| match parsed {
+            Ok((rows, lines)) => {
+                line += lines;
+                writer.append(&rows)
             }
-        }
-    }
+            Err((local, message)) => Err(DataError::Row {
+                path: csv.to_path_buf(),
+                line: line + local,
+                message,
+            }),
+        },
+    )?;
     let header = writer.finish()?;
     if header.rows == 0 {
         let _ = std::fs::remove_file(out);
@@ -188,52 +172,77 @@ fn split_lines(text: &[u8], target: usize) -> Vec<&[u8]> {
 /// Parses whole lines into rows; returns the rows and the number of lines, or the
 /// chunk-relative line and message of the first bad value.
 fn parse_chunk(chunk: &[u8], layout: &Layout) -> Result<(Rows, usize), (usize, String)> {
-    let text = std::str::from_utf8(chunk).map_err(|e| {
-        let line = chunk[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        (line, "the line is not valid UTF-8 text".to_string())
-    })?;
-    let mut rows = Rows::default();
-    let mut lines = 0;
+    let estimate = chunk.len() / (8 * layout.columns.len()).max(1);
+    let mut rows = Rows {
+        categorical: Vec::with_capacity(estimate * layout.fields),
+        numerical: Vec::with_capacity(estimate * layout.numerical),
+        labels: Vec::with_capacity(estimate * layout.labels),
+        probabilities: Vec::new(),
+    };
     let mut labels = vec![0u8; layout.labels];
-    for line in text.split_terminator('\n') {
-        let at = lines;
-        lines += 1;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            continue;
+    let mut lines = 0;
+    let mut start = 0;
+    while start < chunk.len() {
+        let end = memchr::memchr(b'\n', &chunk[start..]).map_or(chunk.len(), |i| start + i);
+        let line = &chunk[start..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.is_empty() {
+            parse_line(line, layout, &mut rows, &mut labels).map_err(|m| (lines, m))?;
         }
-        parse_line(line, layout, &mut rows, &mut labels).map_err(|m| (at, m))?;
+        lines += 1;
+        start = end + 1;
     }
     Ok((rows, lines))
 }
 
+/// A non-negative decimal integer, or `None`.
+fn parse_index(text: &[u8]) -> Option<u32> {
+    if text.is_empty() || text.len() > 9 {
+        return None;
+    }
+    text.iter().try_fold(0u32, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+    })
+}
+
 fn parse_line(
-    line: &str,
+    line: &[u8],
     layout: &Layout,
     rows: &mut Rows,
     labels: &mut [u8],
 ) -> Result<(), String> {
     let expected = layout.columns.len();
-    let mut count = 0;
-    for (value, column) in line
-        .split(',')
-        .zip(layout.columns.iter().chain(std::iter::repeat(&Column::Id)))
-    {
-        count += 1;
-        if count > expected {
-            continue;
-        }
-        let name = || &layout.names[count - 1];
+    let wrong_count = || {
+        format!(
+            "expected {expected} columns, found {}",
+            line.iter().filter(|&&b| b == b',').count() + 1
+        )
+    };
+    let mut rest = Some(line);
+    for (index, column) in layout.columns.iter().enumerate() {
+        // Fields are short: a plain scan beats a memchr call per field.
+        let text = rest.ok_or_else(wrong_count)?;
+        let raw = match text.iter().position(|&b| b == b',') {
+            Some(comma) => {
+                rest = Some(&text[comma + 1..]);
+                &text[..comma]
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        let value = raw.trim_ascii();
+        let name = || &layout.names[index];
+        let shown = || String::from_utf8_lossy(raw).into_owned();
         match *column {
             Column::Id => {}
             Column::Categorical(field) => {
-                let category: u32 = value.trim().parse().map_err(|_| {
+                let category = parse_index(value).ok_or_else(|| {
                     format!(
-                        "column `{}`: `{value}` is not a category index (a non-negative integer)",
-                        name()
+                        "column `{}`: `{}` is not a category index (a non-negative integer)",
+                        name(),
+                        shown()
                     )
                 })?;
                 let cardinality = layout.cardinalities[field];
@@ -250,34 +259,34 @@ fn parse_line(
                 rows.categorical.push(category);
             }
             Column::Numerical => {
-                let number: f32 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("column `{}`: `{value}` is not a number", name()))?;
+                let number: f32 = fast_float2::parse(value)
+                    .map_err(|_| format!("column `{}`: `{}` is not a number", name(), shown()))?;
                 if !number.is_finite() {
                     return Err(format!(
-                        "column `{}`: {value} is NaN or infinite; clean or impute the value",
-                        name()
+                        "column `{}`: {} is NaN or infinite; clean or impute the value",
+                        name(),
+                        shown()
                     ));
                 }
                 rows.numerical.push(number);
             }
             Column::Label(task) => {
-                labels[task] = match value.trim() {
-                    "0" | "0.0" => 0,
-                    "1" | "1.0" => 1,
-                    other => {
+                labels[task] = match value {
+                    b"0" | b"0.0" => 0,
+                    b"1" | b"1.0" => 1,
+                    _ => {
                         return Err(format!(
-                            "column `{}`: label must be 0 or 1, found `{other}`",
-                            name()
+                            "column `{}`: label must be 0 or 1, found `{}`",
+                            name(),
+                            shown()
                         ));
                     }
                 };
             }
         }
     }
-    if count != expected {
-        return Err(format!("expected {expected} columns, found {count}"));
+    if rest.is_some() {
+        return Err(wrong_count());
     }
     if layout.cascade
         && let Some(t) = (1..layout.labels).find(|&t| labels[t] == 1 && labels[t - 1] == 0)

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod csv;
 pub mod dataset;
 mod error;
+pub mod prepare;
 pub mod schema;
 pub mod split;
 pub mod synthetic;

@@ -11,12 +11,11 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 use rand_distr::StandardNormal;
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::cache::hex;
 use super::dataset::{Profile, Role, SyntheticConfig};
-use super::table::{Header, Rows, TableWriter, category_width};
+use super::table::{Header, Rows, TableWriter, ordered};
 use super::{DataError, Schema, Table};
 use crate::rng;
 
@@ -356,57 +355,41 @@ pub fn ensure(config: &SyntheticConfig) -> Result<(Table, Table), DataError> {
         return Ok((train, test));
     }
     tracing::info!(domain = %config.domain, dir = %dir.display(), "generating synthetic domain");
-    let world = World::new(&config.schema, config.seed);
-    let domain = Domain::new(&world, config.seed, &config.domain);
     let (train_rows, test_rows) = sizes(config.profile, config.role);
     for (path, split, rows) in [
         (&paths[0], "train", train_rows),
         (&paths[1], "test", test_rows),
     ] {
-        write(&domain, config, path, split, rows, &source)?;
+        generate(config, split, rows, path)?;
     }
     Ok((Table::open(&paths[0])?, Table::open(&paths[1])?))
 }
 
-fn write(
-    domain: &Domain,
+/// Writes `rows` rows of split `split` of the domain of `config` as a table at `path`.
+pub fn generate(
     config: &SyntheticConfig,
-    path: &Path,
     split: &str,
     rows: usize,
-    source: &str,
+    path: &Path,
 ) -> Result<(), DataError> {
-    let w = &domain.world;
-    let header = Header {
-        version: 0,
-        rows: 0,
-        fields: w.cardinalities.len(),
-        numerical: w.numerical,
-        labels: w.tasks,
-        category_width: category_width(w.cardinalities.iter().copied().max().unwrap_or(1)),
-        has_probabilities: true,
-        schema_hash: super::cache::schema_hash(&config.schema),
-        source: source.to_string(),
-    };
-    let mut writer = TableWriter::create(path, header)?;
+    let world = World::new(&config.schema, config.seed);
+    let domain = Domain::new(&world, config.seed, &config.domain);
+    let source = recipe(config);
+    let mut writer = TableWriter::create(path, Header::new(&config.schema, true, source), rows)?;
     let purpose = format!("synthetic/rows/{}/{split}", config.domain);
     let chunks: Vec<usize> = (0..rows.div_ceil(CHUNK_ROWS)).collect();
-    for group in chunks.chunks(2 * rayon::current_num_threads()) {
-        let parts: Vec<Rows> = group
-            .par_iter()
-            .map(|&c| {
-                domain.chunk(
-                    config.seed,
-                    &purpose,
-                    c,
-                    CHUNK_ROWS.min(rows - c * CHUNK_ROWS),
-                )
-            })
-            .collect();
-        for part in &parts {
-            writer.append(part)?;
-        }
-    }
+    ordered(
+        &chunks,
+        |&c| {
+            domain.chunk(
+                config.seed,
+                &purpose,
+                c,
+                CHUNK_ROWS.min(rows - c * CHUNK_ROWS),
+            )
+        },
+        |part| writer.append(&part),
+    )?;
     writer.finish()?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! Layout: `DAATABLE` | u64 header length | JSON [`Header`] | blocks, each 64-byte aligned.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use super::DataError;
 
 const MAGIC: &[u8; 8] = b"DAATABLE";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const ALIGN: u64 = 64;
+/// Bytes reserved at the start of the file for the magic, the header length and the header.
+const PREAMBLE: u64 = 4096;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Header {
@@ -31,6 +33,42 @@ pub struct Header {
     pub schema_hash: String,
     /// Fingerprint of what the table was built from (a CSV file, a generator recipe).
     pub source: String,
+    /// Byte offsets of the categorical, numerical, label and probability blocks.
+    #[serde(default)]
+    pub offsets: [u64; 4],
+}
+
+impl Header {
+    /// The header of a table with these columns, before any rows are written.
+    pub fn new(schema: &super::Schema, has_probabilities: bool, source: String) -> Self {
+        let cardinalities = &schema.categorical.cardinalities;
+        Header {
+            version: FORMAT_VERSION,
+            rows: 0,
+            fields: cardinalities.len(),
+            numerical: schema.numerical_names().len(),
+            labels: schema.labels.len(),
+            category_width: category_width(cardinalities.iter().copied().max().unwrap_or(1)),
+            has_probabilities,
+            schema_hash: super::cache::schema_hash(schema),
+            source,
+            offsets: [0; 4],
+        }
+    }
+
+    /// Bytes per row of each block.
+    fn row_bytes(&self) -> [u64; 4] {
+        [
+            (self.fields * self.category_width) as u64,
+            (self.numerical * 4) as u64,
+            self.labels as u64,
+            if self.has_probabilities {
+                (self.labels * 4) as u64
+            } else {
+                0
+            },
+        ]
+    }
 }
 
 /// Rows of a table being built, row-major per block.
@@ -42,17 +80,8 @@ pub struct Rows {
     pub probabilities: Vec<f32>,
 }
 
-impl Rows {
-    pub fn clear(&mut self) {
-        self.categorical.clear();
-        self.numerical.clear();
-        self.labels.clear();
-        self.probabilities.clear();
-    }
-}
-
 /// The narrowest width that holds every category below `max_cardinality`.
-pub fn category_width(max_cardinality: u32) -> usize {
+fn category_width(max_cardinality: u32) -> usize {
     match max_cardinality {
         0..=0x100 => 1,
         0x101..=0x1_0000 => 2,
@@ -60,131 +89,134 @@ pub fn category_width(max_cardinality: u32) -> usize {
     }
 }
 
-/// Writes a table in chunks (memory stays bounded by one chunk), then moves it into place
-/// atomically: a crash leaves no partial table.
+/// Writes a table in chunks (memory stays bounded by one chunk) straight into each block's
+/// place in a temporary file sized for `capacity` rows, then renames it into place: a
+/// crash leaves no partial table.
 pub struct TableWriter {
     path: PathBuf,
+    temporary: PathBuf,
+    file: File,
     header: Header,
-    blocks: Vec<(PathBuf, BufWriter<File>)>,
-    temporaries: Vec<PathBuf>,
+    capacity: usize,
 }
 
 impl TableWriter {
-    pub fn create(path: &Path, mut header: Header) -> Result<Self, DataError> {
+    pub fn create(path: &Path, mut header: Header, capacity: usize) -> Result<Self, DataError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(DataError::io(dir))?;
         }
         header.rows = 0;
         header.version = FORMAT_VERSION;
-        let block = |name: &str| -> Result<(PathBuf, BufWriter<File>), DataError> {
-            let p = temp_path(path, name);
-            let f = File::create(&p).map_err(DataError::io(&p))?;
-            Ok((p, BufWriter::with_capacity(1 << 20, f)))
-        };
-        let blocks = vec![block("cat")?, block("num")?, block("lab")?, block("prob")?];
-        let mut temporaries: Vec<PathBuf> = blocks.iter().map(|(p, _)| p.clone()).collect();
-        temporaries.push(temp_path(path, "table"));
+        let align = |x: u64| x.div_ceil(ALIGN) * ALIGN;
+        let mut at = PREAMBLE;
+        let row_bytes = header.row_bytes();
+        for (offset, row_bytes) in header.offsets.iter_mut().zip(row_bytes) {
+            *offset = at;
+            at = align(at + row_bytes * capacity as u64);
+        }
+        let temporary = temp_path(path);
+        let file = File::create(&temporary).map_err(DataError::io(&temporary))?;
+        file.set_len(at).map_err(DataError::io(&temporary))?;
         Ok(TableWriter {
             path: path.to_path_buf(),
+            temporary,
+            file,
             header,
-            blocks,
-            temporaries,
+            capacity,
         })
     }
 
     pub fn append(&mut self, rows: &Rows) -> Result<(), DataError> {
         let h = &self.header;
         let n = rows.labels.len() / h.labels.max(1);
+        assert!(
+            self.header.rows + n <= self.capacity,
+            "table writer capacity exceeded"
+        );
         debug_assert_eq!(rows.categorical.len(), n * h.fields);
         debug_assert_eq!(rows.numerical.len(), n * h.numerical);
-        let io = |p: &Path| DataError::io(p);
-        let [cat, num, lab, prob] = &mut self.blocks[..] else {
-            unreachable!("a writer has four blocks")
+        let narrow: Vec<u8> = match h.category_width {
+            1 => rows.categorical.iter().map(|&c| c as u8).collect(),
+            2 => rows
+                .categorical
+                .iter()
+                .flat_map(|&c| (c as u16).to_le_bytes())
+                .collect(),
+            _ => bytemuck::cast_slice(&rows.categorical).to_vec(),
         };
-        match h.category_width {
-            1 => {
-                let narrow: Vec<u8> = rows.categorical.iter().map(|&c| c as u8).collect();
-                cat.1.write_all(&narrow)
-            }
-            2 => {
-                let narrow: Vec<u16> = rows.categorical.iter().map(|&c| c as u16).collect();
-                cat.1.write_all(bytemuck::cast_slice(&narrow))
-            }
-            _ => cat.1.write_all(bytemuck::cast_slice(&rows.categorical)),
-        }
-        .map_err(io(&cat.0))?;
-        num.1
-            .write_all(bytemuck::cast_slice(&rows.numerical))
-            .map_err(io(&num.0))?;
-        lab.1.write_all(&rows.labels).map_err(io(&lab.0))?;
-        if h.has_probabilities {
-            debug_assert_eq!(rows.probabilities.len(), n * h.labels);
-            prob.1
-                .write_all(bytemuck::cast_slice(&rows.probabilities))
-                .map_err(io(&prob.0))?;
+        let blocks: [&[u8]; 4] = [
+            &narrow,
+            bytemuck::cast_slice(&rows.numerical),
+            &rows.labels,
+            if h.has_probabilities {
+                bytemuck::cast_slice(&rows.probabilities)
+            } else {
+                &[]
+            },
+        ];
+        for ((block, offset), row_bytes) in blocks.iter().zip(h.offsets).zip(h.row_bytes()) {
+            self.file
+                .seek(SeekFrom::Start(offset + row_bytes * h.rows as u64))
+                .and_then(|_| self.file.write_all(block))
+                .map_err(DataError::io(&self.temporary))?;
         }
         self.header.rows += n;
         Ok(())
     }
 
-    /// Assembles header and blocks into a temporary file, then renames it into place.
+    /// Writes the header, syncs, and renames the table into place.
     pub fn finish(mut self) -> Result<Header, DataError> {
-        let blocks = std::mem::take(&mut self.blocks);
-        let header = self.header.clone();
-        let path = self.path.clone();
-        let final_tmp = temp_path(&path, "table");
-        let result = (|| -> Result<(), DataError> {
-            let io = |p: &Path| DataError::io(p);
-            let mut out = BufWriter::with_capacity(
-                1 << 20,
-                File::create(&final_tmp).map_err(io(&final_tmp))?,
-            );
-            let json = serde_json::to_vec(&header).expect("headers serialize");
-            let mut written = 0u64;
-            let pad = |out: &mut BufWriter<File>, written: &mut u64| -> std::io::Result<()> {
-                let pad = (ALIGN - *written % ALIGN) % ALIGN;
-                out.write_all(&[0u8; ALIGN as usize][..pad as usize])?;
-                *written += pad;
-                Ok(())
-            };
-            let mut preamble = MAGIC.to_vec();
-            preamble.extend((json.len() as u64).to_le_bytes());
-            preamble.extend(&json);
-            out.write_all(&preamble).map_err(io(&final_tmp))?;
-            written += preamble.len() as u64;
-            pad(&mut out, &mut written).map_err(io(&final_tmp))?;
-            for (block_path, writer) in blocks {
-                writer
-                    .into_inner()
-                    .map_err(|e| io(&block_path)(e.into_error()))?;
-                let mut block = File::open(&block_path).map_err(io(&block_path))?;
-                written += std::io::copy(&mut block, &mut out).map_err(io(&final_tmp))?;
-                pad(&mut out, &mut written).map_err(io(&final_tmp))?;
-                std::fs::remove_file(&block_path).map_err(io(&block_path))?;
-            }
-            out.into_inner()
-                .map_err(|e| io(&final_tmp)(e.into_error()))?
-                .sync_all()
-                .map_err(io(&final_tmp))
-        })();
-        result?;
-        std::fs::rename(&final_tmp, &path).map_err(DataError::io(&path))?;
-        Ok(header)
+        let json = serde_json::to_vec(&self.header).expect("headers serialize");
+        let mut preamble = MAGIC.to_vec();
+        preamble.extend((json.len() as u64).to_le_bytes());
+        preamble.extend(&json);
+        assert!(preamble.len() as u64 <= PREAMBLE, "table headers are small");
+        let io = DataError::io(&self.temporary);
+        self.file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| self.file.write_all(&preamble))
+            .and_then(|_| self.file.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&self.temporary, &self.path).map_err(DataError::io(&self.path))?;
+        Ok(self.header.clone())
     }
 }
 
 impl Drop for TableWriter {
     fn drop(&mut self) {
-        for p in &self.temporaries {
-            let _ = std::fs::remove_file(p);
-        }
+        let _ = std::fs::remove_file(&self.temporary);
     }
 }
 
-fn temp_path(path: &Path, part: &str) -> PathBuf {
+fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.{part}.tmp", std::process::id()));
+    name.push(format!(".{}.tmp", std::process::id()));
     path.with_file_name(name)
+}
+
+/// Runs `produce` over `items` in parallel groups and hands the results to `consume` in
+/// order; consuming one group overlaps producing the next, and memory holds two groups.
+pub fn ordered<I, P, E>(
+    items: &[I],
+    produce: impl Fn(&I) -> P + Sync,
+    mut consume: impl FnMut(P) -> Result<(), E> + Send,
+) -> Result<(), E>
+where
+    I: Sync,
+    P: Send,
+    E: Send,
+{
+    use rayon::prelude::*;
+    let mut pending: Vec<P> = Vec::new();
+    for group in items.chunks(2 * rayon::current_num_threads()) {
+        let (consumed, produced) = rayon::join(
+            || pending.drain(..).try_for_each(&mut consume),
+            || group.par_iter().map(&produce).collect::<Vec<P>>(),
+        );
+        consumed?;
+        pending = produced;
+    }
+    pending.into_iter().try_for_each(consume)
 }
 
 /// A memory-mapped table.
@@ -248,26 +280,16 @@ impl Table {
                 header.version
             )));
         }
-        let sizes = [
-            header.rows * header.fields * header.category_width,
-            header.rows * header.numerical * 4,
-            header.rows * header.labels,
-            if header.has_probabilities {
-                header.rows * header.labels * 4
-            } else {
-                0
-            },
-        ];
-        let align = |x: usize| x.div_ceil(ALIGN as usize) * ALIGN as usize;
-        let mut offsets = [0usize; 4];
-        let mut at = align(16 + json_len);
-        for (offset, size) in offsets.iter_mut().zip(sizes) {
-            *offset = at;
-            at = align(at + size);
-        }
-        if map.len() < offsets[3] + sizes[3] {
+        let sizes = header.row_bytes().map(|b| b * header.rows as u64);
+        let within = header
+            .offsets
+            .iter()
+            .zip(sizes)
+            .all(|(&offset, size)| offset >= PREAMBLE && offset + size <= map.len() as u64);
+        if !within {
             return Err(corrupt("truncated blocks"));
         }
+        let offsets = header.offsets.map(|o| o as usize);
         Ok(Table {
             path: path.to_path_buf(),
             header,
