@@ -14,16 +14,60 @@ use crate::config::{ConfigError, merge};
 /// Checks the component at a key path and returns its parameters in canonical form.
 pub type Validator = fn(&Figment, &str) -> Result<serde_json::Value, ConfigError>;
 
-/// One `kind` a registry directory accepts, and how its parameters are checked.
+/// What a component of a kind is turned into.
+pub enum Build {
+    /// Parameters read directly by their user (critics, loss weights, schemas).
+    Params,
+    /// A backbone constructor.
+    Backbone(crate::models::Builder),
+    /// A data set opener.
+    Dataset(crate::data::dataset::Opener),
+}
+
+/// One `kind` a registry directory accepts: how its parameters are checked and built.
 pub struct KindEntry {
     pub kind: &'static str,
     pub validate: Validator,
+    pub build: Build,
 }
 
 impl KindEntry {
     pub const fn new(kind: &'static str, validate: Validator) -> Self {
-        KindEntry { kind, validate }
+        KindEntry {
+            kind,
+            validate,
+            build: Build::Params,
+        }
     }
+
+    pub const fn backbone(
+        kind: &'static str,
+        validate: Validator,
+        build: crate::models::Builder,
+    ) -> Self {
+        KindEntry {
+            kind,
+            validate,
+            build: Build::Backbone(build),
+        }
+    }
+
+    pub const fn dataset(
+        kind: &'static str,
+        validate: Validator,
+        open: crate::data::dataset::Opener,
+    ) -> Self {
+        KindEntry {
+            kind,
+            validate,
+            build: Build::Dataset(open),
+        }
+    }
+}
+
+/// The entry of `kind` in registry directory `dir`.
+pub fn kind_entry(dir: &str, kind: &str) -> Option<&'static KindEntry> {
+    directory(dir).kinds.iter().find(|k| k.kind == kind)
 }
 
 /// The keys every registry entry carries besides its parameters.

@@ -9,8 +9,8 @@ use crate::config::check::{Invalid, Validate, ensure};
 use crate::registry::{KindEntry, typed};
 
 pub const DATASETS: &[KindEntry] = &[
-    KindEntry::new("csv", typed::<CsvConfig>),
-    KindEntry::new("synthetic", typed::<SyntheticConfig>),
+    KindEntry::dataset("csv", typed::<CsvConfig>, open_csv),
+    KindEntry::dataset("synthetic", typed::<SyntheticConfig>, open_synthetic),
 ];
 
 /// `registry/schemas` entries hold a schema that dataset entries `extends`.
@@ -107,44 +107,45 @@ pub struct Splits {
     pub test: Table,
 }
 
-type Opener = fn(serde_json::Value) -> Result<Splits, DataError>;
+/// Opens the splits of a data set from its canonical parameters.
+pub type Opener = fn(&serde_json::Value) -> Result<Splits, DataError>;
 
-/// How each dataset kind opens its splits.
-const OPENERS: &[(&str, Opener)] = &[
-    ("csv", |params| {
-        let c: CsvConfig = serde_json::from_value(params).expect("validated as csv");
-        let hint = " (the processed AliExpress layout; see `daa data prepare-aliexpress`)";
-        let load = |path: &std::path::Path| {
-            cache::load_csv(path, &c.schema).map_err(|e| match e {
-                DataError::Missing { path, .. } => DataError::Missing {
-                    path,
-                    hint: hint.into(),
-                },
-                other => other,
-            })
-        };
-        Ok(Splits {
-            train: load(&c.train)?.table,
-            test: load(&c.test)?.table,
-            schema: c.schema,
+fn open_csv(params: &serde_json::Value) -> Result<Splits, DataError> {
+    let c: CsvConfig = serde_json::from_value(params.clone()).expect("validated as csv");
+    let hint = " (the processed AliExpress layout; see `daa data prepare-aliexpress`)";
+    let load = |path: &std::path::Path| {
+        cache::load_csv(path, &c.schema).map_err(|e| match e {
+            DataError::Missing { path, .. } => DataError::Missing {
+                path,
+                hint: hint.into(),
+            },
+            other => other,
         })
-    }),
-    ("synthetic", |params| {
-        let c: SyntheticConfig = serde_json::from_value(params).expect("validated as synthetic");
-        let (train, test) = synthetic::ensure(&c)?;
-        Ok(Splits {
-            schema: c.schema,
-            train,
-            test,
-        })
-    }),
-];
+    };
+    Ok(Splits {
+        train: load(&c.train)?.table,
+        test: load(&c.test)?.table,
+        schema: c.schema,
+    })
+}
+
+fn open_synthetic(params: &serde_json::Value) -> Result<Splits, DataError> {
+    let c: SyntheticConfig =
+        serde_json::from_value(params.clone()).expect("validated as synthetic");
+    let (train, test) = synthetic::ensure(&c)?;
+    Ok(Splits {
+        schema: c.schema,
+        train,
+        test,
+    })
+}
 
 /// Opens the splits of a data set of `kind` with `params`, building caches on first use.
 pub fn open(kind: &str, params: &serde_json::Value) -> Result<Splits, DataError> {
-    let (_, opener) = OPENERS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .expect("dataset kinds are validated against DATASETS, which OPENERS mirrors");
-    opener(params.clone())
+    match crate::registry::kind_entry("datasets", kind).map(|k| &k.build) {
+        Some(crate::registry::Build::Dataset(opener)) => opener(params),
+        _ => Err(DataError::Invalid(format!(
+            "`{kind}` is not a data set kind"
+        ))),
+    }
 }

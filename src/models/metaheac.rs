@@ -4,6 +4,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::check::{Invalid, Validate};
+use candle_core::{Result, Tensor};
+
+use super::{Backbone, BackboneConfig, Dims, Output, indexed};
+use crate::nn::embedding::InputLayer;
+use crate::nn::linear::Linear;
+use crate::nn::mlp::Mlp;
+use crate::nn::params::{Init, Role};
+use crate::nn::{Mode, Params};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
@@ -15,10 +23,106 @@ pub struct Config {
 }
 
 impl Validate for Config {
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> std::result::Result<(), Invalid> {
         super::check_dims(&self.expert_dims, "expert_dims")?;
         super::check_count(self.experts, "experts")?;
         super::check_count(self.critics, "critics")?;
         super::check_tower(&self.tower_dims, self.dropout)
+    }
+}
+
+pub struct MetaHeac {
+    input: InputLayer,
+    task_embedding: candle_core::Var,
+    experts: Mlp,
+    critics: Mlp,
+    expert_gate: Linear,
+    critic_gate: Linear,
+    tasks: usize,
+}
+
+impl BackboneConfig for Config {
+    fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>> {
+        let last = *self.expert_dims.last().expect("validated non-empty");
+        let e = dims.embedding.dim;
+        Ok(Box::new(MetaHeac {
+            input: InputLayer::new(
+                params,
+                "embedding",
+                "numerical_layer",
+                &dims.cardinalities,
+                dims.numerical,
+                &dims.embedding,
+            )?,
+            task_embedding: params.add(
+                &["task_embedding.weight".into()],
+                &[dims.tasks, e],
+                Init::Normal(1.0),
+                Role::Trainable,
+            )?,
+            experts: Mlp::new(
+                params,
+                &indexed("expert", self.experts),
+                dims.input_width(),
+                &self.expert_dims,
+                self.dropout,
+                false,
+            )?,
+            critics: Mlp::new(
+                params,
+                &indexed("critic", self.critics),
+                last,
+                &self.tower_dims,
+                self.dropout,
+                true,
+            )?,
+            expert_gate: Linear::new(params, &["expert_gate.0".into()], 2 * e, self.experts)?,
+            critic_gate: Linear::new(params, &["critic_gate.0".into()], 2 * e, self.critics)?,
+            tasks: dims.tasks,
+        }))
+    }
+}
+
+impl Backbone for MetaHeac {
+    fn forward(
+        &self,
+        categorical: &Tensor,
+        numerical: &Tensor,
+        mode: &mut Mode<'_>,
+    ) -> Result<Output> {
+        let fields = self.input.forward(categorical, numerical)?;
+        let mean_field = fields.mean(1)?;
+        let experts = self
+            .experts
+            .forward_shared(&fields.flatten_from(1)?, mode)?;
+        let mut probabilities = Vec::with_capacity(self.tasks);
+        let mut mixes = Vec::with_capacity(self.tasks);
+        for t in 0..self.tasks {
+            let task = self
+                .task_embedding
+                .as_tensor()
+                .get(t)?
+                .unsqueeze(0)?
+                .broadcast_as(mean_field.shape())?;
+            let gate_input = Tensor::cat(&[&task, &mean_field], 1)?;
+            let weights =
+                super::softmax(&self.expert_gate.forward_shared(&gate_input)?)?.unsqueeze(1)?;
+            let mixed = super::mix(&experts, &weights)?.squeeze(1)?;
+            let critic_weights = super::softmax(&self.critic_gate.forward_shared(&gate_input)?)?;
+            let critics = candle_nn::ops::sigmoid(
+                &self.critics.forward_shared(&mixed, mode)?.squeeze(2)?.t()?,
+            )?;
+            probabilities.push((critic_weights * critics)?.mean_keepdim(1)?);
+            mixes.push(mixed);
+        }
+        Ok(Output {
+            logits: None,
+            probabilities: Tensor::cat(&probabilities, 1)?,
+            feature: Tensor::cat(&mixes, 1)?,
+        })
+    }
+
+    fn feature_width(&self) -> usize {
+        self.tasks * self.experts.width()
     }
 }

@@ -3,6 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::check::{Invalid, Validate};
+use candle_core::{Result, Tensor};
+
+use super::{Backbone, BackboneConfig, Dims, Output, indexed};
+use crate::nn::embedding::InputLayer;
+use crate::nn::linear::Linear;
+use crate::nn::mlp::Mlp;
+use crate::nn::{Mode, Params};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
@@ -13,9 +20,86 @@ pub struct Config {
 }
 
 impl Validate for Config {
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> std::result::Result<(), Invalid> {
         super::check_dims(&self.expert_dims, "expert_dims")?;
         super::check_count(self.experts, "experts")?;
         super::check_tower(&self.tower_dims, self.dropout)
+    }
+}
+
+pub struct Mmoe {
+    input: InputLayer,
+    experts: Mlp,
+    gates: Linear,
+    towers: Mlp,
+    tasks: usize,
+    experts_count: usize,
+}
+
+impl BackboneConfig for Config {
+    fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>> {
+        let last = *self.expert_dims.last().expect("validated non-empty");
+        let gates: Vec<String> = indexed("gate", dims.tasks)
+            .iter()
+            .map(|g| format!("{g}.0"))
+            .collect();
+        Ok(Box::new(Mmoe {
+            input: InputLayer::new(
+                params,
+                "embedding",
+                "numerical_layer",
+                &dims.cardinalities,
+                dims.numerical,
+                &dims.embedding,
+            )?,
+            experts: Mlp::new(
+                params,
+                &indexed("expert", self.experts),
+                dims.input_width(),
+                &self.expert_dims,
+                self.dropout,
+                false,
+            )?,
+            gates: Linear::new(params, &gates, dims.input_width(), self.experts)?,
+            towers: Mlp::new(
+                params,
+                &indexed("tower", dims.tasks),
+                last,
+                &self.tower_dims,
+                self.dropout,
+                true,
+            )?,
+            tasks: dims.tasks,
+            experts_count: self.experts,
+        }))
+    }
+}
+
+impl Backbone for Mmoe {
+    fn forward(
+        &self,
+        categorical: &Tensor,
+        numerical: &Tensor,
+        mode: &mut Mode<'_>,
+    ) -> Result<Output> {
+        let emb = self
+            .input
+            .forward(categorical, numerical)?
+            .flatten_from(1)?;
+        let batch = emb.dim(0)?;
+        let experts = self.experts.forward_shared(&emb, mode)?;
+        let gates =
+            self.gates
+                .forward_shared(&emb)?
+                .reshape((batch, self.tasks, self.experts_count))?;
+        let mixed = super::mix(&experts, &super::softmax(&gates)?)?;
+        let towers = self
+            .towers
+            .forward_each(&mixed.transpose(0, 1)?.contiguous()?, mode)?;
+        super::from_logits(towers, mixed.flatten_from(1)?)
+    }
+
+    fn feature_width(&self) -> usize {
+        self.tasks * self.experts.width()
     }
 }

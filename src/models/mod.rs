@@ -1,5 +1,5 @@
-//! The multi-task backbones. Each file holds one backbone; [`BACKBONES`] maps the `kind`
-//! of a `registry/backbones` entry to its configuration type.
+//! The multi-task backbones. Each file holds one backbone (its configuration and model);
+//! [`BACKBONES`] maps the `kind` of a `registry/backbones` entry to both.
 
 pub mod aitm;
 pub mod metaheac;
@@ -9,20 +9,150 @@ pub mod ple;
 pub mod sharedbottom;
 pub mod singletask;
 
+use candle_core::{Result, Tensor};
+use serde::de::DeserializeOwned;
+
 use crate::config::check::{Invalid, ensure};
+use crate::nn::{Mode, Params, embedding};
 use crate::registry::{KindEntry, typed};
 
 pub const BACKBONES: &[KindEntry] = &[
-    KindEntry::new("singletask", typed::<singletask::Config>),
-    KindEntry::new("sharedbottom", typed::<sharedbottom::Config>),
-    KindEntry::new("omoe", typed::<omoe::Config>),
-    KindEntry::new("mmoe", typed::<mmoe::Config>),
-    KindEntry::new("ple", typed::<ple::Config>),
-    KindEntry::new("aitm", typed::<aitm::Config>),
-    KindEntry::new("metaheac", typed::<metaheac::Config>),
+    KindEntry::backbone(
+        "singletask",
+        typed::<singletask::Config>,
+        build::<singletask::Config>,
+    ),
+    KindEntry::backbone(
+        "sharedbottom",
+        typed::<sharedbottom::Config>,
+        build::<sharedbottom::Config>,
+    ),
+    KindEntry::backbone("omoe", typed::<omoe::Config>, build::<omoe::Config>),
+    KindEntry::backbone("mmoe", typed::<mmoe::Config>, build::<mmoe::Config>),
+    KindEntry::backbone("ple", typed::<ple::Config>, build::<ple::Config>),
+    KindEntry::backbone("aitm", typed::<aitm::Config>, build::<aitm::Config>),
+    KindEntry::backbone(
+        "metaheac",
+        typed::<metaheac::Config>,
+        build::<metaheac::Config>,
+    ),
 ];
 
-pub fn check_dims(dims: &[usize], key: &str) -> Result<(), Invalid> {
+/// The data-dependent sizes a backbone is built for.
+#[derive(Debug, Clone)]
+pub struct Dims {
+    pub cardinalities: Vec<u32>,
+    pub numerical: usize,
+    pub tasks: usize,
+    pub embedding: embedding::Config,
+}
+
+impl Dims {
+    /// Width of the flattened input layer: (fields + 1) * dim.
+    pub fn input_width(&self) -> usize {
+        (self.cardinalities.len() + 1) * self.embedding.dim
+    }
+}
+
+/// What a backbone computes for a batch.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// `(B, tasks)` logits, where the backbone has them (all but MetaHeac).
+    pub logits: Option<Tensor>,
+    /// `(B, tasks)` probabilities.
+    pub probabilities: Tensor,
+    /// `(B, width)`: the representation the domain critics see (REFERENCE.md section 3).
+    pub feature: Tensor,
+}
+
+impl Output {
+    /// Each task's mean binary cross-entropy against `(B, tasks)` 0/1 labels: on the
+    /// logits where the backbone has them (stable when saturated), else on probabilities.
+    pub fn task_losses(&self, labels: &Tensor) -> Result<Vec<Tensor>> {
+        let tasks = labels.dim(1)?;
+        (0..tasks)
+            .map(|t| {
+                let y = labels.narrow(1, t, 1)?;
+                match &self.logits {
+                    Some(logits) => crate::nn::loss::bce_with_logits(&logits.narrow(1, t, 1)?, &y),
+                    None => crate::nn::loss::bce(&self.probabilities.narrow(1, t, 1)?, &y),
+                }
+            })
+            .collect()
+    }
+}
+
+pub trait Backbone: Send + Sync {
+    /// `categorical`: `(B, fields)` u32 indices with field offsets; `numerical`: `(B, n)`.
+    fn forward(
+        &self,
+        categorical: &Tensor,
+        numerical: &Tensor,
+        mode: &mut Mode<'_>,
+    ) -> Result<Output>;
+
+    /// Width of [`Output::feature`].
+    fn feature_width(&self) -> usize;
+}
+
+/// A backbone configuration that can build its model.
+pub trait BackboneConfig: DeserializeOwned {
+    fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>>;
+}
+
+pub type Builder = fn(&serde_json::Value, &Dims, &mut Params) -> Result<Box<dyn Backbone>>;
+
+fn build<C: BackboneConfig>(
+    params_json: &serde_json::Value,
+    dims: &Dims,
+    params: &mut Params,
+) -> Result<Box<dyn Backbone>> {
+    let config: C = serde_json::from_value(params_json.clone())
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    config.build(dims, params)
+}
+
+/// Builds the backbone of `kind` with its canonical parameters into `params`.
+pub fn build_backbone(
+    kind: &str,
+    config: &serde_json::Value,
+    dims: &Dims,
+    params: &mut Params,
+) -> Result<Box<dyn Backbone>> {
+    match crate::registry::kind_entry("backbones", kind).map(|k| &k.build) {
+        Some(crate::registry::Build::Backbone(builder)) => builder(config, dims, params),
+        _ => Err(candle_core::Error::Msg(format!(
+            "`{kind}` is not a backbone kind"
+        ))),
+    }
+}
+
+/// `["prefix.0", "prefix.1", ...]`.
+pub fn indexed(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}.{i}")).collect()
+}
+
+/// Output of logits `(T, B, 1)` from fused towers.
+pub fn from_logits(towers: Tensor, feature: Tensor) -> Result<Output> {
+    let logits = towers.squeeze(2)?.t()?.contiguous()?;
+    Ok(Output {
+        probabilities: candle_nn::ops::sigmoid(&logits)?,
+        logits: Some(logits),
+        feature,
+    })
+}
+
+/// Mixes experts `(E, B, D)` with gate weights `(B, G, E)` (softmaxed): `(B, G, D)`.
+pub fn mix(experts: &Tensor, gates: &Tensor) -> Result<Tensor> {
+    gates.matmul(&experts.transpose(0, 1)?.contiguous()?)
+}
+
+/// Softmax over the last dimension of gate logits.
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax(x, candle_core::D::Minus1)
+}
+
+pub fn check_dims(dims: &[usize], key: &str) -> std::result::Result<(), Invalid> {
     ensure(
         !dims.is_empty() && dims.iter().all(|&d| d > 0),
         key,
@@ -30,7 +160,7 @@ pub fn check_dims(dims: &[usize], key: &str) -> Result<(), Invalid> {
     )
 }
 
-pub fn check_tower(dims: &[usize], dropout: f64) -> Result<(), Invalid> {
+pub fn check_tower(dims: &[usize], dropout: f64) -> std::result::Result<(), Invalid> {
     check_dims(dims, "tower_dims")?;
     ensure(
         (0.0..1.0).contains(&dropout),
@@ -39,6 +169,6 @@ pub fn check_tower(dims: &[usize], dropout: f64) -> Result<(), Invalid> {
     )
 }
 
-pub fn check_count(n: usize, key: &str) -> Result<(), Invalid> {
+pub fn check_count(n: usize, key: &str) -> std::result::Result<(), Invalid> {
     ensure(n > 0, key, "must be positive")
 }

@@ -3,6 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::check::{Invalid, Validate};
+use candle_core::{Result, Tensor};
+
+use super::{Backbone, BackboneConfig, Dims, Output, indexed};
+use crate::nn::embedding::InputLayer;
+use crate::nn::linear::Linear;
+use crate::nn::mlp::Mlp;
+use crate::nn::{Mode, Params};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
@@ -13,9 +20,72 @@ pub struct Config {
 }
 
 impl Validate for Config {
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> std::result::Result<(), Invalid> {
         super::check_dims(&self.expert_dims, "expert_dims")?;
         super::check_count(self.experts, "experts")?;
         super::check_tower(&self.tower_dims, self.dropout)
+    }
+}
+
+pub struct Omoe {
+    input: InputLayer,
+    experts: Mlp,
+    gate: Linear,
+    towers: Mlp,
+}
+
+impl BackboneConfig for Config {
+    fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>> {
+        let last = *self.expert_dims.last().expect("validated non-empty");
+        Ok(Box::new(Omoe {
+            input: InputLayer::new(
+                params,
+                "embedding",
+                "numerical_layer",
+                &dims.cardinalities,
+                dims.numerical,
+                &dims.embedding,
+            )?,
+            experts: Mlp::new(
+                params,
+                &indexed("expert", self.experts),
+                dims.input_width(),
+                &self.expert_dims,
+                self.dropout,
+                false,
+            )?,
+            gate: Linear::new(params, &["gate.0".into()], dims.input_width(), self.experts)?,
+            towers: Mlp::new(
+                params,
+                &indexed("tower", dims.tasks),
+                last,
+                &self.tower_dims,
+                self.dropout,
+                true,
+            )?,
+        }))
+    }
+}
+
+impl Backbone for Omoe {
+    fn forward(
+        &self,
+        categorical: &Tensor,
+        numerical: &Tensor,
+        mode: &mut Mode<'_>,
+    ) -> Result<Output> {
+        let emb = self
+            .input
+            .forward(categorical, numerical)?
+            .flatten_from(1)?;
+        let experts = self.experts.forward_shared(&emb, mode)?;
+        let gate = super::softmax(&self.gate.forward_shared(&emb)?)?.unsqueeze(1)?;
+        let feature = super::mix(&experts, &gate)?.squeeze(1)?;
+        let towers = self.towers.forward_shared(&feature, mode)?;
+        super::from_logits(towers, feature)
+    }
+
+    fn feature_width(&self) -> usize {
+        self.experts.width()
     }
 }

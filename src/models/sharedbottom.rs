@@ -3,6 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::check::{Invalid, Validate};
+use candle_core::{Result, Tensor};
+
+use super::{Backbone, BackboneConfig, Dims, Output, indexed};
+use crate::nn::embedding::InputLayer;
+use crate::nn::mlp::Mlp;
+use crate::nn::{Mode, Params};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
@@ -12,8 +18,67 @@ pub struct Config {
 }
 
 impl Validate for Config {
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> std::result::Result<(), Invalid> {
         super::check_dims(&self.bottom_dims, "bottom_dims")?;
         super::check_tower(&self.tower_dims, self.dropout)
+    }
+}
+
+pub struct SharedBottom {
+    input: InputLayer,
+    bottom: Mlp,
+    towers: Mlp,
+}
+
+impl BackboneConfig for Config {
+    fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>> {
+        let last = *self.bottom_dims.last().expect("validated non-empty");
+        Ok(Box::new(SharedBottom {
+            input: InputLayer::new(
+                params,
+                "embedding",
+                "numerical_layer",
+                &dims.cardinalities,
+                dims.numerical,
+                &dims.embedding,
+            )?,
+            bottom: Mlp::new(
+                params,
+                &["bottom".into()],
+                dims.input_width(),
+                &self.bottom_dims,
+                self.dropout,
+                false,
+            )?,
+            towers: Mlp::new(
+                params,
+                &indexed("tower", dims.tasks),
+                last,
+                &self.tower_dims,
+                self.dropout,
+                true,
+            )?,
+        }))
+    }
+}
+
+impl Backbone for SharedBottom {
+    fn forward(
+        &self,
+        categorical: &Tensor,
+        numerical: &Tensor,
+        mode: &mut Mode<'_>,
+    ) -> Result<Output> {
+        let emb = self
+            .input
+            .forward(categorical, numerical)?
+            .flatten_from(1)?;
+        let feature = self.bottom.forward_shared(&emb, mode)?.squeeze(0)?;
+        let towers = self.towers.forward_shared(&feature, mode)?;
+        super::from_logits(towers, feature)
+    }
+
+    fn feature_width(&self) -> usize {
+        self.bottom.width()
     }
 }

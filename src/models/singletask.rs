@@ -3,6 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::check::{Invalid, Validate};
+use candle_core::{Result, Tensor};
+
+use super::{Backbone, BackboneConfig, Dims, Output, indexed};
+use crate::nn::embedding::InputLayer;
+use crate::nn::mlp::Mlp;
+use crate::nn::{Mode, Params};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
@@ -12,8 +18,76 @@ pub struct Config {
 }
 
 impl Validate for Config {
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self) -> std::result::Result<(), Invalid> {
         super::check_dims(&self.bottom_dims, "bottom_dims")?;
         super::check_tower(&self.tower_dims, self.dropout)
+    }
+}
+
+pub struct SingleTask {
+    inputs: Vec<InputLayer>,
+    bottoms: Mlp,
+    towers: Mlp,
+}
+
+impl BackboneConfig for Config {
+    fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>> {
+        let last = *self.bottom_dims.last().expect("validated non-empty");
+        let inputs = (0..dims.tasks)
+            .map(|t| {
+                let (embedding, numerical) =
+                    (format!("embedding.{t}"), format!("numerical_layer.{t}"));
+                InputLayer::new(
+                    params,
+                    &embedding,
+                    &numerical,
+                    &dims.cardinalities,
+                    dims.numerical,
+                    &dims.embedding,
+                )
+            })
+            .collect::<Result<_>>()?;
+        Ok(Box::new(SingleTask {
+            inputs,
+            bottoms: Mlp::new(
+                params,
+                &indexed("bottom", dims.tasks),
+                dims.input_width(),
+                &self.bottom_dims,
+                self.dropout,
+                false,
+            )?,
+            towers: Mlp::new(
+                params,
+                &indexed("tower", dims.tasks),
+                last,
+                &self.tower_dims,
+                self.dropout,
+                true,
+            )?,
+        }))
+    }
+}
+
+impl Backbone for SingleTask {
+    fn forward(
+        &self,
+        categorical: &Tensor,
+        numerical: &Tensor,
+        mode: &mut Mode<'_>,
+    ) -> Result<Output> {
+        let embs = self
+            .inputs
+            .iter()
+            .map(|input| input.forward(categorical, numerical)?.flatten_from(1))
+            .collect::<Result<Vec<_>>>()?;
+        let bottoms = self.bottoms.forward_each(&Tensor::stack(&embs, 0)?, mode)?;
+        let towers = self.towers.forward_each(&bottoms, mode)?;
+        let feature = bottoms.transpose(0, 1)?.flatten_from(1)?;
+        super::from_logits(towers, feature)
+    }
+
+    fn feature_width(&self) -> usize {
+        self.inputs.len() * self.bottoms.width()
     }
 }

@@ -27,3 +27,62 @@ impl Validate for Config {
         ensure(self.dim > 0, "dim", "must be positive")
     }
 }
+
+/// The input layer: categorical fields through one embedding table (indices carry their
+/// field offsets), the numerical columns through Linear(n -> dim) as one more field.
+/// PyTorch names: `{prefix}embedding.embedding.weight`, `{prefix}numerical_layer.*`.
+#[derive(Debug, Clone)]
+pub struct InputLayer {
+    table: candle_core::Var,
+    numerical: super::linear::Linear,
+    dim: usize,
+}
+
+impl InputLayer {
+    /// `embedding` and `numerical_layer` are the PyTorch module paths.
+    pub fn new(
+        params: &mut super::Params,
+        embedding: &str,
+        numerical_layer: &str,
+        cardinalities: &[u32],
+        numerical: usize,
+        config: &Config,
+    ) -> candle_core::Result<Self> {
+        use super::params::{Init, Role};
+        let rows = cardinalities.iter().map(|&c| c as usize).sum();
+        let init = match config.init {
+            self::Init::XavierUniform => Init::xavier(rows, config.dim),
+        };
+        let table = params.add(
+            &[format!("{embedding}.embedding.weight")],
+            &[rows, config.dim],
+            init,
+            Role::Trainable,
+        )?;
+        Ok(InputLayer {
+            table,
+            numerical: super::linear::Linear::new(
+                params,
+                &[numerical_layer.to_string()],
+                numerical,
+                config.dim,
+            )?,
+            dim: config.dim,
+        })
+    }
+
+    /// `(B, fields)` indices and `(B, numerical)` values -> `(B, fields + 1, dim)`.
+    pub fn forward(
+        &self,
+        categorical: &candle_core::Tensor,
+        numerical: &candle_core::Tensor,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let (batch, fields) = categorical.dims2()?;
+        let embedded = self
+            .table
+            .embedding(&categorical.flatten_all()?)?
+            .reshape((batch, fields, self.dim))?;
+        let numeric = self.numerical.forward_shared(numerical)?.unsqueeze(1)?;
+        candle_core::Tensor::cat(&[embedded, numeric], 1)
+    }
+}

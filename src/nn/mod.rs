@@ -1,3 +1,52 @@
-//! Building blocks shared by the backbones.
+//! Building blocks shared by the backbones and critics.
 
+pub mod batchnorm;
 pub mod embedding;
+pub mod linear;
+pub mod loss;
+pub mod mlp;
+pub mod optim;
+pub mod params;
+
+use candle_core::{Result, Tensor};
+use rand::Rng;
+
+pub use params::Params;
+
+use crate::rng;
+
+/// How a forward pass runs: training (batch statistics, dropout when a noise stream is
+/// given) or evaluation.
+pub struct Mode<'a> {
+    pub train: bool,
+    /// The seeded stream dropout masks are drawn from; `None` disables dropout.
+    pub noise: Option<&'a mut rng::Stream>,
+}
+
+impl Mode<'_> {
+    pub fn eval() -> Mode<'static> {
+        Mode {
+            train: false,
+            noise: None,
+        }
+    }
+}
+
+/// Inverted dropout with a mask drawn from the mode's seeded stream.
+pub fn dropout(x: &Tensor, p: f64, mode: &mut Mode<'_>) -> Result<Tensor> {
+    let Some(stream) = mode.noise.as_deref_mut().filter(|_| mode.train && p > 0.0) else {
+        return Ok(x.clone());
+    };
+    let keep = 1.0 - p;
+    let scale = (1.0 / keep) as f32;
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| {
+            if stream.random::<f64>() < keep {
+                scale
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+}

@@ -1,0 +1,100 @@
+//! BatchNorm1d with PyTorch's semantics: in training, normalise with the batch mean and
+//! biased variance and update the running statistics (momentum 0.1) with the unbiased
+//! variance; in evaluation, normalise with the running statistics. `count` fused layers of
+//! `features` each.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use candle_core::{Result, Tensor, Var};
+
+use super::params::{Init, Params, Role};
+
+const EPS: f64 = 1e-5;
+const MOMENTUM: f64 = 0.1;
+
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    weight: Var,
+    bias: Var,
+    running_mean: Var,
+    running_var: Var,
+    tracked: Arc<AtomicI64>,
+    count: usize,
+}
+
+impl BatchNorm {
+    pub fn new(params: &mut Params, prefixes: &[String], features: usize) -> Result<Self> {
+        let names = |suffix: &str| {
+            prefixes
+                .iter()
+                .map(|p| format!("{p}.{suffix}"))
+                .collect::<Vec<_>>()
+        };
+        Ok(BatchNorm {
+            weight: params.add(
+                &names("weight"),
+                &[features],
+                Init::Constant(1.0),
+                Role::Trainable,
+            )?,
+            bias: params.add(
+                &names("bias"),
+                &[features],
+                Init::Constant(0.0),
+                Role::Trainable,
+            )?,
+            running_mean: params.add(
+                &names("running_mean"),
+                &[features],
+                Init::Constant(0.0),
+                Role::Statistic,
+            )?,
+            running_var: params.add(
+                &names("running_var"),
+                &[features],
+                Init::Constant(1.0),
+                Role::Statistic,
+            )?,
+            tracked: params.counter(&names("num_batches_tracked")),
+            count: prefixes.len(),
+        })
+    }
+
+    /// Features per fused layer.
+    pub fn features(&self) -> usize {
+        self.weight.elem_count() / self.count
+    }
+
+    /// Normalises `x` over `batch_dim`; the statistics broadcast as `stats_shape` (the
+    /// shape of a per-feature mean with the batch dimension kept).
+    pub fn forward(&self, x: &Tensor, batch_dim: usize, train: bool) -> Result<Tensor> {
+        let mut stats_shape = x.dims().to_vec();
+        stats_shape[batch_dim] = 1;
+        let w = self.weight.reshape(stats_shape.as_slice())?;
+        let b = self.bias.reshape(stats_shape.as_slice())?;
+        if !train {
+            let mean = self.running_mean.reshape(stats_shape.as_slice())?;
+            let scale = (self.running_var.reshape(stats_shape.as_slice())? + EPS)?.sqrt()?;
+            return x
+                .broadcast_sub(&mean)?
+                .broadcast_div(&scale)?
+                .broadcast_mul(&w)?
+                .broadcast_add(&b);
+        }
+        let n = x.dim(batch_dim)?;
+        let mean = x.mean_keepdim(batch_dim)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let variance = centred.sqr()?.mean_keepdim(batch_dim)?;
+        let normalised = centred.broadcast_div(&(&variance + EPS)?.sqrt()?)?;
+        let unbiased =
+            (variance.detach() * (n as f64 / (n as f64 - 1.0).max(1.0)))?.flatten_all()?;
+        let update = |running: &Var, batch: Tensor| -> Result<()> {
+            running.set(&((running.as_tensor() * (1.0 - MOMENTUM))? + (batch * MOMENTUM)?)?)
+        };
+        update(&self.running_mean, mean.detach().flatten_all()?)?;
+        update(&self.running_var, unbiased)?;
+        self.tracked.fetch_add(1, Ordering::Relaxed);
+        normalised.broadcast_mul(&w)?.broadcast_add(&b)
+    }
+}

@@ -1,0 +1,93 @@
+//! MTReclib's MultiLayerPerceptron, `count` of them fused and run as one batched product:
+//! per hidden size Linear -> BatchNorm1d -> ReLU -> Dropout, then optionally Linear(-> 1).
+//! PyTorch names: `{prefix}.mlp.{4 l}` (Linear), `{prefix}.mlp.{4 l + 1}` (BatchNorm),
+//! `{prefix}.mlp.{4 L}` (output Linear).
+
+use candle_core::{Result, Tensor};
+
+use super::batchnorm::BatchNorm;
+use super::linear::Linear;
+use super::{Mode, dropout};
+
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    layers: Vec<(Linear, BatchNorm)>,
+    output: Option<Linear>,
+    count: usize,
+    dropout: f64,
+}
+
+impl Mlp {
+    pub fn new(
+        params: &mut super::Params,
+        prefixes: &[String],
+        input: usize,
+        dims: &[usize],
+        dropout: f64,
+        output_layer: bool,
+    ) -> Result<Self> {
+        let at = |index: usize| {
+            prefixes
+                .iter()
+                .map(|p| format!("{p}.mlp.{index}"))
+                .collect::<Vec<_>>()
+        };
+        let mut layers = Vec::new();
+        let mut width = input;
+        for (l, &dim) in dims.iter().enumerate() {
+            layers.push((
+                Linear::new(params, &at(4 * l), width, dim)?,
+                BatchNorm::new(params, &at(4 * l + 1), dim)?,
+            ));
+            width = dim;
+        }
+        let output = output_layer
+            .then(|| Linear::new(params, &at(4 * dims.len()), width, 1))
+            .transpose()?;
+        Ok(Mlp {
+            layers,
+            output,
+            count: prefixes.len(),
+            dropout,
+        })
+    }
+
+    /// Width of the last hidden layer (the output when there is no output layer).
+    pub fn width(&self) -> usize {
+        self.layers
+            .last()
+            .map(|(_, norm)| norm.features())
+            .unwrap_or(0)
+    }
+
+    /// The same input `(B, in)` for every fused MLP; returns `(count, B, out)`.
+    pub fn forward_shared(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let (first, norm) = &self.layers[0];
+        let batch = x.dim(0)?;
+        let h = first.forward_shared(x)?;
+        let h = norm.forward(&h, 0, mode.train)?.relu()?;
+        let h = dropout(&h, self.dropout, mode)?;
+        let h = h
+            .reshape((batch, self.count, ()))?
+            .transpose(0, 1)?
+            .contiguous()?;
+        self.rest(h, 1, mode)
+    }
+
+    /// One input per fused MLP, `(count, B, in)`; returns `(count, B, out)`.
+    pub fn forward_each(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        self.rest(x.clone(), 0, mode)
+    }
+
+    fn rest(&self, mut h: Tensor, from: usize, mode: &mut Mode<'_>) -> Result<Tensor> {
+        for (linear, norm) in &self.layers[from..] {
+            h = linear.forward_each(&h)?;
+            h = norm.forward(&h, 1, mode.train)?.relu()?;
+            h = dropout(&h, self.dropout, mode)?;
+        }
+        match &self.output {
+            Some(out) => out.forward_each(&h),
+            None => Ok(h),
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Parameters and buffers, stored fused for speed (all experts of a layer in one tensor)
+//! and named as PyTorch's state_dict names them: each stored tensor is a stack, along its
+//! first dimension, of "shards", one per PyTorch tensor.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+use crate::rng;
+
+/// How a shard's initial values are drawn (from the stream (seed, "init", shard name)).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    Uniform(f64),
+    Normal(f64),
+    Constant(f64),
+}
+
+impl Init {
+    /// PyTorch's Linear default: kaiming-uniform with a = sqrt(5), i.e. U(±1/sqrt(fan_in)),
+    /// for the weight and the bias alike.
+    pub fn linear(fan_in: usize) -> Self {
+        Init::Uniform(1.0 / (fan_in as f64).sqrt())
+    }
+
+    /// Xavier-uniform of a (rows, cols) matrix: U(±sqrt(6 / (rows + cols))).
+    pub fn xavier(rows: usize, cols: usize) -> Self {
+        Init::Uniform((6.0 / (rows + cols) as f64).sqrt())
+    }
+
+    fn draw(self, n: usize, stream: &mut rng::Stream) -> Vec<f32> {
+        match self {
+            Init::Uniform(bound) => (0..n)
+                .map(|_| stream.random_range(-bound..bound) as f32)
+                .collect(),
+            Init::Normal(std) => (0..n)
+                .map(|_| (std * stream.sample::<f64, _>(StandardNormal)) as f32)
+                .collect(),
+            Init::Constant(value) => vec![value as f32; n],
+        }
+    }
+}
+
+/// Whether an optimiser updates a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Trainable,
+    /// BatchNorm running statistics: updated by the forward pass, never by an optimiser.
+    Statistic,
+}
+
+#[derive(Debug, Clone)]
+struct Shard {
+    name: String,
+    shape: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    var: Var,
+    role: Role,
+    shards: Vec<Shard>,
+}
+
+/// Every tensor of a model, with its PyTorch names.
+#[derive(Debug, Clone)]
+pub struct Params {
+    device: Device,
+    seed: u64,
+    slots: Vec<Slot>,
+    counters: Vec<(Vec<String>, Arc<AtomicI64>)>,
+}
+
+/// Problems matching a checkpoint to a model; each list is complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {message}")]
+    Read { path: String, message: String },
+    #[error(
+        "{path} does not match the model:{}{}{}",
+        list("missing tensors", missing),
+        list("unexpected tensors", unexpected),
+        list("mis-shaped tensors", misshaped)
+    )]
+    Mismatch {
+        path: String,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+        misshaped: Vec<String>,
+    },
+}
+
+fn list(title: &str, items: &[String]) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!("\n  {title} ({}): {}", items.len(), items.join(", "))
+    }
+}
+
+impl Params {
+    pub fn new(device: &Device, seed: u64) -> Self {
+        Params {
+            device: device.clone(),
+            seed,
+            slots: Vec::new(),
+            counters: Vec::new(),
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Registers a tensor made of `names.len()` shards of `shape` each, stacked along the
+    /// first dimension (one shard: the tensor has exactly `shape`). Returns the fused Var of
+    /// shape `[names.len() * shape[0], shape[1..]]`.
+    pub fn add(
+        &mut self,
+        names: &[String],
+        shape: &[usize],
+        init: Init,
+        role: Role,
+    ) -> candle_core::Result<Var> {
+        let per_shard: usize = shape.iter().product();
+        let mut values = Vec::with_capacity(per_shard * names.len());
+        for name in names {
+            values.extend(init.draw(
+                per_shard,
+                &mut rng::stream(self.seed, &format!("init/{name}"), 0),
+            ));
+        }
+        let mut fused = shape.to_vec();
+        fused[0] *= names.len();
+        let var = Var::from_tensor(&Tensor::from_vec(values, fused, &self.device)?)?;
+        self.slots.push(Slot {
+            var: var.clone(),
+            role,
+            shards: names
+                .iter()
+                .map(|n| Shard {
+                    name: n.clone(),
+                    shape: shape.to_vec(),
+                })
+                .collect(),
+        });
+        Ok(var)
+    }
+
+    /// A scalar counter (BatchNorm's num_batches_tracked) saved under each of `names`.
+    pub fn counter(&mut self, names: &[String]) -> Arc<AtomicI64> {
+        let counter = Arc::new(AtomicI64::new(0));
+        self.counters.push((names.to_vec(), counter.clone()));
+        counter
+    }
+
+    /// The tensors an optimiser updates.
+    pub fn trainable(&self) -> Vec<Var> {
+        self.slots
+            .iter()
+            .filter(|s| s.role == Role::Trainable)
+            .map(|s| s.var.clone())
+            .collect()
+    }
+
+    /// Every trainable tensor with the PyTorch name of its first shard (for reports).
+    pub fn named_trainable(&self) -> Vec<(String, Var)> {
+        self.slots
+            .iter()
+            .filter(|s| s.role == Role::Trainable)
+            .map(|s| (s.shards[0].name.clone(), s.var.clone()))
+            .collect()
+    }
+
+    /// The state dict: PyTorch name -> tensor (shards split out, counters as i64 scalars).
+    pub fn state_dict(&self) -> candle_core::Result<BTreeMap<String, Tensor>> {
+        let mut out = BTreeMap::new();
+        for slot in &self.slots {
+            let rows = slot.shards[0].shape[0];
+            for (i, shard) in slot.shards.iter().enumerate() {
+                let t = slot
+                    .var
+                    .as_tensor()
+                    .narrow(0, i * rows, rows)?
+                    .reshape(shard.shape.as_slice())?;
+                out.insert(shard.name.clone(), t.to_device(&Device::Cpu)?.contiguous()?);
+            }
+        }
+        for (names, counter) in &self.counters {
+            for name in names {
+                out.insert(
+                    name.clone(),
+                    Tensor::new(counter.load(Ordering::Relaxed), &Device::Cpu)?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Gradients per PyTorch name (for tests and reports).
+    pub fn split_by_name(
+        &self,
+        fused: &[(Var, Tensor)],
+    ) -> candle_core::Result<BTreeMap<String, Tensor>> {
+        let mut out = BTreeMap::new();
+        for (var, tensor) in fused {
+            let slot = self
+                .slots
+                .iter()
+                .find(|s| s.var.as_tensor().id() == var.as_tensor().id())
+                .expect("a registered var");
+            let rows = slot.shards[0].shape[0];
+            for (i, shard) in slot.shards.iter().enumerate() {
+                out.insert(
+                    shard.name.clone(),
+                    tensor
+                        .narrow(0, i * rows, rows)?
+                        .reshape(shard.shape.as_slice())?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the state dict as safetensors, atomically.
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        let read = |message: String| CheckpointError::Read {
+            path: path.display().to_string(),
+            message,
+        };
+        let tensors = self.state_dict().map_err(|e| read(e.to_string()))?;
+        let tmp = path.with_extension(format!("safetensors.{}.tmp", std::process::id()));
+        let tensors: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| read(e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| read(e.to_string()))
+    }
+
+    /// Loads a state dict from safetensors; every missing, unexpected or mis-shaped tensor
+    /// is listed in the error, and nothing is changed unless all match.
+    pub fn load(&self, path: &Path) -> Result<(), CheckpointError> {
+        let shown = path.display().to_string();
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+            CheckpointError::Read {
+                path: shown.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        self.load_state_dict(&tensors, &shown)
+    }
+
+    pub fn load_state_dict(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        shown: &str,
+    ) -> Result<(), CheckpointError> {
+        let mut expected: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for slot in &self.slots {
+            for shard in &slot.shards {
+                expected.insert(&shard.name, shard.shape.clone());
+            }
+        }
+        for (names, _) in &self.counters {
+            for name in names {
+                expected.insert(name, Vec::new());
+            }
+        }
+        let missing: Vec<String> = expected
+            .keys()
+            .filter(|n| !tensors.contains_key(**n))
+            .map(|n| n.to_string())
+            .collect();
+        let mut unexpected: Vec<String> = tensors
+            .keys()
+            .filter(|n| !expected.contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        unexpected.sort();
+        let mut misshaped: Vec<String> = expected
+            .iter()
+            .filter_map(|(name, shape)| {
+                let t = tensors.get(*name)?;
+                (t.dims() != shape.as_slice())
+                    .then(|| format!("{name} (checkpoint {:?}, model {:?})", t.dims(), shape))
+            })
+            .collect();
+        misshaped.sort();
+        if !(missing.is_empty() && unexpected.is_empty() && misshaped.is_empty()) {
+            return Err(CheckpointError::Mismatch {
+                path: shown.to_string(),
+                missing,
+                unexpected,
+                misshaped,
+            });
+        }
+        let read = |e: candle_core::Error| CheckpointError::Read {
+            path: shown.to_string(),
+            message: e.to_string(),
+        };
+        for slot in &self.slots {
+            let parts: Vec<Tensor> = slot
+                .shards
+                .iter()
+                .map(|s| tensors[&s.name].to_dtype(DType::F32))
+                .collect::<candle_core::Result<_>>()
+                .map_err(read)?;
+            let fused = Tensor::cat(&parts, 0)
+                .and_then(|t| t.reshape(slot.var.shape()))
+                .and_then(|t| t.to_device(&self.device))
+                .map_err(read)?;
+            slot.var.set(&fused).map_err(read)?;
+        }
+        for (names, counter) in &self.counters {
+            let value = tensors[&names[0]]
+                .to_dtype(DType::I64)
+                .and_then(|t| t.to_scalar::<i64>())
+                .map_err(read)?;
+            counter.store(value, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}

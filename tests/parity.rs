@@ -1,0 +1,264 @@
+//! Parity with PyTorch: fixtures from tools/make_parity_fixtures.py hold MTReclib-defined
+//! backbones' weights, eval-mode outputs on the sample rows, and one training step's loss,
+//! gradients and BatchNorm statistics. Every backbone must match: forward within 1e-5,
+//! loss and gradients within 1e-4 relative.
+
+mod common;
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use daa::data::batch::{Batches, LastBatch, field_offsets};
+use daa::data::cache::load_csv;
+use daa::models::{Dims, build_backbone};
+use daa::nn::embedding::{Config as Embedding, Init};
+use daa::nn::{Mode, Params};
+use daa::registry::Registry;
+use serde_json::json;
+
+const CARDS: [u32; 16] = [11, 4, 7, 2, 33, 7, 50, 8, 8, 2, 2, 2, 2, 2, 2, 2];
+
+fn dims() -> Dims {
+    Dims {
+        cardinalities: CARDS.to_vec(),
+        numerical: 63,
+        tasks: 2,
+        embedding: Embedding {
+            dim: 8,
+            init: Init::XavierUniform,
+        },
+    }
+}
+
+fn config(kind: &str) -> serde_json::Value {
+    let tower = json!([8, 4]);
+    match kind {
+        "omoe" | "mmoe" => {
+            json!({"expert_dims": [16, 8], "experts": 3, "tower_dims": tower, "dropout": 0.0})
+        }
+        "ple" => {
+            json!({"expert_dims": [16, 8], "shared_experts": 2, "task_experts": 2, "tower_dims": tower, "dropout": 0.0})
+        }
+        "metaheac" => {
+            json!({"expert_dims": [16, 8], "experts": 3, "critics": 2, "tower_dims": tower, "dropout": 0.0})
+        }
+        _ => json!({"bottom_dims": [16, 8], "tower_dims": tower, "dropout": 0.0}),
+    }
+}
+
+/// The 100 sample rows as one batch of tensors.
+fn sample() -> (Tensor, Tensor, Tensor) {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("train.csv");
+    std::fs::copy(
+        common::repo().join("tests/fixtures/aliexpress-sample/train.csv"),
+        &csv,
+    )
+    .unwrap();
+    let registry = Registry {
+        root: common::repo().join("registry"),
+    };
+    let schema = serde_json::from_value(
+        registry.entry("schemas", "aliexpress").unwrap().params["schema"].clone(),
+    )
+    .unwrap();
+    let table = load_csv(&csv, &schema).unwrap().table;
+    let order = (0..table.rows() as u32).collect();
+    let batch = Batches::new(
+        &table,
+        order,
+        100,
+        LastBatch::Keep,
+        Some(field_offsets(&CARDS)),
+    )
+    .next()
+    .unwrap();
+    let t = batch.to_tensors(16, 63, &Device::Cpu).unwrap();
+    (t.categorical, t.numerical, t.labels)
+}
+
+fn fixture(name: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(
+        common::repo().join("tests/fixtures/parity").join(name),
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+/// max |a - b| / max(max |b|, floor).
+fn relative_error(a: &Tensor, b: &Tensor, floor: f32) -> f32 {
+    let diff = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let scale = b
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    diff / scale.max(floor)
+}
+
+fn check(kind: &str) {
+    let expected = fixture(&format!("{kind}.expected.safetensors"));
+    let mut params = Params::new(&Device::Cpu, 0);
+    let model = build_backbone(kind, &config(kind), &dims(), &mut params).unwrap();
+    params
+        .load(&common::repo().join(format!("tests/fixtures/parity/{kind}.safetensors")))
+        .unwrap();
+    let (categorical, numerical, labels) = sample();
+
+    let eval = model
+        .forward(&categorical, &numerical, &mut Mode::eval())
+        .unwrap();
+    let diff = (&eval.probabilities - &expected["eval.probabilities"])
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap();
+    let diff = diff.to_scalar::<f32>().unwrap();
+    assert!(diff <= 1e-5, "{kind}: eval probabilities differ by {diff}");
+    assert_eq!(eval.feature.dims(), &[100, model.feature_width()]);
+
+    let mut train = Mode {
+        train: true,
+        noise: None,
+    };
+    let out = model.forward(&categorical, &numerical, &mut train).unwrap();
+    let losses = out.task_losses(&labels).unwrap();
+    let loss = losses
+        .iter()
+        .skip(1)
+        .fold(losses[0].clone(), |a, b| (a + b).unwrap());
+    let error = relative_error(&loss, &expected["train.loss"], 1e-8);
+    assert!(
+        error <= 1e-4,
+        "{kind}: loss differs, relative error {error}"
+    );
+
+    let grads = loss.backward().unwrap();
+    let fused: Vec<_> = params
+        .trainable()
+        .into_iter()
+        .map(|v| {
+            let g = grads
+                .get(&v)
+                .cloned()
+                .unwrap_or_else(|| v.zeros_like().unwrap());
+            (v, g)
+        })
+        .collect();
+    let by_name = params.split_by_name(&fused).unwrap();
+    let expected_grads: Vec<_> = expected.keys().filter(|k| k.starts_with("grad.")).collect();
+    assert_eq!(
+        by_name.len(),
+        expected_grads.len(),
+        "{kind}: one gradient per parameter"
+    );
+    let largest = |t: &Tensor| {
+        t.abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let scale = expected
+        .iter()
+        .filter(|(k, _)| k.starts_with("grad."))
+        .map(|(_, g)| largest(g))
+        .fold(0.0, f32::max);
+    let mut compared = 0;
+    for (name, grad) in &by_name {
+        let reference = &expected[&format!("grad.{name}")];
+        if largest(reference) <= 1e-5 * scale {
+            // A direction a train-mode BatchNorm cancels (a bias feeding it, directly or
+            // through a constant shift): the true gradient is zero and both frameworks
+            // hold float32 noise, which must stay at that level.
+            assert!(
+                largest(grad) <= 1e-5 * scale,
+                "{kind}: {name} should have a zero gradient, ours is {}",
+                largest(grad)
+            );
+            continue;
+        }
+        compared += 1;
+        let error = relative_error(grad, reference, 1e-6);
+        assert!(
+            error <= 1e-4,
+            "{kind}: gradient of {name} differs, relative error {error}"
+        );
+    }
+    assert!(
+        compared * 2 > by_name.len(),
+        "{kind}: most gradients are compared by value"
+    );
+    let state = params.state_dict().unwrap();
+    for (key, value) in expected.iter().filter(|(k, _)| k.starts_with("after.")) {
+        let name = &key["after.".len()..];
+        let ours = &state[name];
+        if name.ends_with("num_batches_tracked") {
+            assert_eq!(
+                ours.to_scalar::<i64>().unwrap(),
+                value.to_scalar::<i64>().unwrap(),
+                "{kind}: {name}"
+            );
+        } else {
+            let error = relative_error(ours, value, 1e-6);
+            assert!(
+                error <= 1e-5,
+                "{kind}: BatchNorm statistic {name} differs, relative error {error}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sharedbottom_matches_pytorch() {
+    check("sharedbottom");
+}
+
+#[test]
+fn singletask_matches_pytorch() {
+    check("singletask");
+}
+
+#[test]
+fn omoe_matches_pytorch() {
+    check("omoe");
+}
+
+#[test]
+fn mmoe_matches_pytorch() {
+    check("mmoe");
+}
+
+#[test]
+fn ple_matches_pytorch() {
+    check("ple");
+}
+
+#[test]
+fn aitm_matches_pytorch() {
+    check("aitm");
+}
+
+#[test]
+fn metaheac_matches_pytorch() {
+    check("metaheac");
+}
