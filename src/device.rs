@@ -12,6 +12,49 @@ pub enum Device {
     Cuda(usize),
 }
 
+/// A device that cannot be used in this build or on this machine.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error(
+        "train.device = \"{0}\": this build has no CUDA support; rebuild with `--features cuda` (scripts/build-cuda.sh) or use \"cpu\""
+    )]
+    NoCuda(Device),
+    #[error("train.device = \"{device}\": {message}")]
+    Unavailable { device: Device, message: String },
+}
+
+impl Device {
+    /// The candle device this names: `auto` is CUDA device 0 when compiled in and present,
+    /// else the CPU.
+    pub fn open(self) -> Result<candle_core::Device, DeviceError> {
+        match self {
+            Device::Cpu => Ok(candle_core::Device::Cpu),
+            Device::Auto if candle_core::utils::cuda_is_available() => {
+                Ok(candle_core::Device::new_cuda(0).unwrap_or(candle_core::Device::Cpu))
+            }
+            Device::Auto => Ok(candle_core::Device::Cpu),
+            Device::Cuda(_) if !candle_core::utils::cuda_is_available() => {
+                Err(DeviceError::NoCuda(self))
+            }
+            Device::Cuda(n) => {
+                candle_core::Device::new_cuda(n).map_err(|e| DeviceError::Unavailable {
+                    device: self,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// How a candle device is recorded in results: `cpu` or `cuda:N`.
+pub fn describe(device: &candle_core::Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
 impl FromStr for Device {
     type Err = String;
 
@@ -56,6 +99,19 @@ impl<'de> Deserialize<'de> for Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuda_in_a_cpu_build_is_a_clear_error() {
+        if !candle_core::utils::cuda_is_available() {
+            let err = Device::Cuda(1).open().unwrap_err().to_string();
+            assert!(
+                err.contains("cuda:1") && err.contains("--features cuda"),
+                "{err}"
+            );
+            assert_eq!(describe(&Device::Auto.open().unwrap()), "cpu");
+        }
+        assert_eq!(describe(&Device::Cpu.open().unwrap()), "cpu");
+    }
 
     #[test]
     fn device_names_round_trip() {

@@ -23,6 +23,8 @@ fn main() -> ExitCode {
                 e.is::<config::ConfigError>()
                     || e.is::<UsageError>()
                     || e.is::<daa::data::DataError>()
+                    || e.is::<daa::nn::params::CheckpointError>()
+                    || e.is::<daa::device::DeviceError>()
             });
             ExitCode::from(if usage { 2 } else { 1 })
         }
@@ -90,10 +92,13 @@ fn dispatch(cli: &Cli) -> Result<()> {
             resolve(cli, config, &set.sets)?;
             not_yet("run", "the training issue")
         }
-        Command::Predict { config, set, .. } => {
-            resolve(cli, config, &set.sets)?;
-            not_yet("predict", "the models issue")
-        }
+        Command::Predict {
+            config,
+            set,
+            checkpoint,
+            data,
+            out,
+        } => commands::predict::predict(&resolve(cli, config, &set.sets)?, checkpoint, data, out),
         Command::Reproduce { .. } => not_yet("reproduce", "the reproduce issue"),
         Command::Data(DataCommand::Synth {
             preset,

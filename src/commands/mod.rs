@@ -1,6 +1,7 @@
 //! Implementations of the CLI's subcommands.
 
 pub mod data;
+pub mod predict;
 
 /// Marks an error as the user's to fix (bad input, unknown name, not yet available):
 /// exit code 2 rather than 1.

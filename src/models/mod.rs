@@ -4,6 +4,7 @@
 pub mod aitm;
 pub mod metaheac;
 pub mod mmoe;
+pub mod model;
 pub mod omoe;
 pub mod ple;
 pub mod sharedbottom;
