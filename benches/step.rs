@@ -105,6 +105,7 @@ fn main() {
         .copied()
         .filter(|m| args.is_empty() || args.iter().any(|a| a == m))
         .collect();
+    daa::alloc::tune();
     let device = Device::Cpu;
     let rate = gemm_rate();
     println!(

@@ -2,6 +2,7 @@
 //! ACM TOIS 2024), on candle.
 
 pub mod adapt;
+pub mod alloc;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -13,6 +13,7 @@ use daa::config::{self, Overrides};
 use daa::registry::{DIRECTORIES, Registry};
 
 fn main() -> ExitCode {
+    daa::alloc::tune();
     let cli = Cli::parse();
     init_logging(&cli);
     match dispatch(&cli) {

@@ -4,7 +4,8 @@ Builds each backbone in PyTorch exactly as MTReclib defines it (REFERENCE.md sec
 with small dims, random weights and random BatchNorm statistics; saves its state_dict
 (tests/fixtures/parity/<model>.safetensors) and, in <model>.expected.safetensors, its
 eval-mode probabilities on the shared sample rows and one training step's loss (the sum
-of the tasks' BCE), every gradient and the updated BatchNorm statistics (dropout off).
+of the tasks' BCE), every gradient, the updated BatchNorm statistics (dropout off) and the
+parameters after one torch.optim.Adam step (lr 0.01, weight decay 0.001).
 
     python tools/make_parity_fixtures.py   # needs torch, safetensors
 """
@@ -60,6 +61,9 @@ def main():
             expected[f"grad.{key}"] = (param.grad if param.grad is not None else torch.zeros_like(param)).contiguous()
         for key, buffer in model.named_buffers():
             expected[f"after.{key}"] = buffer.contiguous()
+        torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=0.001).step()
+        for key, param in model.named_parameters():
+            expected[f"adam.{key}"] = param.detach().contiguous()
         save_file(expected, OUT / f"{name}.expected.safetensors")
         print(f"{name}: loss {loss.item():.6f}, {sum(p.numel() for p in model.parameters())} parameters")
 

@@ -3,12 +3,14 @@
 //! variance; in evaluation, normalise with the running statistics. `count` fused layers of
 //! `features` each.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use candle_core::{Result, Tensor, Var};
 
+use super::fused_norm::{NormReluDropout, Stats};
 use super::params::{Init, Params, Role};
+use super::{Mode, dropout, dropout_mask};
 
 const EPS: f64 = 1e-5;
 const MOMENTUM: f64 = 0.1;
@@ -64,6 +66,67 @@ impl BatchNorm {
     /// Features per fused layer.
     pub fn features(&self) -> usize {
         self.weight.elem_count() / self.count
+    }
+
+    /// `dropout(relu(batchnorm(x + shift)))`, where `shift` is the bias of the Linear layer
+    /// before (per feature). In training the batch mean cancels the shift, so it enters only
+    /// the running mean (its gradient is exactly zero); on the CPU this runs as one fused
+    /// kernel.
+    pub fn norm_relu_dropout(
+        &self,
+        x: &Tensor,
+        shift: &Tensor,
+        batch_dim: usize,
+        p: f64,
+        mode: &mut Mode<'_>,
+    ) -> Result<Tensor> {
+        if !(mode.train && x.device().is_cpu()) {
+            let mut stats_shape = x.dims().to_vec();
+            stats_shape[batch_dim] = 1;
+            let shifted = x.broadcast_add(&shift.reshape(stats_shape.as_slice())?)?;
+            let h = self.forward(&shifted, batch_dim, mode.train)?.relu()?;
+            return dropout(&h, p, mode);
+        }
+        let (groups, batch, features) = match batch_dim {
+            0 => (1, x.dim(0)?, x.dim(1)?),
+            _ => x.dims3()?,
+        };
+        let mask = mode
+            .noise
+            .as_deref_mut()
+            .filter(|_| p > 0.0)
+            .map(|stream| Arc::new(dropout_mask(x.elem_count(), p, stream)));
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let op = NormReluDropout {
+            groups,
+            batch,
+            features,
+            mask,
+            stats: stats.clone(),
+        };
+        let y = x
+            .reshape((groups, batch, features))?
+            .contiguous()?
+            .apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)?
+            .reshape(x.shape())?;
+        let stats = stats.lock().expect("statistics lock");
+        let device = x.device();
+        let mean = (Tensor::from_slice(&stats.mean, stats.mean.len(), device)?
+            + shift.flatten_all()?.detach())?;
+        let unbiased = (Tensor::from_slice(&stats.variance, stats.variance.len(), device)?
+            * (batch as f64 / (batch as f64 - 1.0).max(1.0)))?;
+        self.update_running(mean, unbiased)?;
+        Ok(y)
+    }
+
+    fn update_running(&self, mean: Tensor, unbiased_variance: Tensor) -> Result<()> {
+        let update = |running: &Var, batch: Tensor| -> Result<()> {
+            running.set(&((running.as_tensor() * (1.0 - MOMENTUM))? + (batch * MOMENTUM)?)?)
+        };
+        update(&self.running_mean, mean)?;
+        update(&self.running_var, unbiased_variance)?;
+        self.tracked.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Normalises `x` over `batch_dim`; the statistics broadcast as `stats_shape` (the

@@ -36,18 +36,33 @@ impl Linear {
 
     /// The same input for every layer: (B, in) -> (B, count * out).
     pub fn forward_shared(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight.t()?)?
-            .broadcast_add(self.bias.as_tensor())
+        self.product_shared(x)?.broadcast_add(self.bias.as_tensor())
     }
 
     /// One input per layer: (count, B, in) -> (count, B, out).
     pub fn forward_each(&self, x: &Tensor) -> Result<Tensor> {
-        let input = self.weight.dim(1)?;
-        let w = self
-            .weight
-            .reshape((self.count, self.out, input))?
-            .transpose(1, 2)?;
         let b = self.bias.reshape((self.count, 1, self.out))?;
-        x.matmul(&w)?.broadcast_add(&b)
+        self.product_each(x)?.broadcast_add(&b)
+    }
+
+    /// [`Self::forward_shared`] without the bias (for a layer a BatchNorm follows).
+    pub fn product_shared(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.weight.t()?)
+    }
+
+    /// [`Self::forward_each`] without the bias.
+    pub fn product_each(&self, x: &Tensor) -> Result<Tensor> {
+        let input = self.weight.dim(1)?;
+        x.matmul(
+            &self
+                .weight
+                .reshape((self.count, self.out, input))?
+                .transpose(1, 2)?,
+        )
+    }
+
+    /// The `(count * out)` biases.
+    pub fn bias(&self) -> &Tensor {
+        self.bias.as_tensor()
     }
 }

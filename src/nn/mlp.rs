@@ -5,9 +5,9 @@
 
 use candle_core::{Result, Tensor};
 
+use super::Mode;
 use super::batchnorm::BatchNorm;
 use super::linear::Linear;
-use super::{Mode, dropout};
 
 #[derive(Debug, Clone)]
 pub struct Mlp {
@@ -64,9 +64,13 @@ impl Mlp {
     pub fn forward_shared(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let (first, norm) = &self.layers[0];
         let batch = x.dim(0)?;
-        let h = first.forward_shared(x)?;
-        let h = norm.forward(&h, 0, mode.train)?.relu()?;
-        let h = dropout(&h, self.dropout, mode)?;
+        let h = norm.norm_relu_dropout(
+            &first.product_shared(x)?,
+            first.bias(),
+            0,
+            self.dropout,
+            mode,
+        )?;
         let h = h
             .reshape((batch, self.count, ()))?
             .transpose(0, 1)?
@@ -81,9 +85,13 @@ impl Mlp {
 
     fn rest(&self, mut h: Tensor, from: usize, mode: &mut Mode<'_>) -> Result<Tensor> {
         for (linear, norm) in &self.layers[from..] {
-            h = linear.forward_each(&h)?;
-            h = norm.forward(&h, 1, mode.train)?.relu()?;
-            h = dropout(&h, self.dropout, mode)?;
+            h = norm.norm_relu_dropout(
+                &linear.product_each(&h)?,
+                linear.bias(),
+                1,
+                self.dropout,
+                mode,
+            )?;
         }
         match &self.output {
             Some(out) => out.forward_each(&h),

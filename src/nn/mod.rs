@@ -2,6 +2,8 @@
 
 pub mod batchnorm;
 pub mod embedding;
+mod fused_adam;
+mod fused_norm;
 pub mod linear;
 pub mod loss;
 pub mod mlp;
@@ -9,7 +11,7 @@ pub mod optim;
 pub mod params;
 
 use candle_core::{Result, Tensor};
-use rand::Rng;
+use rand::RngCore;
 
 pub use params::Params;
 
@@ -37,16 +39,22 @@ pub fn dropout(x: &Tensor, p: f64, mode: &mut Mode<'_>) -> Result<Tensor> {
     let Some(stream) = mode.noise.as_deref_mut().filter(|_| mode.train && p > 0.0) else {
         return Ok(x.clone());
     };
+    let mask = dropout_mask(x.elem_count(), p, stream);
+    x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+}
+
+/// `n` dropout factors: 1 / (1 - p) with probability 1 - p, else 0.
+pub fn dropout_mask(n: usize, p: f64, stream: &mut rng::Stream) -> Vec<f32> {
     let keep = 1.0 - p;
+    let threshold = (keep * 4_294_967_296.0) as u64;
     let scale = (1.0 / keep) as f32;
-    let mask: Vec<f32> = (0..x.elem_count())
+    (0..n)
         .map(|_| {
-            if stream.random::<f64>() < keep {
+            if u64::from(stream.next_u32()) < threshold {
                 scale
             } else {
                 0.0
             }
         })
-        .collect();
-    x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+        .collect()
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
+use super::fused_adam::{Apply, Moments};
 use crate::config::schema::Optimizer;
 
 const BETA1: f64 = 0.9;
@@ -16,7 +17,8 @@ const EPS: f64 = 1e-8;
 #[derive(Debug)]
 pub struct Adam {
     vars: Vec<Var>,
-    moments: Vec<Option<(Tensor, Tensor)>>,
+    /// Per var, its first and second moments as one `(2, n)` tensor.
+    moments: Vec<Option<Tensor>>,
     step: u64,
     pub lr: f64,
     pub weight_decay: f64,
@@ -47,35 +49,54 @@ impl Adam {
         let t = self.step as i32;
         let step_size = self.lr / (1.0 - BETA1.powi(t));
         let correction2 = (1.0 - BETA2.powi(t)).sqrt();
+        let (l2, decoupled) = match self.kind {
+            Optimizer::Adam => (self.weight_decay, 0.0),
+            Optimizer::Adamw => (0.0, self.lr * self.weight_decay),
+        };
         for (var, moments) in self.vars.iter().zip(self.moments.iter_mut()) {
             let Some(grad) = grads.get(var) else { continue };
             let param = var.as_tensor();
-            let grad = match self.kind {
-                Optimizer::Adam if self.weight_decay != 0.0 => {
-                    (grad + (param * self.weight_decay)?)?
-                }
-                _ => grad.clone(),
+            let state = match moments {
+                Some(state) => state,
+                None => moments.insert(Tensor::zeros(
+                    (2, param.elem_count()),
+                    param.dtype(),
+                    param.device(),
+                )?),
             };
-            let fresh_m = (&grad * (1.0 - BETA1))?;
-            let fresh_v = (grad.sqr()? * (1.0 - BETA2))?;
-            let (m, v) = match moments.take() {
-                Some((m, v)) => (((m * BETA1)? + fresh_m)?, ((v * BETA2)? + fresh_v)?),
-                None => (fresh_m, fresh_v),
-            };
+            if param.device().is_cpu() {
+                let grad = grad.contiguous()?;
+                state.inplace_op3(
+                    &grad,
+                    param,
+                    &Moments {
+                        beta1: BETA1 as f32,
+                        beta2: BETA2 as f32,
+                        l2: l2 as f32,
+                    },
+                )?;
+                let apply = Apply {
+                    step_size: step_size as f32,
+                    correction2: correction2 as f32,
+                    eps: EPS as f32,
+                    decoupled: decoupled as f32,
+                };
+                param.inplace_op2(state, &apply)?;
+                continue;
+            }
+            let grad = (grad + (param * l2)?)?.flatten_all()?;
+            let m = ((state.get(0)? * BETA1)? + (&grad * (1.0 - BETA1))?)?;
+            let v = ((state.get(1)? * BETA2)? + (grad.sqr()? * (1.0 - BETA2))?)?;
             let denom = ((v.sqrt()? / correction2)? + EPS)?;
-            let decayed = match self.kind {
-                Optimizer::Adamw if self.weight_decay != 0.0 => {
-                    (param * (1.0 - self.lr * self.weight_decay))?
-                }
-                _ => param.clone(),
-            };
-            var.set(&decayed.sub(&(m.div(&denom)? * step_size)?)?)?;
-            *moments = Some((m, v));
+            let update = (m.div(&denom)? * step_size)?.reshape(param.shape())?;
+            var.set(&(param * (1.0 - decoupled))?.sub(&update)?)?;
+            *state = Tensor::stack(&[m, v], 0)?;
         }
         Ok(())
     }
 
-    /// The optimiser state as named tensors (`m.<i>`, `v.<i>`, `step`).
+    /// The optimiser state as named tensors (`moments.<i>`: first and second moments of
+    /// var i, `step`).
     pub fn state(&self) -> Result<BTreeMap<String, Tensor>> {
         let mut out = BTreeMap::new();
         out.insert(
@@ -83,9 +104,12 @@ impl Adam {
             Tensor::new(self.step as i64, &candle_core::Device::Cpu)?,
         );
         for (i, moments) in self.moments.iter().enumerate() {
-            if let Some((m, v)) = moments {
-                out.insert(format!("m.{i}"), m.to_device(&candle_core::Device::Cpu)?);
-                out.insert(format!("v.{i}"), v.to_device(&candle_core::Device::Cpu)?);
+            if let Some(state) = moments {
+                // A copy: the moments are updated in place.
+                out.insert(
+                    format!("moments.{i}"),
+                    state.to_device(&candle_core::Device::Cpu)?.copy()?,
+                );
             }
         }
         Ok(out)
@@ -98,13 +122,80 @@ impl Adam {
             .transpose()?
             .unwrap_or(0) as u64;
         for (i, (var, moments)) in self.vars.iter().zip(self.moments.iter_mut()).enumerate() {
-            *moments = match (state.get(&format!("m.{i}")), state.get(&format!("v.{i}"))) {
-                (Some(m), Some(v)) => {
-                    Some((m.to_device(var.device())?, v.to_device(var.device())?))
-                }
-                _ => None,
-            };
+            *moments = state
+                .get(&format!("moments.{i}"))
+                .map(|t| t.to_device(var.device())?.copy())
+                .transpose()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+
+    use super::*;
+
+    /// PyTorch's update rules in f64, written out.
+    fn reference(kind: Optimizer, p0: f64, grads: &[f64], lr: f64, wd: f64) -> f64 {
+        let (mut p, mut m, mut v) = (p0, 0.0, 0.0);
+        for (t, g) in grads.iter().enumerate() {
+            let t = t as i32 + 1;
+            let g = if kind == Optimizer::Adam {
+                g + wd * p
+            } else {
+                *g
+            };
+            if kind == Optimizer::Adamw {
+                p *= 1.0 - lr * wd;
+            }
+            m = BETA1 * m + (1.0 - BETA1) * g;
+            v = BETA2 * v + (1.0 - BETA2) * g * g;
+            let denom = v.sqrt() / (1.0 - BETA2.powi(t)).sqrt() + EPS;
+            p -= lr / (1.0 - BETA1.powi(t)) * m / denom;
+        }
+        p
+    }
+
+    #[test]
+    fn adam_and_adamw_follow_pytorch_rules_and_resume_exactly() {
+        for kind in [Optimizer::Adam, Optimizer::Adamw] {
+            let grads = [0.5, -0.25, 0.125, 1.0];
+            let var = Var::new(&[2.0f32, -1.0], &Device::Cpu).unwrap();
+            let mut adam = Adam::new(vec![var.clone()], kind, 0.1, 0.05);
+            let mut resumed = None;
+            for (i, g) in grads.iter().enumerate() {
+                let loss = (var.as_tensor() * (*g)).unwrap().sum_all().unwrap();
+                adam.step(&loss.backward().unwrap()).unwrap();
+                if i == 1 {
+                    let state: std::collections::HashMap<_, _> =
+                        adam.state().unwrap().into_iter().collect();
+                    let copy = Var::from_tensor(&var.as_tensor().copy().unwrap()).unwrap();
+                    let mut restored = Adam::new(vec![copy.clone()], kind, 0.1, 0.05);
+                    restored.load_state(&state).unwrap();
+                    resumed = Some((restored, copy));
+                }
+                if i >= 2 {
+                    let (restored, copy) = resumed.as_mut().unwrap();
+                    let loss = (copy.as_tensor() * (*g)).unwrap().sum_all().unwrap();
+                    restored.step(&loss.backward().unwrap()).unwrap();
+                }
+            }
+            let ours = var.as_tensor().to_vec1::<f32>().unwrap();
+            for (got, p0) in ours.iter().zip([2.0, -1.0]) {
+                let expected = reference(kind, p0, &grads, 0.1, 0.05);
+                assert!(
+                    (f64::from(*got) - expected).abs() < 1e-5,
+                    "{kind:?}: {got} vs {expected}"
+                );
+            }
+            let (_, copy) = resumed.unwrap();
+            assert_eq!(
+                copy.as_tensor().to_vec1::<f32>().unwrap(),
+                ours,
+                "{kind:?}: a restored state continues bit for bit"
+            );
+        }
     }
 }

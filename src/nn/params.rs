@@ -177,7 +177,8 @@ impl Params {
             .collect()
     }
 
-    /// The state dict: PyTorch name -> tensor (shards split out, counters as i64 scalars).
+    /// The state dict: PyTorch name -> tensor (shards split out, counters as i64 scalars),
+    /// copied: later in-place updates of the parameters do not change it.
     pub fn state_dict(&self) -> candle_core::Result<BTreeMap<String, Tensor>> {
         let mut out = BTreeMap::new();
         for slot in &self.slots {
@@ -188,7 +189,7 @@ impl Params {
                     .as_tensor()
                     .narrow(0, i * rows, rows)?
                     .reshape(shard.shape.as_slice())?;
-                out.insert(shard.name.clone(), t.to_device(&Device::Cpu)?.contiguous()?);
+                out.insert(shard.name.clone(), t.to_device(&Device::Cpu)?.copy()?);
             }
         }
         for (names, counter) in &self.counters {

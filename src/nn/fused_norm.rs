@@ -1,0 +1,237 @@
+//! Training-mode BatchNorm -> ReLU -> dropout as one CPU kernel with its own backward, in
+//! a few passes over memory instead of a score of candle element-wise ops. The input is
+//! `(groups, batch, features)` (groups = fused layers), normalised over `batch`.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+const EPS: f64 = 1e-5;
+/// Features per parallel task of the reductions.
+const FEATURE_BLOCK: usize = 256;
+
+/// Batch statistics of the last forward pass: per (group, feature) mean and 1/std.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub mean: Vec<f32>,
+    pub variance: Vec<f32>,
+    inverse_std: Vec<f32>,
+}
+
+pub struct NormReluDropout {
+    pub groups: usize,
+    pub batch: usize,
+    pub features: usize,
+    /// Per element 0 or 1 / keep; `None` without dropout.
+    pub mask: Option<Arc<Vec<f32>>>,
+    pub stats: Arc<Mutex<Stats>>,
+}
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, name: &str) -> Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
+        _ => Err(candle_core::Error::Msg(format!(
+            "{name}: expects contiguous f32"
+        ))),
+    }
+}
+
+/// (group, first feature, last feature) blocks that cover every column once.
+fn blocks(groups: usize, features: usize) -> Vec<(usize, usize, usize)> {
+    (0..groups)
+        .flat_map(|g| {
+            (0..features)
+                .step_by(FEATURE_BLOCK)
+                .map(move |f| (g, f, (f + FEATURE_BLOCK).min(features)))
+        })
+        .collect()
+}
+
+/// Column sums over the batch of `f(b, column)` for each block, written per column.
+fn column_sums(
+    groups: usize,
+    features: usize,
+    batch: usize,
+    f: impl Fn(usize, usize, usize) -> (f64, f64) + Sync,
+) -> (Vec<f64>, Vec<f64>) {
+    let parts: Vec<_> = blocks(groups, features)
+        .into_par_iter()
+        .map(|(g, f0, f1)| {
+            let mut a = vec![0f64; f1 - f0];
+            let mut b = vec![0f64; f1 - f0];
+            for row in 0..batch {
+                for (k, column) in (f0..f1).enumerate() {
+                    let (x, y) = f(g, row, column);
+                    a[k] += x;
+                    b[k] += y;
+                }
+            }
+            (g, f0, a, b)
+        })
+        .collect();
+    let mut first = vec![0f64; groups * features];
+    let mut second = vec![0f64; groups * features];
+    for (g, f0, a, b) in parts {
+        first[g * features + f0..g * features + f0 + a.len()].copy_from_slice(&a);
+        second[g * features + f0..g * features + f0 + b.len()].copy_from_slice(&b);
+    }
+    (first, second)
+}
+
+impl CustomOp3 for NormReluDropout {
+    fn name(&self) -> &'static str {
+        "norm-relu-dropout"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s1, l1, self.name())?;
+        let (weight, bias) = (
+            contiguous(s2, l2, self.name())?,
+            contiguous(s3, l3, self.name())?,
+        );
+        let (g_n, b_n, f_n) = (self.groups, self.batch, self.features);
+        let at = |g: usize, b: usize, f: usize| (g * b_n + b) * f_n + f;
+        let (sum, _) = column_sums(g_n, f_n, b_n, |g, b, f| (f64::from(x[at(g, b, f)]), 0.0));
+        let mean: Vec<f64> = sum.iter().map(|s| s / b_n as f64).collect();
+        let (squares, _) = column_sums(g_n, f_n, b_n, |g, b, f| {
+            let d = f64::from(x[at(g, b, f)]) - mean[g * f_n + f];
+            (d * d, 0.0)
+        });
+        let variance: Vec<f64> = squares.iter().map(|s| s / b_n as f64).collect();
+        let inverse_std: Vec<f32> = variance
+            .iter()
+            .map(|v| (1.0 / (v + EPS).sqrt()) as f32)
+            .collect();
+        let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(f_n)
+            .enumerate()
+            .for_each(|(row, out_row)| {
+                let g = row / b_n;
+                let x_row = &x[row * f_n..(row + 1) * f_n];
+                let s = g * f_n;
+                let mask = self.mask.as_ref().map(|m| &m[row * f_n..(row + 1) * f_n]);
+                for f in 0..f_n {
+                    let z = (x_row[f] - mean32[s + f]) * inverse_std[s + f] * weight[s + f]
+                        + bias[s + f];
+                    let y = z.max(0.0);
+                    out_row[f] = mask.map_or(y, |m| y * m[f]);
+                }
+            });
+        *self.stats.lock().expect("statistics lock") = Stats {
+            mean: mean32,
+            variance: variance.iter().map(|&v| v as f32).collect(),
+            inverse_std,
+        };
+        Ok((CpuStorage::F32(out), Shape::from((g_n, b_n, f_n))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let packed = x.apply_op3_no_bwd(
+            &y.contiguous()?,
+            &grad.contiguous()?,
+            &NormReluDropoutGrad {
+                forward: NormReluDropout {
+                    groups: self.groups,
+                    batch: self.batch,
+                    features: self.features,
+                    mask: self.mask.clone(),
+                    stats: self.stats.clone(),
+                },
+                weight: Arc::new(weight.flatten_all()?.to_vec1::<f32>()?),
+            },
+        )?;
+        let n = self.groups * self.batch * self.features;
+        let columns = self.groups * self.features;
+        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dw = packed.narrow(0, n, columns)?.reshape(weight.shape())?;
+        let db = packed
+            .narrow(0, n + columns, columns)?
+            .reshape(weight.shape())?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// The backward pass of [`NormReluDropout`] on (x, y, grad of y): packed [dx, dw, db].
+struct NormReluDropoutGrad {
+    forward: NormReluDropout,
+    weight: Arc<Vec<f32>>,
+}
+
+impl CustomOp3 for NormReluDropoutGrad {
+    fn name(&self) -> &'static str {
+        "norm-relu-dropout-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, y, grad) = (
+            contiguous(s1, l1, self.name())?,
+            contiguous(s2, l2, self.name())?,
+            contiguous(s3, l3, self.name())?,
+        );
+        let op = &self.forward;
+        let (g_n, b_n, f_n) = (op.groups, op.batch, op.features);
+        let stats = op.stats.lock().expect("statistics lock");
+        let (mean, inverse_std, weight) = (&stats.mean, &stats.inverse_std, &self.weight);
+        let at = |g: usize, b: usize, f: usize| (g * b_n + b) * f_n + f;
+        // The gradient reaching the normalised output: through dropout's scale and ReLU's gate
+        // (y > 0 exactly where the unit was kept and active).
+        let dz = |i: usize| -> f32 {
+            if y[i] > 0.0 {
+                grad[i] * op.mask.as_ref().map_or(1.0, |m| m[i])
+            } else {
+                0.0
+            }
+        };
+        let (db, dw) = column_sums(g_n, f_n, b_n, |g, b, f| {
+            let i = at(g, b, f);
+            let c = g * f_n + f;
+            let d = f64::from(dz(i));
+            (d, d * f64::from((x[i] - mean[c]) * inverse_std[c]))
+        });
+        let n = b_n as f32;
+        let mut out = vec![0f32; x.len() + 2 * g_n * f_n];
+        let (dx, sums) = out.split_at_mut(x.len());
+        dx.par_chunks_mut(f_n)
+            .enumerate()
+            .for_each(|(row, dx_row)| {
+                let s = (row / b_n) * f_n;
+                for (f, out) in dx_row.iter_mut().enumerate() {
+                    let (i, c) = (row * f_n + f, s + f);
+                    let x_hat = (x[i] - mean[c]) * inverse_std[c];
+                    let sum_dy = weight[c] * db[c] as f32;
+                    let sum_dy_xhat = weight[c] * dw[c] as f32;
+                    *out =
+                        inverse_std[c] / n * (n * weight[c] * dz(i) - sum_dy - x_hat * sum_dy_xhat);
+                }
+            });
+        let (dw_out, db_out) = sums.split_at_mut(g_n * f_n);
+        dw_out.iter_mut().zip(&dw).for_each(|(o, v)| *o = *v as f32);
+        db_out.iter_mut().zip(&db).for_each(|(o, v)| *o = *v as f32);
+        Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * g_n * f_n)))
+    }
+}
