@@ -34,13 +34,13 @@ fn config(kind: &str) -> serde_json::Value {
     let tower = json!([128, 64]);
     match kind {
         "omoe" | "mmoe" => {
-            json!({"expert_dims": [512, 256], "experts": 8, "tower_dims": tower, "dropout": 0.2})
+            json!({"bottom_dims": [512, 256], "experts": 8, "tower_dims": tower, "dropout": 0.2})
         }
         "ple" => {
-            json!({"expert_dims": [512, 256], "shared_experts": 4, "task_experts": 4, "tower_dims": tower, "dropout": 0.2})
+            json!({"bottom_dims": [512, 256], "shared_experts": 4, "task_experts": 4, "tower_dims": tower, "dropout": 0.2})
         }
         "metaheac" => {
-            json!({"expert_dims": [512, 256], "experts": 8, "critics": 5, "tower_dims": tower, "dropout": 0.2})
+            json!({"bottom_dims": [512, 256], "experts": 8, "critics": 5, "tower_dims": tower, "dropout": 0.2})
         }
         _ => json!({"bottom_dims": [512, 256], "tower_dims": tower, "dropout": 0.2}),
     }

@@ -33,11 +33,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// `--set key.path=value` flags (the value parsed as TOML; bare words are strings).
+/// How an experiment file is adjusted: a profile overlay and `--set` flags.
 #[derive(Debug, Args)]
 pub struct SetArgs {
+    /// Override one key (the value parsed as TOML; bare words are strings); repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Apply configs/profiles/NAME.toml over the file (smoke, cpu, paper).
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -62,13 +62,42 @@ fn registry_for(cli: &Cli, near: &Path) -> Result<Registry> {
     })
 }
 
-fn resolve(cli: &Cli, path: &Path, sets: &[String]) -> Result<config::Resolved> {
+fn resolve(cli: &Cli, path: &Path, args: &cli::SetArgs) -> Result<config::Resolved> {
     let registry = registry_for(cli, path)?;
-    Ok(config::resolve(
-        path,
-        &Overrides::from_process(sets.to_vec()),
-        &registry,
-    )?)
+    let mut overrides = Overrides::from_process(args.sets.clone());
+    if let Some(name) = &args.profile {
+        overrides.files.push(profile_path(&registry, name)?);
+    }
+    Ok(config::resolve(path, &overrides, &registry)?)
+}
+
+/// `configs/profiles/NAME.toml` beside the registry.
+fn profile_path(registry: &Registry, name: &str) -> Result<std::path::PathBuf> {
+    let dir = registry
+        .root
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("configs/profiles");
+    let path = dir.join(format!("{name}.toml"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    let mut known: Vec<String> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .collect();
+    known.sort();
+    bail!(UsageError(format!(
+        "--profile {name}: no {}; available: {}",
+        path.display(),
+        known.join(", ")
+    )))
 }
 
 fn not_yet(what: &str, issue: &str) -> Result<()> {
@@ -84,13 +113,13 @@ fn dispatch(cli: &Cli) -> Result<()> {
             set,
             origin,
         }) => {
-            let resolved = resolve(cli, config, &set.sets)?;
+            let resolved = resolve(cli, config, set)?;
             print!("{}", config::render(&resolved, *origin));
             Ok(())
         }
         Command::Registry(RegistryCommand::List { kind }) => registry_list(cli, kind.as_deref()),
         Command::Run { config, set, .. } => {
-            resolve(cli, config, &set.sets)?;
+            resolve(cli, config, set)?;
             not_yet("run", "the training issue")
         }
         Command::Predict {
@@ -99,7 +128,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
             checkpoint,
             data,
             out,
-        } => commands::predict::predict(&resolve(cli, config, &set.sets)?, checkpoint, data, out),
+        } => commands::predict::predict(&resolve(cli, config, set)?, checkpoint, data, out),
         Command::Reproduce { .. } => not_yet("reproduce", "the reproduce issue"),
         Command::Data(DataCommand::Synth {
             preset,

@@ -18,6 +18,7 @@ fn registry() -> Registry {
 
 fn resolve_with(path: &Path, env: &[(&str, &str)], sets: &[&str]) -> daa::config::Resolved {
     let overrides = Overrides {
+        files: vec![],
         env: env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -15,7 +15,7 @@ use daa::registry::Registry;
 /// A small MMoE experiment (so checkpoints stay small).
 const SMALL: [&str; 3] = [
     "model.embedding.dim=8",
-    "model.backbone.expert_dims=[16, 8]",
+    "model.backbone.bottom_dims=[16, 8]",
     "model.backbone.tower_dims=[8]",
 ];
 
@@ -24,6 +24,7 @@ fn small_model(seed: u64) -> (Model, daa::config::Resolved) {
         root: repo().join("registry"),
     };
     let overrides = Overrides {
+        files: vec![],
         env: vec![],
         sets: SMALL.iter().map(|s| s.to_string()).collect(),
     };
@@ -187,10 +188,11 @@ fn train_steps_digest() {
     };
     let sets = [
         "model.embedding.dim=16",
-        "model.backbone.expert_dims=[256, 64]",
+        "model.backbone.bottom_dims=[256, 64]",
         "data.target.profile=smoke",
     ];
     let overrides = Overrides {
+        files: vec![],
         env: vec![],
         sets: sets.iter().map(|s| s.to_string()).collect(),
     };

@@ -34,13 +34,13 @@ fn config(kind: &str) -> serde_json::Value {
     let tower = json!([8, 4]);
     match kind {
         "omoe" | "mmoe" => {
-            json!({"expert_dims": [16, 8], "experts": 3, "tower_dims": tower, "dropout": 0.0})
+            json!({"bottom_dims": [16, 8], "experts": 3, "tower_dims": tower, "dropout": 0.0})
         }
         "ple" => {
-            json!({"expert_dims": [16, 8], "shared_experts": 2, "task_experts": 2, "tower_dims": tower, "dropout": 0.0})
+            json!({"bottom_dims": [16, 8], "shared_experts": 2, "task_experts": 2, "tower_dims": tower, "dropout": 0.0})
         }
         "metaheac" => {
-            json!({"expert_dims": [16, 8], "experts": 3, "critics": 2, "tower_dims": tower, "dropout": 0.0})
+            json!({"bottom_dims": [16, 8], "experts": 3, "critics": 2, "tower_dims": tower, "dropout": 0.0})
         }
         _ => json!({"bottom_dims": [16, 8], "tower_dims": tower, "dropout": 0.0}),
     }

@@ -4,9 +4,11 @@ use super::{ConfigError, Layer};
 /// nested keys: `DAA_TRAIN__SEED=7` sets `train.seed`.
 pub const ENV_PREFIX: &str = "DAA_";
 
-/// Environment and command-line overrides, in the order they apply (later wins).
+/// Overlays, environment and command-line overrides, in the order they apply (later wins).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// Overlay files (profiles) applied over the experiment file, before the environment.
+    pub files: Vec<std::path::PathBuf>,
     pub env: Vec<(String, String)>,
     pub sets: Vec<String>,
 }
@@ -19,10 +21,18 @@ impl Overrides {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX))
             .collect();
         env.sort();
-        Overrides { env, sets }
+        Overrides {
+            files: Vec::new(),
+            env,
+            sets,
+        }
     }
 
     pub fn layers(&self) -> Result<Vec<Layer>, ConfigError> {
+        let mut layers = Vec::new();
+        for file in &self.files {
+            layers.extend(super::layer::load_chain(file)?);
+        }
         let env = self.env.iter().map(|(name, value)| {
             let key = name[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
             let origin = format!("environment variable {name}");
@@ -34,7 +44,8 @@ impl Overrides {
                 .ok_or_else(|| malformed(arg, "expected key.path=value"))?;
             layer(format!("--set {arg}"), arg, key.trim(), value.trim())
         });
-        env.chain(sets).collect()
+        layers.extend(env.chain(sets).collect::<Result<Vec<_>, _>>()?);
+        Ok(layers)
     }
 }
 
@@ -106,7 +117,7 @@ mod tests {
     fn env_names_become_nested_keys() {
         let o = Overrides {
             env: vec![("DAA_TRAIN__SELECT_ON".into(), "test".into())],
-            sets: vec![],
+            ..Overrides::default()
         };
         let layers = o.layers().unwrap();
         let train = layers[0].table["train"].as_table().unwrap();
@@ -117,8 +128,8 @@ mod tests {
     fn malformed_sets_are_rejected() {
         for bad in ["train.seed", "=3", "train..seed=3", "train.seed=[1,"] {
             let o = Overrides {
-                env: vec![],
                 sets: vec![bad.into()],
+                ..Overrides::default()
             };
             assert!(
                 matches!(o.layers(), Err(ConfigError::MalformedOverride { .. })),

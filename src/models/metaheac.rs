@@ -15,7 +15,7 @@ use crate::nn::{Mode, Params};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
-    pub expert_dims: Vec<usize>,
+    pub bottom_dims: Vec<usize>,
     pub experts: usize,
     pub critics: usize,
     pub tower_dims: Vec<usize>,
@@ -24,7 +24,7 @@ pub struct Config {
 
 impl Validate for Config {
     fn validate(&self) -> std::result::Result<(), Invalid> {
-        super::check_dims(&self.expert_dims, "expert_dims")?;
+        super::check_dims(&self.bottom_dims, "bottom_dims")?;
         super::check_count(self.experts, "experts")?;
         super::check_count(self.critics, "critics")?;
         super::check_tower(&self.tower_dims, self.dropout)
@@ -43,7 +43,7 @@ pub struct MetaHeac {
 
 impl BackboneConfig for Config {
     fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>> {
-        let last = *self.expert_dims.last().expect("validated non-empty");
+        let last = *self.bottom_dims.last().expect("validated non-empty");
         let e = dims.embedding.dim;
         Ok(Box::new(MetaHeac {
             input: InputLayer::new(
@@ -64,7 +64,7 @@ impl BackboneConfig for Config {
                 params,
                 &indexed("expert", self.experts),
                 dims.input_width(),
-                &self.expert_dims,
+                &self.bottom_dims,
                 self.dropout,
                 false,
             )?,

@@ -13,7 +13,7 @@ use crate::nn::{Mode, Params};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
-    pub expert_dims: Vec<usize>,
+    pub bottom_dims: Vec<usize>,
     pub experts: usize,
     pub tower_dims: Vec<usize>,
     pub dropout: f64,
@@ -21,7 +21,7 @@ pub struct Config {
 
 impl Validate for Config {
     fn validate(&self) -> std::result::Result<(), Invalid> {
-        super::check_dims(&self.expert_dims, "expert_dims")?;
+        super::check_dims(&self.bottom_dims, "bottom_dims")?;
         super::check_count(self.experts, "experts")?;
         super::check_tower(&self.tower_dims, self.dropout)
     }
@@ -38,7 +38,7 @@ pub struct Mmoe {
 
 impl BackboneConfig for Config {
     fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>> {
-        let last = *self.expert_dims.last().expect("validated non-empty");
+        let last = *self.bottom_dims.last().expect("validated non-empty");
         let gates: Vec<String> = indexed("gate", dims.tasks)
             .iter()
             .map(|g| format!("{g}.0"))
@@ -56,7 +56,7 @@ impl BackboneConfig for Config {
                 params,
                 &indexed("expert", self.experts),
                 dims.input_width(),
-                &self.expert_dims,
+                &self.bottom_dims,
                 self.dropout,
                 false,
             )?,

@@ -14,7 +14,7 @@ use crate::nn::{Mode, Params};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
-    pub expert_dims: Vec<usize>,
+    pub bottom_dims: Vec<usize>,
     pub shared_experts: usize,
     pub task_experts: usize,
     pub tower_dims: Vec<usize>,
@@ -23,7 +23,7 @@ pub struct Config {
 
 impl Validate for Config {
     fn validate(&self) -> std::result::Result<(), Invalid> {
-        super::check_dims(&self.expert_dims, "expert_dims")?;
+        super::check_dims(&self.bottom_dims, "bottom_dims")?;
         super::check_count(self.shared_experts, "shared_experts")?;
         super::check_count(self.task_experts, "task_experts")?;
         super::check_tower(&self.tower_dims, self.dropout)
@@ -49,7 +49,7 @@ impl BackboneConfig for Config {
         let tasks = dims.tasks;
         let mut levels = Vec::new();
         let mut input = dims.input_width();
-        for (i, &dim) in self.expert_dims.iter().enumerate() {
+        for (i, &dim) in self.bottom_dims.iter().enumerate() {
             let shared = Mlp::new(
                 params,
                 &indexed(&format!("share_experts.{i}"), self.shared_experts),
