@@ -54,6 +54,9 @@ pub enum Command {
         /// Continue an interrupted run from its last checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Stop after N epochs, as an interruption would (to test --resume).
+        #[arg(long, hide = true)]
+        stop_after_epochs: Option<usize>,
     },
     /// Reproduce a paper table or figure from reproduce/NAME.toml.
     Reproduce {

@@ -11,3 +11,4 @@ pub mod models;
 pub mod nn;
 pub mod registry;
 pub mod rng;
+pub mod train;

@@ -26,6 +26,15 @@ fn main() -> ExitCode {
                     || e.is::<daa::data::DataError>()
                     || e.is::<daa::nn::params::CheckpointError>()
                     || e.is::<daa::device::DeviceError>()
+                    || matches!(
+                        e.downcast_ref::<daa::train::TrainError>(),
+                        Some(
+                            daa::train::TrainError::Data(_)
+                                | daa::train::TrainError::Checkpoint(_)
+                                | daa::train::TrainError::Device(_)
+                                | daa::train::TrainError::Invalid(_)
+                        )
+                    )
             });
             ExitCode::from(if usage { 2 } else { 1 })
         }
@@ -118,9 +127,18 @@ fn dispatch(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Registry(RegistryCommand::List { kind }) => registry_list(cli, kind.as_deref()),
-        Command::Run { config, set, .. } => {
-            resolve(cli, config, set)?;
-            not_yet("run", "the training issue")
+        Command::Run {
+            config,
+            set,
+            resume,
+            stop_after_epochs,
+        } => {
+            let options = daa::train::RunOptions {
+                resume: *resume,
+                stop_after_epochs: *stop_after_epochs,
+                progress: !cli.quiet,
+            };
+            commands::run::execute(&resolve(cli, config, set)?, &options)
         }
         Command::Predict {
             config,

@@ -32,7 +32,7 @@ fn toml_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
-        if path.is_dir() {
+        if path.is_dir() && !path.ends_with("profiles") {
             files.extend(toml_files(&path));
         } else if path.extension().is_some_and(|e| e == "toml") {
             files.push(path);
@@ -51,6 +51,20 @@ fn every_shipped_config_and_registry_entry_resolves() {
     );
     for path in &configs {
         resolve_with(path, &[], &[]);
+    }
+    for profile in toml_files(&repo().join("configs/profiles")) {
+        for base in [
+            "configs/mmoe_nl.toml",
+            "configs/sharedbottom_us.toml",
+            "configs/ablations/single_critic.toml",
+        ] {
+            let overrides = Overrides {
+                files: vec![profile.clone()],
+                ..Overrides::default()
+            };
+            resolve(&repo().join(base), &overrides, &registry())
+                .unwrap_or_else(|e| panic!("{base} + {}: {e}", profile.display()));
+        }
     }
     let registry = registry();
     let mut entries = 0;

@@ -16,7 +16,7 @@ fn closed_form_input_gradient_matches_finite_differences() {
     let x = batch(2, 3);
     let closed = critic.input_gradient(&x).unwrap().to_vec2::<f64>().unwrap();
     let rows = x.to_vec2::<f64>().unwrap();
-    for (r, row) in rows.iter().enumerate() {
+    for r in 0..rows.len() {
         for c in 0..4 {
             let shifted = |d: f64| {
                 let mut m = rows.clone();

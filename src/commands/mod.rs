@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod predict;
+pub mod run;
 
 /// Marks an error as the user's to fix (bad input, unknown name, not yet available):
 /// exit code 2 rather than 1.

@@ -120,7 +120,7 @@ impl<'a> Batches<'a> {
     }
 
     /// How many batches the epoch yields.
-    pub fn count(&self) -> usize {
+    pub fn batch_count(&self) -> usize {
         match self.last {
             LastBatch::Keep => self.order.len().div_ceil(self.batch_size),
             LastBatch::Drop => self.order.len() / self.batch_size,

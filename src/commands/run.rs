@@ -1,0 +1,44 @@
+//! `daa run`: one experiment, its test metrics printed.
+
+use anyhow::Result;
+use daa::config::Resolved;
+use daa::train::{RunOptions, run};
+
+pub fn execute(resolved: &Resolved, options: &RunOptions) -> Result<()> {
+    let result = run(resolved, options)?;
+    let Some(record) = result.record else {
+        println!(
+            "stopped early as asked; continue with --resume ({})",
+            result.dir.display()
+        );
+        return Ok(());
+    };
+    println!(
+        "{} ({:?}, seed {}, {} target rows, best epoch {}), test set of {} rows:",
+        record.experiment,
+        record.method,
+        record.seed,
+        record.target_train_rows,
+        record
+            .best_epoch
+            .map_or("-".into(), |e| (e + 1).to_string()),
+        record.test.rows
+    );
+    println!(
+        "  {:<12} {:>8} {:>9} {:>11}",
+        "task", "AUC", "log-loss", "oracle AUC"
+    );
+    for t in &record.test.tasks {
+        let oracle = t.oracle_auc.map_or("n/a".into(), |a| format!("{a:.4}"));
+        println!(
+            "  {:<12} {:>8.4} {:>9.5} {:>11}",
+            t.task, t.auc, t.log_loss, oracle
+        );
+    }
+    println!(
+        "run directory: {} ({:.1} s)",
+        result.dir.display(),
+        record.wall_seconds
+    );
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Streaming evaluation: eval-mode probabilities batch by batch, then per task the exact
+//! AUC (or the released code's chunk mean) and the log-loss.
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use crate::config::schema::AucMode;
+use crate::data::Table;
+use crate::data::batch::{Batches, LastBatch};
+use crate::metrics;
+use crate::models::model::Model;
+use crate::nn::Mode;
+
+/// The released code's AUC chunk: 2,097,152 rows.
+const RELEASED_CHUNK: usize = 2_097_152;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskMetrics {
+    pub task: String,
+    pub auc: f64,
+    pub log_loss: f64,
+    /// AUC of the true probabilities (synthetic data only): the Bayes limit.
+    pub oracle_auc: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Evaluation {
+    pub rows: usize,
+    pub tasks: Vec<TaskMetrics>,
+}
+
+impl Evaluation {
+    /// The selection metric: the mean of the tasks' AUCs.
+    pub fn mean_auc(&self) -> f64 {
+        self.tasks.iter().map(|t| t.auc).sum::<f64>() / self.tasks.len().max(1) as f64
+    }
+}
+
+/// Evaluates `model` on `rows` of `table` (all rows when `None`).
+pub fn evaluate(
+    model: &Model,
+    table: &Table,
+    rows: Option<&[u32]>,
+    labels: &[String],
+    batch_size: usize,
+    auc: AucMode,
+    device: &Device,
+) -> Result<Evaluation, TrainError> {
+    let order: Vec<u32> = rows.map_or_else(|| (0..table.rows() as u32).collect(), <[u32]>::to_vec);
+    let tasks = table.header.labels;
+    let mut scores = vec![Vec::with_capacity(order.len()); tasks];
+    let mut truth = vec![Vec::with_capacity(order.len()); tasks];
+    let mut oracle = vec![Vec::new(); tasks];
+    let table_labels = table.labels();
+    let probabilities = table.probabilities();
+    let mut batches = Batches::new(
+        table,
+        order.clone(),
+        batch_size,
+        LastBatch::Keep,
+        Some(model.offsets.clone()),
+    );
+    let mut batch = Default::default();
+    while batches.next_into(&mut batch) {
+        let t = batch.to_tensors(table.header.fields, table.header.numerical, device)?;
+        let p = model
+            .forward(&t.categorical, &t.numerical, &mut Mode::eval())?
+            .probabilities
+            .to_vec2::<f32>()?;
+        for row in p {
+            for (task, value) in row.into_iter().enumerate() {
+                scores[task].push(value);
+            }
+        }
+    }
+    for &row in &order {
+        for task in 0..tasks {
+            let i = row as usize * tasks + task;
+            truth[task].push(table_labels[i]);
+            if let Some(p) = probabilities {
+                oracle[task].push(p[i]);
+            }
+        }
+    }
+    let tasks = (0..tasks)
+        .map(|task| {
+            let auc_value = match auc {
+                AucMode::Exact => metrics::auc(&scores[task], &truth[task])?,
+                AucMode::ChunkMean => {
+                    metrics::chunk_mean_auc(&scores[task], &truth[task], RELEASED_CHUNK)?
+                }
+            };
+            Ok(TaskMetrics {
+                task: labels[task].clone(),
+                auc: auc_value,
+                log_loss: metrics::log_loss(&scores[task], &truth[task]),
+                oracle_auc: (!oracle[task].is_empty())
+                    .then(|| metrics::auc(&oracle[task], &truth[task]).ok())
+                    .flatten(),
+            })
+        })
+        .collect::<Result<_, TrainError>>()?;
+    Ok(Evaluation {
+        rows: order.len(),
+        tasks,
+    })
+}
