@@ -67,8 +67,12 @@ pub enum Command {
         seeds: Option<usize>,
         #[arg(long)]
         only: Option<String>,
+        /// List the cells with their config hashes and whether they are finished.
         #[arg(long)]
         dry_run: bool,
+        /// Output directory (default: reproduce/out/NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Inspect experiment configurations.
     #[command(subcommand)]

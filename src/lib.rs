@@ -10,5 +10,6 @@ pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod registry;
+pub mod reproduce;
 pub mod rng;
 pub mod train;

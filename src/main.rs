@@ -27,6 +27,13 @@ fn main() -> ExitCode {
                     || e.is::<daa::nn::params::CheckpointError>()
                     || e.is::<daa::device::DeviceError>()
                     || matches!(
+                        e.downcast_ref::<daa::reproduce::ReproduceError>(),
+                        Some(
+                            daa::reproduce::ReproduceError::Spec(_)
+                                | daa::reproduce::ReproduceError::Config(_)
+                        )
+                    )
+                    || matches!(
                         e.downcast_ref::<daa::train::TrainError>(),
                         Some(
                             daa::train::TrainError::Data(_)
@@ -109,12 +116,6 @@ fn profile_path(registry: &Registry, name: &str) -> Result<std::path::PathBuf> {
     )))
 }
 
-fn not_yet(what: &str, issue: &str) -> Result<()> {
-    bail!(UsageError(format!(
-        "not implemented yet: `daa {what}` arrives with {issue}"
-    )))
-}
-
 fn dispatch(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Config(ConfigCommand::Show {
@@ -147,7 +148,32 @@ fn dispatch(cli: &Cli) -> Result<()> {
             data,
             out,
         } => commands::predict::predict(&resolve(cli, config, set)?, checkpoint, data, out),
-        Command::Reproduce { .. } => not_yet("reproduce", "the reproduce issue"),
+        Command::Reproduce {
+            name,
+            profile,
+            seeds,
+            only,
+            dry_run,
+            out,
+        } => {
+            let registry = registry_for(cli, Path::new("."))?;
+            let options = daa::reproduce::Options {
+                profile: profile.clone(),
+                seeds: *seeds,
+                only: only.clone(),
+                dry_run: *dry_run,
+                progress: !cli.quiet,
+                out: out.clone(),
+            };
+            let outcome = daa::reproduce::reproduce(name, &registry, &options)?;
+            if !dry_run {
+                println!(
+                    "{} cells: {} run now, {} already finished (skipped)",
+                    outcome.cells, outcome.ran, outcome.skipped
+                );
+            }
+            Ok(())
+        }
         Command::Data(DataCommand::Synth {
             preset,
             profile,

@@ -420,8 +420,29 @@ fn toml_syntax_errors_name_the_file_and_line() {
 }
 
 #[test]
-fn commands_of_later_issues_exit_2() {
-    let out = daa(&repo(), &["reproduce", "table3", "--dry-run"], &[]);
+fn unknown_profiles_and_tables_exit_2_listing_the_known_ones() {
+    let out = daa(&repo(), &["reproduce", "table9", "--dry-run"], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not implemented yet"));
+    assert!(
+        stderr(&out).contains("available: fig_sensitivity, table3, table4"),
+        "{}",
+        stderr(&out)
+    );
+    let out = daa(
+        &repo(),
+        &[
+            "config",
+            "show",
+            "configs/mmoe_nl.toml",
+            "--profile",
+            "laptop",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("available: cpu, paper, smoke"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -70,8 +70,10 @@ pub enum Method {
     Finetune,
     /// Dual adversarial adaptation: critics D1 and D2.
     Daa,
-    /// DAA with critic D1 only.
+    /// DAA with critic D1 only (source encoder vs target encoder).
     DaaSingle,
+    /// DAA with critic D2 only (target encoder on source rows vs on target rows).
+    DaaD2,
     /// One domain classifier with gradient reversal.
     Dann,
 }

@@ -33,8 +33,18 @@ pub struct EpochStats {
 pub struct Adversaries {
     pub params: Params,
     pub critics: Vec<Critic>,
+    /// Per critic, its real features: the frozen source encoder on source rows (D1) or
+    /// the target encoder on source rows (D2); the fake ones are always the target encoder
+    /// on target rows.
+    pub reals: Vec<Real>,
     pub optimizer: Adam,
     pub config: CriticConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Real {
+    FrozenSource,
+    TargetOnSource,
 }
 
 /// Everything that learns during target training.
@@ -99,6 +109,133 @@ impl SourceBatches<'_> {
     }
 }
 
+fn forward_train(
+    model: &Model,
+    t: &Tensors,
+    noise: &mut rng::Stream,
+) -> candle_core::Result<Output> {
+    model.forward(
+        &t.categorical,
+        &t.numerical,
+        &mut Mode {
+            train: true,
+            noise: Some(noise),
+        },
+    )
+}
+
+fn sum(terms: Vec<Tensor>) -> candle_core::Result<Tensor> {
+    let mut terms = terms.into_iter();
+    let first = terms.next().expect("at least one term");
+    terms.try_fold(first, |acc, t| acc + t)
+}
+
+/// Running sums of an epoch's adversarial measurements.
+struct Tally {
+    critic_loss: Vec<f64>,
+    wasserstein: Vec<f64>,
+    critic_steps: usize,
+    domain_loss: f64,
+}
+
+/// n_critic critic steps on fresh source batches, then the target model's DAA loss:
+/// task loss + w_e * sum over critics of -D(e_t^t).
+#[allow(clippy::too_many_arguments)]
+fn daa_loss(
+    learner: &mut Learner,
+    t: &Tensors,
+    source: &mut SourceBatches<'_>,
+    device: &Device,
+    weights: &Weights,
+    noise: &mut rng::Stream,
+    penalty_noise: &mut rng::Stream,
+    tally: &mut Tally,
+) -> Result<Tensor, TrainError> {
+    let adversaries = learner
+        .adversaries
+        .as_mut()
+        .expect("DAA learners have critics");
+    let fake = forward_train(&learner.model, t, noise)?.feature.detach();
+    for _ in 0..adversaries.config.n_critic {
+        let s = tensors(&source.next(), source.table, device)?;
+        let frozen = match &learner.frozen {
+            Some(frozen) => Some(
+                frozen
+                    .forward(&s.categorical, &s.numerical, &mut Mode::eval())?
+                    .feature
+                    .detach(),
+            ),
+            None => None,
+        };
+        let on_source = forward_train(&learner.model, &s, noise)?.feature.detach();
+        let mut losses = Vec::new();
+        for (k, critic) in adversaries.critics.iter().enumerate() {
+            let real = match adversaries.reals[k] {
+                Real::FrozenSource => frozen.as_ref().expect("D1 has the frozen source model"),
+                Real::TargetOnSource => &on_source,
+            };
+            let wasserstein =
+                (critic.forward(real)?.mean_all()? - critic.forward(&fake)?.mean_all()?)?;
+            let config = &adversaries.config;
+            let penalty = critic.gradient_penalty(
+                real,
+                &fake,
+                config.penalty_weight,
+                config.penalty_gradient,
+                penalty_noise,
+            )?;
+            let loss = (penalty - &wasserstein)?;
+            tally.critic_loss[k] += f64::from(loss.to_scalar::<f32>()?);
+            tally.wasserstein[k] += f64::from(wasserstein.to_scalar::<f32>()?);
+            losses.push(loss);
+        }
+        adversaries.optimizer.step(&sum(losses)?.backward()?)?;
+        tally.critic_steps += 1;
+    }
+    let out = forward_train(&learner.model, t, noise)?;
+    let fooling = adversaries
+        .critics
+        .iter()
+        .map(|c| c.forward(&out.feature)?.mean_all()?.neg())
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok((task_loss(&out, &t.labels, weights)? + (sum(fooling)? * weights.adversarial)?)?)
+}
+
+/// DANN: task loss + w_e * the domain classifier's BCE on gradient-reversed features.
+fn dann_loss(
+    learner: &Learner,
+    t: &Tensors,
+    source: &mut SourceBatches<'_>,
+    device: &Device,
+    weights: &Weights,
+    noise: &mut rng::Stream,
+    tally: &mut Tally,
+) -> Result<Tensor, TrainError> {
+    let classifier = &learner
+        .adversaries
+        .as_ref()
+        .expect("DANN learners have a domain classifier")
+        .critics[0];
+    let s = tensors(&source.next(), source.table, device)?;
+    let out = forward_train(&learner.model, t, noise)?;
+    let out_s = forward_train(&learner.model, &s, noise)?;
+    let features = Tensor::cat(&[&out_s.feature, &out.feature], 0)?;
+    // Gradient reversal: the forward value is the features, the gradient negated.
+    let reversed = ((features.detach() * 2.0)? - &features)?;
+    let logits = classifier.forward(&reversed)?;
+    let (n_s, n_t) = (out_s.feature.dim(0)?, out.feature.dim(0)?);
+    let domains = Tensor::cat(
+        &[
+            Tensor::zeros((n_s, 1), logits.dtype(), device)?,
+            Tensor::ones((n_t, 1), logits.dtype(), device)?,
+        ],
+        0,
+    )?;
+    let domain = crate::nn::loss::bce_with_logits(&logits, &domains)?;
+    tally.domain_loss += f64::from(domain.to_scalar::<f32>()?);
+    Ok((task_loss(&out, &t.labels, weights)? + (domain * weights.adversarial)?)?)
+}
+
 pub fn run_epoch(
     method: crate::config::schema::Method,
     learner: &mut Learner,
@@ -112,36 +249,38 @@ pub fn run_epoch(
     let order = epoch_order(data.target_rows, seed, "shuffle/target", epoch, true);
     // At least two rows per batch: BatchNorm needs a batch variance.
     let batch_size = data.batch_size.min(order.len().max(2));
+    let offsets = learner.model.offsets.clone();
     let mut targets = Batches::new(
         data.target,
         order,
         batch_size,
         LastBatch::Keep,
-        Some(learner.model.offsets.clone()),
+        Some(offsets.clone()),
     );
     bar.set_length(targets.batch_count() as u64);
     bar.set_position(0);
-    let mut source = data.source.map(|table| SourceBatches {
-        table,
-        rows: subsample(
-            &(0..table.rows() as u32).collect::<Vec<_>>(),
-            data.source_fraction,
-            seed,
-            "subsample/source",
-            epoch,
-        ),
-        batch_size,
-        offsets: learner.model.offsets.clone(),
-        position: 0,
+    let mut source = data.source.map(|table| {
+        let all: Vec<u32> = (0..table.rows() as u32).collect();
+        let rows = subsample(&all, data.source_fraction, seed, "subsample/source", epoch);
+        SourceBatches {
+            table,
+            rows,
+            batch_size,
+            offsets: offsets.clone(),
+            position: 0,
+        }
     });
+    let no_source = || TrainError::Invalid("this method needs a source data set".into());
     let mut noise = rng::stream(seed, "dropout/target", epoch);
     let mut penalty_noise = rng::stream(seed, "penalty", epoch);
-    let mut stats = EpochStats::default();
     let critics = learner.adversaries.as_ref().map_or(0, |a| a.critics.len());
-    stats.critic_loss = vec![0.0; critics];
-    stats.wasserstein = vec![0.0; critics];
-    let mut critic_steps = 0usize;
-    let mut domain_loss = 0.0;
+    let mut tally = Tally {
+        critic_loss: vec![0.0; critics],
+        wasserstein: vec![0.0; critics],
+        critic_steps: 0,
+        domain_loss: 0.0,
+    };
+    let mut stats = EpochStats::default();
     let mut batch = Batch::default();
     while targets.next_into(&mut batch) {
         bar.inc(1);
@@ -150,144 +289,35 @@ pub fn run_epoch(
         }
         let t = tensors(&batch, data.target, data.device)?;
         let loss = match method {
-            Method::SingleDomain | Method::Finetune | Method::SourceOnly => {
-                let out = learner.model.forward(
-                    &t.categorical,
-                    &t.numerical,
-                    &mut Mode {
-                        train: true,
-                        noise: Some(&mut noise),
-                    },
-                )?;
-                task_loss(&out, &t.labels, weights)?
-            }
-            Method::Daa | Method::DaaSingle => {
-                let source = source
-                    .as_mut()
-                    .ok_or_else(|| TrainError::Invalid("DAA needs a source data set".into()))?;
-                let adversaries = learner
-                    .adversaries
-                    .as_mut()
-                    .expect("DAA learners have critics");
-                let frozen = learner
-                    .frozen
-                    .as_ref()
-                    .expect("DAA learners have the frozen source model");
-                let target_feature = learner
-                    .model
-                    .forward(
-                        &t.categorical,
-                        &t.numerical,
-                        &mut Mode {
-                            train: true,
-                            noise: Some(&mut noise),
-                        },
-                    )?
-                    .feature
-                    .detach();
-                for _ in 0..adversaries.config.n_critic {
-                    let s = tensors(&source.next(), source.table, data.device)?;
-                    let e_s = frozen
-                        .forward(&s.categorical, &s.numerical, &mut Mode::eval())?
-                        .feature
-                        .detach();
-                    let e_ts = learner
-                        .model
-                        .forward(
-                            &s.categorical,
-                            &s.numerical,
-                            &mut Mode {
-                                train: true,
-                                noise: Some(&mut noise),
-                            },
-                        )?
-                        .feature
-                        .detach();
-                    let reals = [&e_s, &e_ts];
-                    let mut total: Option<Tensor> = None;
-                    for (k, critic) in adversaries.critics.iter().enumerate() {
-                        let (real_score, fake_score) = (
-                            critic.forward(reals[k])?.mean_all()?,
-                            critic.forward(&target_feature)?.mean_all()?,
-                        );
-                        let wasserstein = (&real_score - &fake_score)?;
-                        let penalty = critic.gradient_penalty(
-                            reals[k],
-                            &target_feature,
-                            adversaries.config.penalty_weight,
-                            adversaries.config.penalty_gradient,
-                            &mut penalty_noise,
-                        )?;
-                        let loss = (penalty - &wasserstein)?;
-                        stats.critic_loss[k] += f64::from(loss.to_scalar::<f32>()?);
-                        stats.wasserstein[k] += f64::from(wasserstein.to_scalar::<f32>()?);
-                        total = Some(match total {
-                            Some(sum) => (sum + loss)?,
-                            None => loss,
-                        });
-                    }
-                    let total = total.expect("at least one critic");
-                    adversaries.optimizer.step(&total.backward()?)?;
-                    critic_steps += 1;
-                }
-                let out = learner.model.forward(
-                    &t.categorical,
-                    &t.numerical,
-                    &mut Mode {
-                        train: true,
-                        noise: Some(&mut noise),
-                    },
-                )?;
-                let mut adversarial: Option<Tensor> = None;
-                for critic in &adversaries.critics {
-                    let term = critic.forward(&out.feature)?.mean_all()?.neg()?;
-                    adversarial = Some(match adversarial {
-                        Some(sum) => (sum + term)?,
-                        None => term,
-                    });
-                }
-                (task_loss(&out, &t.labels, weights)?
-                    + (adversarial.expect("at least one critic") * weights.adversarial)?)?
+            Method::SingleDomain | Method::Finetune | Method::SourceOnly => task_loss(
+                &forward_train(&learner.model, &t, &mut noise)?,
+                &t.labels,
+                weights,
+            )?,
+            Method::Daa | Method::DaaSingle | Method::DaaD2 => {
+                let source = source.as_mut().ok_or_else(no_source)?;
+                daa_loss(
+                    learner,
+                    &t,
+                    source,
+                    data.device,
+                    weights,
+                    &mut noise,
+                    &mut penalty_noise,
+                    &mut tally,
+                )?
             }
             Method::Dann => {
-                let source = source
-                    .as_mut()
-                    .ok_or_else(|| TrainError::Invalid("DANN needs a source data set".into()))?;
-                let adversaries = learner
-                    .adversaries
-                    .as_mut()
-                    .expect("DANN learners have a domain classifier");
-                let s = tensors(&source.next(), source.table, data.device)?;
-                let out = learner.model.forward(
-                    &t.categorical,
-                    &t.numerical,
-                    &mut Mode {
-                        train: true,
-                        noise: Some(&mut noise),
-                    },
-                )?;
-                let out_s = learner.model.forward(
-                    &s.categorical,
-                    &s.numerical,
-                    &mut Mode {
-                        train: true,
-                        noise: Some(&mut noise),
-                    },
-                )?;
-                let features = Tensor::cat(&[&out_s.feature, &out.feature], 0)?;
-                // Gradient reversal: the forward value is the features, the gradient negated.
-                let reversed = ((features.detach() * 2.0)? - &features)?;
-                let logits = adversaries.critics[0].forward(&reversed)?;
-                let domains = Tensor::cat(
-                    &[
-                        Tensor::zeros((out_s.feature.dim(0)?, 1), logits.dtype(), data.device)?,
-                        Tensor::ones((out.feature.dim(0)?, 1), logits.dtype(), data.device)?,
-                    ],
-                    0,
-                )?;
-                let domain = crate::nn::loss::bce_with_logits(&logits, &domains)?;
-                domain_loss += f64::from(domain.to_scalar::<f32>()?);
-                (task_loss(&out, &t.labels, weights)? + (domain * weights.adversarial)?)?
+                let source = source.as_mut().ok_or_else(no_source)?;
+                dann_loss(
+                    learner,
+                    &t,
+                    source,
+                    data.device,
+                    weights,
+                    &mut noise,
+                    &mut tally,
+                )?
             }
         };
         stats.task_loss += f64::from(loss.to_scalar::<f32>()?);
@@ -305,14 +335,12 @@ pub fn run_epoch(
     }
     let steps = stats.steps.max(1) as f64;
     stats.task_loss /= steps;
-    for k in 0..critics {
-        stats.critic_loss[k] /= critic_steps.max(1) as f64;
-        stats.wasserstein[k] /= critic_steps.max(1) as f64;
-    }
     if method == Method::Dann {
-        stats.domain_loss = Some(domain_loss / steps);
-        stats.critic_loss.clear();
-        stats.wasserstein.clear();
+        stats.domain_loss = Some(tally.domain_loss / steps);
+    } else {
+        let n = tally.critic_steps.max(1) as f64;
+        stats.critic_loss = tally.critic_loss.iter().map(|v| v / n).collect();
+        stats.wasserstein = tally.wasserstein.iter().map(|v| v / n).collect();
     }
     Ok(stats)
 }

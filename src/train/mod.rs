@@ -10,4 +10,4 @@ mod state;
 
 pub use error::TrainError;
 pub use evaluate::{Evaluation, TaskMetrics, evaluate};
-pub use run::{RunOptions, RunResult, run};
+pub use run::{RunOptions, RunRecord, RunResult, run, run_dir};

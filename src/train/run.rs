@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::TrainError;
-use super::epoch::{Adversaries, Data, Learner, run_epoch};
+use super::epoch::{Adversaries, Data, Learner, Real, run_epoch};
 use super::evaluate::{Evaluation, evaluate};
 use super::outputs::{append_line, truncate_lines, write_atomic, write_json};
 use super::state::{self, Progress};
@@ -295,49 +295,43 @@ fn build_learner(
         optim.weight_decay,
     );
     let critic: CriticConfig = exp.adapt.critic.params();
-    let (frozen, adversaries) = match exp.adapt.method {
-        Method::Daa | Method::DaaSingle | Method::Dann => {
-            let count = if exp.adapt.method == Method::Daa {
-                2
-            } else {
-                1
-            };
-            let mut config = critic;
-            if exp.adapt.method == Method::Dann {
-                // DANN's domain classifier is a logit, whatever the critic head.
-                config.head = Head::Linear;
-            }
-            let mut params = Params::new(device, seed);
-            let width = model.backbone.feature_width();
-            let critics = (1..=count)
-                .map(|k| Critic::new(&mut params, &format!("critic{k}"), width, &config))
-                .collect::<Result<Vec<_>, _>>()?;
-            let optimizer = Adam::new(
-                params.trainable(),
-                config.optimizer,
-                config.lr,
-                config.weight_decay.unwrap_or(optim.weight_decay),
-            );
-            let frozen = match (exp.adapt.method, source) {
-                (Method::Dann, _) => None,
-                (_, Some(path)) => {
-                    let frozen = Model::new(exp, schema, device, seed)?;
-                    frozen.load(path)?;
-                    Some(frozen)
-                }
-                (_, None) => return Err(TrainError::Invalid("DAA needs a source model".into())),
-            };
-            (
-                frozen,
-                Some(Adversaries {
-                    params,
-                    critics,
-                    optimizer,
-                    config,
-                }),
-            )
+    let reals = match exp.adapt.method {
+        Method::Daa => vec![Real::FrozenSource, Real::TargetOnSource],
+        Method::DaaSingle => vec![Real::FrozenSource],
+        Method::DaaD2 | Method::Dann => vec![Real::TargetOnSource],
+        _ => Vec::new(),
+    };
+    let adversaries = if reals.is_empty() {
+        None
+    } else {
+        let mut config = critic;
+        if exp.adapt.method == Method::Dann {
+            // DANN's domain classifier is a logit, whatever the critic head.
+            config.head = Head::Linear;
         }
-        _ => (None, None),
+        let mut params = Params::new(device, seed);
+        let width = model.backbone.feature_width();
+        let critics = (1..=reals.len())
+            .map(|k| Critic::new(&mut params, &format!("critic{k}"), width, &config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let decay = config.weight_decay.unwrap_or(optim.weight_decay);
+        let optimizer = Adam::new(params.trainable(), config.optimizer, config.lr, decay);
+        Some(Adversaries {
+            params,
+            critics,
+            reals: reals.clone(),
+            optimizer,
+            config,
+        })
+    };
+    let frozen = match (reals.contains(&Real::FrozenSource), source) {
+        (false, _) => None,
+        (true, Some(path)) => {
+            let frozen = Model::new(exp, schema, device, seed)?;
+            frozen.load(path)?;
+            Some(frozen)
+        }
+        (true, None) => return Err(TrainError::Invalid("DAA needs a source model".into())),
     };
     Ok(Learner {
         model,

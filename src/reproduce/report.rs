@@ -1,0 +1,392 @@
+//! Aggregating a reproduction: mean ± std over seeds per cell, relative gains, the paper's
+//! numbers beside ours; written as Markdown, CSV, JSON and an SVG plot.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::spec::{Cell, Spec};
+use crate::train::RunRecord;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    pub row: String,
+    pub column: String,
+    pub task: String,
+    pub seeds: usize,
+    pub mean_auc: f64,
+    pub std_auc: f64,
+    pub mean_log_loss: f64,
+    pub oracle_auc: Option<f64>,
+}
+
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// One aggregate per (row, column, task), in grid order.
+pub fn aggregate(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Aggregate> {
+    let mut groups: Vec<((String, String), Vec<&RunRecord>)> = Vec::new();
+    for (cell, record) in results {
+        let key = (spec.row_label(cell), cell.labels[&spec.column].clone());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, records)) => records.push(record),
+            None => groups.push((key, vec![record])),
+        }
+    }
+    let mut out = Vec::new();
+    for ((row, column), records) in groups {
+        for (t, task) in records[0].test.tasks.iter().enumerate() {
+            let aucs: Vec<f64> = records.iter().map(|r| r.test.tasks[t].auc).collect();
+            let losses: Vec<f64> = records.iter().map(|r| r.test.tasks[t].log_loss).collect();
+            let (mean_auc, std_auc) = mean_std(&aucs);
+            out.push(Aggregate {
+                row: row.clone(),
+                column: column.clone(),
+                task: task.task.clone(),
+                seeds: records.len(),
+                mean_auc,
+                std_auc,
+                mean_log_loss: mean_std(&losses).0,
+                oracle_auc: task.oracle_auc,
+            });
+        }
+    }
+    out
+}
+
+fn find<'a>(
+    aggregates: &'a [Aggregate],
+    row: &str,
+    column: &str,
+    task: &str,
+) -> Option<&'a Aggregate> {
+    aggregates
+        .iter()
+        .find(|a| a.row == row && a.column == column && a.task == task)
+}
+
+fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Relative AUC gains of `spec.improve` over each baseline: (row, task, baseline, gain).
+pub fn gains(spec: &Spec, aggregates: &[Aggregate]) -> Vec<(String, String, String, f64)> {
+    let Some(improve) = &spec.improve else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for a in aggregates.iter().filter(|a| &a.column == improve) {
+        for base in &spec.baselines {
+            if let Some(b) = find(aggregates, &a.row, base, &a.task) {
+                out.push((
+                    a.row.clone(),
+                    a.task.clone(),
+                    base.clone(),
+                    (a.mean_auc - b.mean_auc) / b.mean_auc,
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub fn markdown(spec: &Spec, aggregates: &[Aggregate], profile: &str, synthetic: bool) -> String {
+    let rows = distinct(aggregates.iter().map(|a| a.row.clone()));
+    let columns = distinct(aggregates.iter().map(|a| a.column.clone()));
+    let tasks = distinct(aggregates.iter().map(|a| a.task.clone()));
+    let seeds = aggregates.iter().map(|a| a.seeds).max().unwrap_or(0);
+    let mut md = format!("# {}\n\n{}\n\n", spec.title, spec.description.trim());
+    let _ = writeln!(
+        md,
+        "Profile `{profile}`, {seeds} seed(s) per cell; test AUC, mean ± std over seeds."
+    );
+    if synthetic {
+        md.push_str("**The data is synthetic** (the embedded default, not AliExpress): the oracle column is the Bayes limit of each target, and no number here is comparable to the paper's.\n");
+    }
+    md.push('\n');
+    let mut header = vec!["row".to_string()];
+    for c in &columns {
+        for t in &tasks {
+            header.push(format!("{c} {t}"));
+        }
+    }
+    let gains = gains(spec, aggregates);
+    if let Some(improve) = &spec.improve {
+        for b in &spec.baselines {
+            for t in &tasks {
+                header.push(format!("{improve} vs {b} {t}"));
+            }
+        }
+    }
+    if synthetic {
+        for t in &tasks {
+            header.push(format!("oracle {t}"));
+        }
+    }
+    let _ = writeln!(md, "| {} |", header.join(" | "));
+    let _ = writeln!(md, "|{}|", vec!["---"; header.len()].join("|"));
+    for row in &rows {
+        let mut cells = vec![row.clone()];
+        for c in &columns {
+            for t in &tasks {
+                cells.push(find(aggregates, row, c, t).map_or("".into(), |a| {
+                    format!("{:.4} ± {:.4}", a.mean_auc, a.std_auc)
+                }));
+            }
+        }
+        if spec.improve.is_some() {
+            for b in &spec.baselines {
+                for t in &tasks {
+                    let g = gains
+                        .iter()
+                        .find(|(r, task, base, _)| r == row && task == t && base == b);
+                    cells.push(g.map_or("".into(), |(_, _, _, g)| format!("{:+.2}%", 100.0 * g)));
+                }
+            }
+        }
+        if synthetic {
+            for t in &tasks {
+                let oracle = columns
+                    .iter()
+                    .find_map(|c| find(aggregates, row, c, t).and_then(|a| a.oracle_auc));
+                cells.push(oracle.map_or("".into(), |o| format!("{o:.4}")));
+            }
+        }
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
+        if let Some(published) = spec.published.get(row) {
+            let mut line = vec![format!("{row} (published)")];
+            for c in &columns {
+                for (i, _) in tasks.iter().enumerate() {
+                    let v = published.get(c).and_then(|v| v.get(i).copied().flatten());
+                    line.push(v.map_or("n/a".into(), |v| format!("{v:.4}")));
+                }
+            }
+            let _ = writeln!(md, "| {} |", line.join(" | "));
+        }
+    }
+    if !spec
+        .published
+        .values()
+        .any(|p| p.values().any(|v| v.iter().any(Option::is_some)))
+    {
+        md.push_str("\nPublished per-cell AUCs: n/a (the paper's full tables are not public here; none is invented).\n");
+    }
+    for claim in &spec.claims {
+        let ours: Vec<f64> = gains
+            .iter()
+            .filter(|(r, _, b, _)| r.starts_with(&claim.row) && *b == claim.over)
+            .map(|g| g.3)
+            .collect();
+        let shown = if ours.is_empty() {
+            "not measured in this run".to_string()
+        } else {
+            let (mean, _) = mean_std(&ours);
+            let (lo, hi) = ours
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), g| {
+                    (l.min(*g), h.max(*g))
+                });
+            format!(
+                "{:+.2}% on average over {} row×task cells (range {:+.2}% to {:+.2}%)",
+                100.0 * mean,
+                ours.len(),
+                100.0 * lo,
+                100.0 * hi
+            )
+        };
+        let _ = writeln!(
+            md,
+            "\nPaper: {} over {} for {}: {:+.2}% ({}). Here: {}.",
+            claim.method,
+            claim.over,
+            claim.row,
+            100.0 * claim.relative_gain,
+            claim.note,
+            shown
+        );
+    }
+    if let Some(reference) = &spec.reference {
+        let _ = writeln!(md, "\nReference ({}):\n", reference.note);
+        let _ = writeln!(md, "| row | {} |", tasks.join(" | "));
+        let _ = writeln!(md, "|---|{}|", vec!["---"; tasks.len()].join("|"));
+        for (row, values) in &reference.rows {
+            let v: Vec<String> = values.iter().map(|v| format!("{v:.4}")).collect();
+            let _ = writeln!(md, "| {row} | {} |", v.join(" | "));
+        }
+    }
+    md.push_str(&summary(spec, &gains, synthetic));
+    md
+}
+
+/// The closing reading: does the improved method beat each baseline, by how much.
+fn summary(spec: &Spec, gains: &[(String, String, String, f64)], synthetic: bool) -> String {
+    let Some(improve) = &spec.improve else {
+        return String::new();
+    };
+    let mut text = String::from("\n## Reading\n\n");
+    for base in &spec.baselines {
+        let g: Vec<f64> = gains.iter().filter(|x| &x.2 == base).map(|x| x.3).collect();
+        if g.is_empty() {
+            continue;
+        }
+        let wins = g.iter().filter(|v| **v > 0.0).count();
+        let (mean, std) = mean_std(&g);
+        let _ = writeln!(
+            text,
+            "- {improve} vs {base}: higher AUC in {wins} of {} row×task cells; mean relative gain {:+.2}% (std {:.2}%).",
+            g.len(),
+            100.0 * mean,
+            100.0 * std
+        );
+    }
+    if synthetic {
+        text.push_str(
+            "- These numbers come from the synthetic default data set, not from AliExpress.\n",
+        );
+    }
+    text
+}
+
+pub fn csv(aggregates: &[Aggregate]) -> String {
+    let mut out = String::from("row,column,task,seeds,mean_auc,std_auc,mean_log_loss,oracle_auc\n");
+    for a in aggregates {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{:.6},{:.6},{:.6},{}",
+            a.row,
+            a.column,
+            a.task,
+            a.seeds,
+            a.mean_auc,
+            a.std_auc,
+            a.mean_log_loss,
+            a.oracle_auc.map_or(String::new(), |o| format!("{o:.6}"))
+        );
+    }
+    out
+}
+
+/// Grouped bars of the first task's mean AUC per row, one bar per column, with ± std.
+pub fn svg(spec: &Spec, aggregates: &[Aggregate]) -> String {
+    let task = aggregates
+        .first()
+        .map(|a| a.task.clone())
+        .unwrap_or_default();
+    let rows = distinct(aggregates.iter().map(|a| a.row.clone()));
+    let columns = distinct(aggregates.iter().map(|a| a.column.clone()));
+    let values: Vec<&Aggregate> = aggregates.iter().filter(|a| a.task == task).collect();
+    let lo = values
+        .iter()
+        .map(|a| a.mean_auc - a.std_auc)
+        .fold(1.0, f64::min)
+        .min(0.5)
+        .max(0.0);
+    let hi = values
+        .iter()
+        .map(|a| (a.mean_auc + a.std_auc).max(a.oracle_auc.unwrap_or(0.0)))
+        .fold(0.0, f64::max)
+        .min(1.0);
+    let (bar, gap, left, top, height) = (14.0, 18.0, 60.0, 40.0, 260.0);
+    let group = bar * columns.len() as f64 + gap;
+    let width = left + group * rows.len() as f64 + 160.0;
+    let y = |v: f64| top + height * (1.0 - (v - lo) / (hi - lo).max(1e-9));
+    let colors = [
+        "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
+    ];
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{:.0}" font-family="sans-serif" font-size="11">"#,
+        top + height + 90.0
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{left}" y="20" font-size="13">{} — {} AUC (mean ± std)</text>"#,
+        spec.title, task
+    );
+    for k in 0..=4 {
+        let v = lo + (hi - lo) * k as f64 / 4.0;
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{:.0}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{:.0}" y="{:.1}" text-anchor="end">{v:.3}</text>"##,
+            width - 160.0,
+            y(v),
+            y(v),
+            left - 4.0,
+            y(v) + 4.0
+        );
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let x0 = left + gap / 2.0 + group * r as f64;
+        for (c, column) in columns.iter().enumerate() {
+            let Some(a) = values.iter().find(|a| &a.row == row && &a.column == column) else {
+                continue;
+            };
+            let x = x0 + bar * c as f64;
+            let _ = write!(
+                s,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
+                y(a.mean_auc),
+                bar - 2.0,
+                (top + height - y(a.mean_auc)).max(0.0),
+                colors[c % colors.len()]
+            );
+            let cx = x + (bar - 2.0) / 2.0;
+            let _ = write!(
+                s,
+                r#"<line x1="{cx:.1}" x2="{cx:.1}" y1="{:.1}" y2="{:.1}" stroke="black"/>"#,
+                y(a.mean_auc + a.std_auc),
+                y(a.mean_auc - a.std_auc)
+            );
+        }
+        if let Some(oracle) = values
+            .iter()
+            .find(|a| &a.row == row)
+            .and_then(|a| a.oracle_auc)
+        {
+            let _ = write!(
+                s,
+                r#"<line x1="{x0:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="black" stroke-dasharray="3,2"/>"#,
+                x0 + bar * columns.len() as f64,
+                y(oracle),
+                y(oracle)
+            );
+        }
+        let _ = write!(
+            s,
+            r#"<text transform="translate({:.1},{:.1}) rotate(45)">{row}</text>"#,
+            x0,
+            top + height + 12.0
+        );
+    }
+    for (c, column) in columns.iter().enumerate() {
+        let ly = top + 14.0 * c as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{:.0}" y="{ly:.0}" width="10" height="10" fill="{}"/><text x="{:.0}" y="{:.0}">{column}</text>"#,
+            width - 150.0,
+            colors[c % colors.len()],
+            width - 135.0,
+            ly + 9.0
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{:.0}" y="{:.0}">- - oracle (synthetic)</text></svg>"#,
+        width - 150.0,
+        top + 14.0 * columns.len() as f64 + 12.0
+    );
+    s
+}

@@ -1,0 +1,178 @@
+//! A reproduction file (`reproduce/NAME.toml`): the grid of cells, each an ordinary
+//! experiment (a config from configs/ plus overrides), the profiles, and what the paper
+//! published.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// One axis of the grid: plain values substituted into the templates, or named values
+/// each with its own `--set` overrides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Axis {
+    Values(Vec<String>),
+    Named(BTreeMap<String, Vec<String>>),
+}
+
+impl Axis {
+    fn entries(&self) -> Vec<(String, Vec<String>)> {
+        match self {
+            Axis::Values(values) => values.iter().map(|v| (v.clone(), Vec::new())).collect(),
+            Axis::Named(named) => named.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub seeds: usize,
+}
+
+/// A published result of the paper, as stated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    /// The cell row it concerns (e.g. "mmoe"), matched against the row label's start.
+    pub row: String,
+    pub method: String,
+    pub over: String,
+    /// Relative AUC gain, e.g. 0.0685 for +6.85%.
+    pub relative_gain: f64,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub title: String,
+    pub description: String,
+    /// Axis name -> values, in order; the grid is their cartesian product.
+    pub axes: BTreeMap<String, Axis>,
+    /// The order in which axes nest (the first varies slowest).
+    pub order: Vec<String>,
+    /// The experiment config of a cell, with `{axis}` placeholders, relative to the project.
+    pub config: String,
+    /// Axes that label a table row; the remaining axis is the column.
+    pub rows: Vec<String>,
+    pub column: String,
+    /// Column values compared: `improve` over each of `baselines` (relative AUC gain).
+    #[serde(default)]
+    pub improve: Option<String>,
+    #[serde(default)]
+    pub baselines: Vec<String>,
+    pub profiles: BTreeMap<String, Profile>,
+    /// Published AUCs per "row label" -> column -> task values (null where unknown).
+    #[serde(default)]
+    pub published: BTreeMap<String, BTreeMap<String, Vec<Option<f64>>>>,
+    #[serde(default)]
+    pub claims: Vec<Claim>,
+    /// Reference rows shown for context (e.g. MTReclib's full-data single-domain AUCs).
+    #[serde(default)]
+    pub reference: Option<Reference>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    pub note: String,
+    /// Row label -> per task AUCs.
+    pub rows: BTreeMap<String, Vec<f64>>,
+}
+
+/// One experiment of the grid.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// e.g. "mmoe/nl/daa/seed1".
+    pub name: String,
+    /// Axis name -> value.
+    pub labels: BTreeMap<String, String>,
+    pub seed: u64,
+    pub config: PathBuf,
+    pub sets: Vec<String>,
+}
+
+impl Spec {
+    pub fn load(path: &Path) -> Result<Spec, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let spec: Spec = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        for name in spec
+            .order
+            .iter()
+            .chain(&spec.rows)
+            .chain(std::iter::once(&spec.column))
+        {
+            if !spec.axes.contains_key(name) {
+                return Err(format!(
+                    "{}: `{name}` is not an axis (axes: {})",
+                    path.display(),
+                    spec.axes.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        if spec.order.len() != spec.axes.len() {
+            return Err(format!(
+                "{}: `order` must list every axis once",
+                path.display()
+            ));
+        }
+        Ok(spec)
+    }
+
+    /// Every cell for `seeds` seeds (1..=seeds), in grid order.
+    pub fn cells(&self, project: &Path, seeds: usize) -> Vec<Cell> {
+        let mut combos: Vec<Vec<(String, String, Vec<String>)>> = vec![Vec::new()];
+        for axis in &self.order {
+            let entries = self.axes[axis].entries();
+            combos = combos
+                .into_iter()
+                .flat_map(|c| {
+                    entries.iter().map(move |(value, sets)| {
+                        let mut next = c.clone();
+                        next.push((axis.clone(), value.clone(), sets.clone()));
+                        next
+                    })
+                })
+                .collect();
+        }
+        let mut cells = Vec::new();
+        for combo in combos {
+            for seed in 1..=seeds as u64 {
+                let labels: BTreeMap<String, String> = combo
+                    .iter()
+                    .map(|(a, v, _)| (a.clone(), v.clone()))
+                    .collect();
+                let fill = |template: &str| {
+                    labels.iter().fold(template.to_string(), |t, (a, v)| {
+                        t.replace(&format!("{{{a}}}"), v)
+                    })
+                };
+                let mut sets: Vec<String> = combo
+                    .iter()
+                    .flat_map(|(_, _, s)| s.iter().map(|x| fill(x)))
+                    .collect();
+                sets.push(format!("train.seed={seed}"));
+                let path: Vec<&str> = combo.iter().map(|(_, v, _)| v.as_str()).collect();
+                cells.push(Cell {
+                    name: format!("{}/seed{seed}", path.join("/")),
+                    labels: labels.clone(),
+                    seed,
+                    config: project.join(fill(&self.config)),
+                    sets,
+                });
+            }
+        }
+        cells
+    }
+
+    /// A cell's row label, e.g. "mmoe/nl".
+    pub fn row_label(&self, cell: &Cell) -> String {
+        self.rows
+            .iter()
+            .map(|r| cell.labels[r].as_str())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+}

@@ -1,0 +1,75 @@
+//! `daa reproduce table3 --profile smoke` end to end: every cell filled; an interrupted
+//! reproduction continues where it stopped and a finished one runs nothing again.
+
+mod common;
+
+use common::{daa, stderr, stdout};
+
+fn reproduce(dir: &std::path::Path, extra: &[&str]) -> String {
+    let out_dir = dir.join("out");
+    let mut args = vec![
+        "-q",
+        "reproduce",
+        "table3",
+        "--profile",
+        "smoke",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let out = daa(dir, &args, &[]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn table3_smoke_fills_every_cell_and_skips_finished_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let dry = reproduce(dir.path(), &["--dry-run"]);
+    assert!(
+        dry.contains("table3 (smoke): 60 cells, 0 finished, 60 to run"),
+        "{dry}"
+    );
+
+    // An interrupted reproduction: only some cells ran.
+    let partial = reproduce(dir.path(), &["--only", "sharedbottom/nl"]);
+    assert!(
+        partial.contains("3 cells: 3 run now, 0 already finished"),
+        "{partial}"
+    );
+
+    let full = reproduce(dir.path(), &[]);
+    assert!(
+        full.contains("60 cells: 57 run now, 3 already finished (skipped)"),
+        "{full}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("out/table.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(
+        rows.len(),
+        5 * 4 * 3 * 2,
+        "backbones x targets x methods x tasks"
+    );
+    for row in &rows {
+        let fields: Vec<&str> = row.split(',').collect();
+        let auc: f64 = fields[4].parse().unwrap();
+        assert!((0.0..=1.0).contains(&auc), "{row}");
+        assert!(
+            !fields[7].is_empty(),
+            "synthetic data has an oracle AUC: {row}"
+        );
+    }
+    let table = std::fs::read_to_string(dir.path().join("out/table.md")).unwrap();
+    assert!(table.contains("**The data is synthetic**"));
+    assert!(table.contains("Paper: daa over single_domain for mmoe: +6.85%"));
+    assert!(table.contains("| mmoe/us |"));
+    for file in ["results.json", "plot.svg"] {
+        assert!(dir.path().join("out").join(file).is_file(), "{file}");
+    }
+
+    let again = reproduce(dir.path(), &[]);
+    assert!(
+        again.contains("60 cells: 0 run now, 60 already finished (skipped)"),
+        "{again}"
+    );
+}
