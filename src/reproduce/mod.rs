@@ -29,14 +29,23 @@ pub enum ReproduceError {
     #[error("{0}")]
     Spec(String),
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(Box<crate::config::ConfigError>),
     #[error("cell {cell}: {source}")]
-    Run { cell: String, source: TrainError },
+    Run {
+        cell: String,
+        source: Box<TrainError>,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<crate::config::ConfigError> for ReproduceError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        ReproduceError::Config(Box::new(e))
+    }
 }
 
 /// What a reproduction did.
@@ -159,7 +168,7 @@ pub fn reproduce(
             )
             .map_err(|source| ReproduceError::Run {
                 cell: cell.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
             outcome.ran += 1;
         }

@@ -292,8 +292,7 @@ pub fn svg(spec: &Spec, aggregates: &[Aggregate]) -> String {
     let lo = values
         .iter()
         .map(|a| a.mean_auc - a.std_auc)
-        .fold(1.0, f64::min)
-        .min(0.5)
+        .fold(0.5, f64::min)
         .max(0.0);
     let hi = values
         .iter()
