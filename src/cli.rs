@@ -83,6 +83,9 @@ pub enum Command {
     /// Prepare, split and generate data sets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Predict with a trained checkpoint, one row of probabilities per input row.
     Predict {
         config: PathBuf,
@@ -153,5 +156,22 @@ pub enum DataCommand {
         /// Validation rows drawn from the remaining training rows.
         #[arg(long, default_value_t = 10_000)]
         valid_rows: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// ms per training step per backbone at the reference sizes (PyTorch beside it when
+    /// BENCH_PYTHON has torch; BENCH_TORCH_SCRIPT locates tools/torch_step_bench.py).
+    Step {
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long, default_value_t = 2048)]
+        batch: usize,
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        /// Backbones to time (default: all).
+        models: Vec<String>,
     },
 }

@@ -16,10 +16,10 @@ pub enum Device {
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error(
-        "train.device = \"{0}\": this build has no CUDA support; rebuild with `--features cuda` (scripts/build-cuda.sh) or use \"cpu\""
+        "device `{0}`: this build has no CUDA support; rebuild with `--features cuda` (scripts/build-cuda.sh) or use cpu"
     )]
     NoCuda(Device),
-    #[error("train.device = \"{device}\": {message}")]
+    #[error("device `{device}`: {message}")]
     Unavailable { device: Device, message: String },
 }
 

@@ -3,6 +3,7 @@
 
 pub mod adapt;
 pub mod alloc;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cli::{Cli, Command, ConfigCommand, DataCommand, LogFormat, RegistryCommand};
+use cli::{BenchCommand, Cli, Command, ConfigCommand, DataCommand, LogFormat, RegistryCommand};
 use commands::UsageError;
 use daa::config::{self, Overrides};
 use daa::registry::{DIRECTORIES, Registry};
@@ -128,6 +128,31 @@ fn dispatch(cli: &Cli) -> Result<()> {
             Ok(())
         }
         Command::Registry(RegistryCommand::List { kind }) => registry_list(cli, kind.as_deref()),
+        Command::Bench(BenchCommand::Step {
+            device,
+            batch,
+            steps,
+            models,
+        }) => {
+            let device: daa::device::Device = device.parse().map_err(UsageError)?;
+            let device = device.open()?;
+            let unknown: Vec<&String> = models
+                .iter()
+                .filter(|m| !daa::bench::MODELS.contains(&m.as_str()))
+                .collect();
+            if !unknown.is_empty() {
+                bail!(UsageError(format!(
+                    "unknown backbone(s) {unknown:?}; known: {}",
+                    daa::bench::MODELS.join(", ")
+                )));
+            }
+            let chosen: Vec<&str> = daa::bench::MODELS
+                .iter()
+                .copied()
+                .filter(|m| models.is_empty() || models.iter().any(|x| x == m))
+                .collect();
+            Ok(daa::bench::step(&chosen, &device, *batch, *steps)?)
+        }
         Command::Run {
             config,
             set,
