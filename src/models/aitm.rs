@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::check::{Invalid, Validate};
 use candle_core::{Result, Tensor};
 
-use super::{Backbone, BackboneConfig, Dims, Output, indexed};
+use super::{Backbone, BackboneConfig, Dims, Output};
 use crate::nn::embedding::InputLayer;
 use crate::nn::linear::Linear;
 use crate::nn::mlp::Mlp;
@@ -42,21 +42,14 @@ impl BackboneConfig for Config {
         let square =
             |params: &mut Params, name: &str| Linear::new(params, &[name.to_string()], d, d);
         Ok(Box::new(Aitm {
-            input: InputLayer::new(
+            input: InputLayer::standard(params, dims)?,
+            bottoms: super::bottoms(
                 params,
-                "embedding",
-                "numerical_layer",
-                &dims.cardinalities,
-                dims.numerical,
-                &dims.embedding,
-            )?,
-            bottoms: Mlp::new(
-                params,
-                &indexed("bottom", dims.tasks),
-                dims.input_width(),
+                dims,
+                "bottom",
+                dims.tasks,
                 &self.bottom_dims,
                 self.dropout,
-                false,
             )?,
             transfer: (0..dims.tasks.saturating_sub(1))
                 .map(|i| square(params, &format!("g.{i}")))
@@ -64,14 +57,7 @@ impl BackboneConfig for Config {
             value: square(params, "h1")?,
             key: square(params, "h2")?,
             query: square(params, "h3")?,
-            towers: Mlp::new(
-                params,
-                &indexed("tower", dims.tasks),
-                d,
-                &self.tower_dims,
-                self.dropout,
-                true,
-            )?,
+            towers: super::towers(params, dims, d, &self.tower_dims, self.dropout)?,
         }))
     }
 }
@@ -83,10 +69,7 @@ impl Backbone for Aitm {
         numerical: &Tensor,
         mode: &mut Mode<'_>,
     ) -> Result<Output> {
-        let emb = self
-            .input
-            .forward(categorical, numerical)?
-            .flatten_from(1)?;
+        let emb = self.input.flat(categorical, numerical)?;
         let bottoms = self.bottoms.forward_shared(&emb, mode)?;
         let tasks = bottoms.dim(0)?;
         let mut features: Vec<Tensor> =

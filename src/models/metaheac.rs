@@ -46,27 +46,20 @@ impl BackboneConfig for Config {
         let last = *self.bottom_dims.last().expect("validated non-empty");
         let e = dims.embedding.dim;
         Ok(Box::new(MetaHeac {
-            input: InputLayer::new(
-                params,
-                "embedding",
-                "numerical_layer",
-                &dims.cardinalities,
-                dims.numerical,
-                &dims.embedding,
-            )?,
+            input: InputLayer::standard(params, dims)?,
             task_embedding: params.add(
                 &["task_embedding.weight".into()],
                 &[dims.tasks, e],
                 Init::Normal(1.0),
                 Role::Trainable,
             )?,
-            experts: Mlp::new(
+            experts: super::bottoms(
                 params,
-                &indexed("expert", self.experts),
-                dims.input_width(),
+                dims,
+                "expert",
+                self.experts,
                 &self.bottom_dims,
                 self.dropout,
-                false,
             )?,
             critics: Mlp::new(
                 params,

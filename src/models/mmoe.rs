@@ -44,31 +44,17 @@ impl BackboneConfig for Config {
             .map(|g| format!("{g}.0"))
             .collect();
         Ok(Box::new(Mmoe {
-            input: InputLayer::new(
+            input: InputLayer::standard(params, dims)?,
+            experts: super::bottoms(
                 params,
-                "embedding",
-                "numerical_layer",
-                &dims.cardinalities,
-                dims.numerical,
-                &dims.embedding,
-            )?,
-            experts: Mlp::new(
-                params,
-                &indexed("expert", self.experts),
-                dims.input_width(),
+                dims,
+                "expert",
+                self.experts,
                 &self.bottom_dims,
                 self.dropout,
-                false,
             )?,
             gates: Linear::new(params, &gates, dims.input_width(), self.experts)?,
-            towers: Mlp::new(
-                params,
-                &indexed("tower", dims.tasks),
-                last,
-                &self.tower_dims,
-                self.dropout,
-                true,
-            )?,
+            towers: super::towers(params, dims, last, &self.tower_dims, self.dropout)?,
             tasks: dims.tasks,
             experts_count: self.experts,
         }))
@@ -82,10 +68,7 @@ impl Backbone for Mmoe {
         numerical: &Tensor,
         mode: &mut Mode<'_>,
     ) -> Result<Output> {
-        let emb = self
-            .input
-            .forward(categorical, numerical)?
-            .flatten_from(1)?;
+        let emb = self.input.flat(categorical, numerical)?;
         let batch = emb.dim(0)?;
         let experts = self.experts.forward_shared(&emb, mode)?;
         let gates =

@@ -128,6 +128,43 @@ pub fn build_backbone(
     }
 }
 
+/// One tower per task (`tower.{t}`), each an MLP over `tower_dims` ending in Linear(-> 1).
+pub fn towers(
+    params: &mut Params,
+    dims: &Dims,
+    input: usize,
+    tower_dims: &[usize],
+    dropout: f64,
+) -> Result<crate::nn::mlp::Mlp> {
+    crate::nn::mlp::Mlp::new(
+        params,
+        &indexed("tower", dims.tasks),
+        input,
+        tower_dims,
+        dropout,
+        true,
+    )
+}
+
+/// `count` MLPs named `{prefix}.{i}` over the flattened input layer, without output layer.
+pub fn bottoms(
+    params: &mut Params,
+    dims: &Dims,
+    prefix: &str,
+    count: usize,
+    bottom_dims: &[usize],
+    dropout: f64,
+) -> Result<crate::nn::mlp::Mlp> {
+    crate::nn::mlp::Mlp::new(
+        params,
+        &indexed(prefix, count),
+        dims.input_width(),
+        bottom_dims,
+        dropout,
+        false,
+    )
+}
+
 /// `["prefix.0", "prefix.1", ...]`.
 pub fn indexed(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}.{i}")).collect()

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::check::{Invalid, Validate};
 use candle_core::{Result, Tensor};
 
-use super::{Backbone, BackboneConfig, Dims, Output, indexed};
+use super::{Backbone, BackboneConfig, Dims, Output};
 use crate::nn::embedding::InputLayer;
 use crate::nn::linear::Linear;
 use crate::nn::mlp::Mlp;
@@ -38,31 +38,17 @@ impl BackboneConfig for Config {
     fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>> {
         let last = *self.bottom_dims.last().expect("validated non-empty");
         Ok(Box::new(Omoe {
-            input: InputLayer::new(
+            input: InputLayer::standard(params, dims)?,
+            experts: super::bottoms(
                 params,
-                "embedding",
-                "numerical_layer",
-                &dims.cardinalities,
-                dims.numerical,
-                &dims.embedding,
-            )?,
-            experts: Mlp::new(
-                params,
-                &indexed("expert", self.experts),
-                dims.input_width(),
+                dims,
+                "expert",
+                self.experts,
                 &self.bottom_dims,
                 self.dropout,
-                false,
             )?,
             gate: Linear::new(params, &["gate.0".into()], dims.input_width(), self.experts)?,
-            towers: Mlp::new(
-                params,
-                &indexed("tower", dims.tasks),
-                last,
-                &self.tower_dims,
-                self.dropout,
-                true,
-            )?,
+            towers: super::towers(params, dims, last, &self.tower_dims, self.dropout)?,
         }))
     }
 }
@@ -74,10 +60,7 @@ impl Backbone for Omoe {
         numerical: &Tensor,
         mode: &mut Mode<'_>,
     ) -> Result<Output> {
-        let emb = self
-            .input
-            .forward(categorical, numerical)?
-            .flatten_from(1)?;
+        let emb = self.input.flat(categorical, numerical)?;
         let experts = self.experts.forward_shared(&emb, mode)?;
         let gate = super::softmax(&self.gate.forward_shared(&emb)?)?.unsqueeze(1)?;
         let feature = super::mix(&experts, &gate)?.squeeze(1)?;

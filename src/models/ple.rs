@@ -97,14 +97,7 @@ impl BackboneConfig for Config {
             input = dim;
         }
         Ok(Box::new(Ple {
-            input: InputLayer::new(
-                params,
-                "embedding",
-                "numerical_layer",
-                &dims.cardinalities,
-                dims.numerical,
-                &dims.embedding,
-            )?,
+            input: InputLayer::standard(params, dims)?,
             levels,
             towers: Mlp::new(
                 params,
@@ -126,10 +119,7 @@ impl Backbone for Ple {
         numerical: &Tensor,
         mode: &mut Mode<'_>,
     ) -> Result<Output> {
-        let emb = self
-            .input
-            .forward(categorical, numerical)?
-            .flatten_from(1)?;
+        let emb = self.input.flat(categorical, numerical)?;
         let tasks = self.levels[0].specific.len();
         // One feature per task, and the shared one last.
         let mut features = vec![emb; tasks + 1];

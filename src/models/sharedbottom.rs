@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::check::{Invalid, Validate};
 use candle_core::{Result, Tensor};
 
-use super::{Backbone, BackboneConfig, Dims, Output, indexed};
+use super::{Backbone, BackboneConfig, Dims, Output};
 use crate::nn::embedding::InputLayer;
 use crate::nn::mlp::Mlp;
 use crate::nn::{Mode, Params};
@@ -34,14 +34,7 @@ impl BackboneConfig for Config {
     fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>> {
         let last = *self.bottom_dims.last().expect("validated non-empty");
         Ok(Box::new(SharedBottom {
-            input: InputLayer::new(
-                params,
-                "embedding",
-                "numerical_layer",
-                &dims.cardinalities,
-                dims.numerical,
-                &dims.embedding,
-            )?,
+            input: InputLayer::standard(params, dims)?,
             bottom: Mlp::new(
                 params,
                 &["bottom".into()],
@@ -50,14 +43,7 @@ impl BackboneConfig for Config {
                 self.dropout,
                 false,
             )?,
-            towers: Mlp::new(
-                params,
-                &indexed("tower", dims.tasks),
-                last,
-                &self.tower_dims,
-                self.dropout,
-                true,
-            )?,
+            towers: super::towers(params, dims, last, &self.tower_dims, self.dropout)?,
         }))
     }
 }
@@ -69,10 +55,7 @@ impl Backbone for SharedBottom {
         numerical: &Tensor,
         mode: &mut Mode<'_>,
     ) -> Result<Output> {
-        let emb = self
-            .input
-            .forward(categorical, numerical)?
-            .flatten_from(1)?;
+        let emb = self.input.flat(categorical, numerical)?;
         let feature = self.bottom.forward_shared(&emb, mode)?.squeeze(0)?;
         let towers = self.towers.forward_shared(&feature, mode)?;
         super::from_logits(towers, feature)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::check::{Invalid, Validate};
 use candle_core::{Result, Tensor};
 
-use super::{Backbone, BackboneConfig, Dims, Output, indexed};
+use super::{Backbone, BackboneConfig, Dims, Output};
 use crate::nn::embedding::InputLayer;
 use crate::nn::mlp::Mlp;
 use crate::nn::{Mode, Params};
@@ -49,22 +49,15 @@ impl BackboneConfig for Config {
             .collect::<Result<_>>()?;
         Ok(Box::new(SingleTask {
             inputs,
-            bottoms: Mlp::new(
+            bottoms: super::bottoms(
                 params,
-                &indexed("bottom", dims.tasks),
-                dims.input_width(),
+                dims,
+                "bottom",
+                dims.tasks,
                 &self.bottom_dims,
                 self.dropout,
-                false,
             )?,
-            towers: Mlp::new(
-                params,
-                &indexed("tower", dims.tasks),
-                last,
-                &self.tower_dims,
-                self.dropout,
-                true,
-            )?,
+            towers: super::towers(params, dims, last, &self.tower_dims, self.dropout)?,
         }))
     }
 }

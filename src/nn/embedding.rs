@@ -71,6 +71,30 @@ impl InputLayer {
         })
     }
 
+    /// The input layer named as MTReclib's models name theirs (`embedding`, `numerical_layer`).
+    pub fn standard(
+        params: &mut super::Params,
+        dims: &crate::models::Dims,
+    ) -> candle_core::Result<Self> {
+        Self::new(
+            params,
+            "embedding",
+            "numerical_layer",
+            &dims.cardinalities,
+            dims.numerical,
+            &dims.embedding,
+        )
+    }
+
+    /// [`Self::forward`] flattened to `(B, (fields + 1) * dim)`.
+    pub fn flat(
+        &self,
+        categorical: &candle_core::Tensor,
+        numerical: &candle_core::Tensor,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        self.forward(categorical, numerical)?.flatten_from(1)
+    }
+
     /// `(B, fields)` indices and `(B, numerical)` values -> `(B, fields + 1, dim)`.
     pub fn forward(
         &self,
