@@ -97,7 +97,7 @@ impl Critic {
             let w = params.add(
                 &name("weight"),
                 &[dim, width],
-                Init::Normal(config.init_std),
+                Init::Gaussian(config.init_std),
                 Role::Trainable,
             )?;
             let b = params.add(&name("bias"), &[dim], Init::Constant(0.0), Role::Trainable)?;

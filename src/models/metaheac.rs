@@ -50,7 +50,7 @@ impl BackboneConfig for Config {
             task_embedding: params.add(
                 &["task_embedding.weight".into()],
                 &[dims.tasks, e],
-                Init::Normal(1.0),
+                Init::Gaussian(1.0),
                 Role::Trainable,
             )?,
             experts: super::bottoms(

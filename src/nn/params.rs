@@ -16,8 +16,10 @@ use crate::rng;
 /// How a shard's initial values are drawn (from the stream (seed, "init", shard name)).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Init {
-    Uniform(f64),
-    Normal(f64),
+    /// U(-bound, bound).
+    Bounded(f64),
+    /// N(0, std).
+    Gaussian(f64),
     Constant(f64),
 }
 
@@ -25,20 +27,20 @@ impl Init {
     /// PyTorch's Linear default: kaiming-uniform with a = sqrt(5), i.e. U(±1/sqrt(fan_in)),
     /// for the weight and the bias alike.
     pub fn linear(fan_in: usize) -> Self {
-        Init::Uniform(1.0 / (fan_in as f64).sqrt())
+        Init::Bounded(1.0 / (fan_in as f64).sqrt())
     }
 
     /// Xavier-uniform of a (rows, cols) matrix: U(±sqrt(6 / (rows + cols))).
     pub fn xavier(rows: usize, cols: usize) -> Self {
-        Init::Uniform((6.0 / (rows + cols) as f64).sqrt())
+        Init::Bounded((6.0 / (rows + cols) as f64).sqrt())
     }
 
     fn draw(self, n: usize, stream: &mut rng::Stream) -> Vec<f32> {
         match self {
-            Init::Uniform(bound) => (0..n)
+            Init::Bounded(bound) => (0..n)
                 .map(|_| stream.random_range(-bound..bound) as f32)
                 .collect(),
-            Init::Normal(std) => (0..n)
+            Init::Gaussian(std) => (0..n)
                 .map(|_| (std * stream.sample::<f64, _>(StandardNormal)) as f32)
                 .collect(),
             Init::Constant(value) => vec![value as f32; n],
