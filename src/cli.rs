@@ -48,6 +48,7 @@ pub struct SetArgs {
 pub enum Command {
     /// Run one experiment: pretrain the source (cached), adapt the target, evaluate.
     Run {
+        /// The experiment file, e.g. configs/mmoe_nl.toml.
         config: PathBuf,
         #[command(flatten)]
         set: SetArgs,
@@ -60,6 +61,7 @@ pub enum Command {
     },
     /// Reproduce a paper table or figure from reproduce/NAME.toml.
     Reproduce {
+        /// A file of reproduce/ without .toml: table3, table4, fig_sensitivity.
         name: String,
         #[arg(long, default_value = "cpu")]
         profile: String,
@@ -88,6 +90,7 @@ pub enum Command {
     Bench(BenchCommand),
     /// Predict with a trained checkpoint, one row of probabilities per input row.
     Predict {
+        /// The experiment file the checkpoint was trained with.
         config: PathBuf,
         #[arg(long)]
         checkpoint: PathBuf,
@@ -104,6 +107,7 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Print the fully resolved configuration.
     Show {
+        /// The experiment file, e.g. configs/ablations/single_critic.toml.
         config: PathBuf,
         #[command(flatten)]
         set: SetArgs,
