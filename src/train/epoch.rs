@@ -257,7 +257,7 @@ pub fn run_epoch(
         LastBatch::Keep,
         Some(offsets.clone()),
     );
-    bar.set_length(targets.batch_count() as u64);
+    bar.set_length(data.target_rows.len() as u64);
     bar.set_position(0);
     let mut source = data.source.map(|table| {
         let all: Vec<u32> = (0..table.rows() as u32).collect();
@@ -283,7 +283,7 @@ pub fn run_epoch(
     let mut stats = EpochStats::default();
     let mut batch = Batch::default();
     while targets.next_into(&mut batch) {
-        bar.inc(1);
+        bar.inc(batch.size as u64);
         if batch.size < 2 {
             continue;
         }

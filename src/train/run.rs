@@ -84,7 +84,7 @@ fn bar(show: bool, label: &str) -> ProgressBar {
     let bar = ProgressBar::new(0).with_prefix(label.to_string());
     bar.set_style(
         ProgressStyle::with_template(
-            "{prefix:>10} {msg:>9} [{bar:30}] {pos}/{len} batches {per_sec} eta {eta}",
+            "{prefix:>8} {msg:>9} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}",
         )
         .expect("a valid template")
         .progress_chars("=> "),
@@ -200,12 +200,14 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
             &device,
         )?;
         let score = valid.mean_auc();
-        tracing::info!(
-            epoch = epoch + 1,
-            task_loss = stats.task_loss,
-            valid_mean_auc = score,
-            "epoch"
-        );
+        bar.suspend(|| {
+            tracing::info!(
+                epoch = epoch + 1,
+                task_loss = stats.task_loss,
+                valid_mean_auc = score,
+                "epoch"
+            )
+        });
         append_line(
             &metrics_path,
             &serde_json::json!({"epoch": epoch, "train": stats, "valid": valid, "valid_mean_auc": score}),
@@ -388,12 +390,12 @@ fn pretrain(
             LastBatch::Keep,
             Some(model.offsets.clone()),
         );
-        bar.set_length(batches.batch_count() as u64);
+        bar.set_length(train.len() as u64);
         bar.set_position(0);
         let mut noise = crate::rng::stream(seed, "dropout/source", epoch as u64);
         let mut batch = Default::default();
         while batches.next_into(&mut batch) {
-            bar.inc(1);
+            bar.inc(batch.size as u64);
             if batch.size < 2 {
                 continue;
             }
@@ -427,11 +429,13 @@ fn pretrain(
             device,
         )?
         .mean_auc();
-        tracing::info!(
-            epoch = epoch + 1,
-            valid_mean_auc = score,
-            "source pretraining"
-        );
+        bar.suspend(|| {
+            tracing::info!(
+                epoch = epoch + 1,
+                valid_mean_auc = score,
+                "source pretraining"
+            )
+        });
         if score > best {
             best = score;
             bad = 0;
