@@ -48,12 +48,13 @@ fn blocks(groups: usize, features: usize) -> Vec<(usize, usize, usize)> {
         .collect()
 }
 
-/// Column sums over the batch of `f(b, column)` for each block, written per column.
+/// Per column, two sums over the batch accumulated by `add(accumulators, row index, range)`
+/// for each block's rows; blocks run in parallel, rows are contiguous slices.
 fn column_sums(
     groups: usize,
     features: usize,
     batch: usize,
-    f: impl Fn(usize, usize, usize) -> (f64, f64) + Sync,
+    add: impl Fn(&mut [f64], &mut [f64], usize, std::ops::Range<usize>) + Sync,
 ) -> (Vec<f64>, Vec<f64>) {
     let parts: Vec<_> = blocks(groups, features)
         .into_par_iter()
@@ -61,20 +62,17 @@ fn column_sums(
             let mut a = vec![0f64; f1 - f0];
             let mut b = vec![0f64; f1 - f0];
             for row in 0..batch {
-                for (k, column) in (f0..f1).enumerate() {
-                    let (x, y) = f(g, row, column);
-                    a[k] += x;
-                    b[k] += y;
-                }
+                let start = (g * batch + row) * features;
+                add(&mut a, &mut b, g * features + f0, start + f0..start + f1);
             }
-            (g, f0, a, b)
+            (g * features + f0, a, b)
         })
         .collect();
     let mut first = vec![0f64; groups * features];
     let mut second = vec![0f64; groups * features];
-    for (g, f0, a, b) in parts {
-        first[g * features + f0..g * features + f0 + a.len()].copy_from_slice(&a);
-        second[g * features + f0..g * features + f0 + b.len()].copy_from_slice(&b);
+    for (at, a, b) in parts {
+        first[at..at + a.len()].copy_from_slice(&a);
+        second[at..at + b.len()].copy_from_slice(&b);
     }
     (first, second)
 }
@@ -99,32 +97,46 @@ impl CustomOp3 for NormReluDropout {
             contiguous(s3, l3, self.name())?,
         );
         let (g_n, b_n, f_n) = (self.groups, self.batch, self.features);
-        let at = |g: usize, b: usize, f: usize| (g * b_n + b) * f_n + f;
-        let (sum, _) = column_sums(g_n, f_n, b_n, |g, b, f| (f64::from(x[at(g, b, f)]), 0.0));
-        let mean: Vec<f64> = sum.iter().map(|s| s / b_n as f64).collect();
-        let (squares, _) = column_sums(g_n, f_n, b_n, |g, b, f| {
-            let d = f64::from(x[at(g, b, f)]) - mean[g * f_n + f];
-            (d * d, 0.0)
+        let (sum, squares) = column_sums(g_n, f_n, b_n, |a, b, _, range| {
+            for ((s, q), &v) in a.iter_mut().zip(b.iter_mut()).zip(&x[range]) {
+                let v = f64::from(v);
+                *s += v;
+                *q += v * v;
+            }
         });
-        let variance: Vec<f64> = squares.iter().map(|s| s / b_n as f64).collect();
+        let mean: Vec<f64> = sum.iter().map(|s| s / b_n as f64).collect();
+        let variance: Vec<f64> = squares
+            .iter()
+            .zip(&mean)
+            .map(|(q, m)| (q / b_n as f64 - m * m).max(0.0))
+            .collect();
         let inverse_std: Vec<f32> = variance
             .iter()
             .map(|v| (1.0 / (v + EPS).sqrt()) as f32)
             .collect();
         let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        // y = max(0, x * scale + shift) * mask, with scale = w / std and shift = b - mean * scale.
+        let scale: Vec<f32> = inverse_std.iter().zip(weight).map(|(i, w)| i * w).collect();
+        let shift: Vec<f32> = bias
+            .iter()
+            .zip(&mean32)
+            .zip(&scale)
+            .map(|((b, m), s)| b - m * s)
+            .collect();
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(f_n)
             .enumerate()
             .for_each(|(row, out_row)| {
-                let g = row / b_n;
+                let s = (row / b_n) * f_n;
                 let x_row = &x[row * f_n..(row + 1) * f_n];
-                let s = g * f_n;
-                let mask = self.mask.as_ref().map(|m| &m[row * f_n..(row + 1) * f_n]);
-                for f in 0..f_n {
-                    let z = (x_row[f] - mean32[s + f]) * inverse_std[s + f] * weight[s + f]
-                        + bias[s + f];
-                    let y = z.max(0.0);
-                    out_row[f] = mask.map_or(y, |m| y * m[f]);
+                let (scale, shift) = (&scale[s..s + f_n], &shift[s..s + f_n]);
+                for (((o, &v), &a), &c) in out_row.iter_mut().zip(x_row).zip(scale).zip(shift) {
+                    *o = (v * a + c).max(0.0);
+                }
+                if let Some(mask) = &self.mask {
+                    for (o, &m) in out_row.iter_mut().zip(&mask[row * f_n..(row + 1) * f_n]) {
+                        *o *= m;
+                    }
                 }
             });
         *self.stats.lock().expect("statistics lock") = Stats {
@@ -197,7 +209,6 @@ impl CustomOp3 for NormReluDropoutGrad {
         let (g_n, b_n, f_n) = (op.groups, op.batch, op.features);
         let stats = op.stats.lock().expect("statistics lock");
         let (mean, inverse_std, weight) = (&stats.mean, &stats.inverse_std, &self.weight);
-        let at = |g: usize, b: usize, f: usize| (g * b_n + b) * f_n + f;
         // The gradient reaching the normalised output: through dropout's scale and ReLU's gate
         // (y > 0 exactly where the unit was kept and active).
         let dz = |i: usize| -> f32 {
@@ -207,26 +218,36 @@ impl CustomOp3 for NormReluDropoutGrad {
                 0.0
             }
         };
-        let (db, dw) = column_sums(g_n, f_n, b_n, |g, b, f| {
-            let i = at(g, b, f);
-            let c = g * f_n + f;
-            let d = f64::from(dz(i));
-            (d, d * f64::from((x[i] - mean[c]) * inverse_std[c]))
+        let (db, dw) = column_sums(g_n, f_n, b_n, |a, b, column, range| {
+            let (mean, inverse_std) = (
+                &mean[column..column + a.len()],
+                &inverse_std[column..column + a.len()],
+            );
+            for (k, i) in range.enumerate() {
+                let d = dz(i);
+                a[k] += f64::from(d);
+                b[k] += f64::from(d * (x[i] - mean[k]) * inverse_std[k]);
+            }
         });
-        let n = b_n as f32;
+        // dx = (w / std) (dz - mean(dz) - x_hat mean(dz x_hat)).
+        let n = b_n as f64;
+        let gain: Vec<f32> = inverse_std
+            .iter()
+            .zip(weight.iter())
+            .map(|(i, w)| i * w)
+            .collect();
+        let mean_dz: Vec<f32> = db.iter().map(|v| (v / n) as f32).collect();
+        let mean_dz_xhat: Vec<f32> = dw.iter().map(|v| (v / n) as f32).collect();
         let mut out = vec![0f32; x.len() + 2 * g_n * f_n];
         let (dx, sums) = out.split_at_mut(x.len());
         dx.par_chunks_mut(f_n)
             .enumerate()
             .for_each(|(row, dx_row)| {
                 let s = (row / b_n) * f_n;
-                for (f, out) in dx_row.iter_mut().enumerate() {
+                for (f, o) in dx_row.iter_mut().enumerate() {
                     let (i, c) = (row * f_n + f, s + f);
                     let x_hat = (x[i] - mean[c]) * inverse_std[c];
-                    let sum_dy = weight[c] * db[c] as f32;
-                    let sum_dy_xhat = weight[c] * dw[c] as f32;
-                    *out =
-                        inverse_std[c] / n * (n * weight[c] * dz(i) - sum_dy - x_hat * sum_dy_xhat);
+                    *o = gain[c] * (dz(i) - mean_dz[c] - x_hat * mean_dz_xhat[c]);
                 }
             });
         let (dw_out, db_out) = sums.split_at_mut(g_n * f_n);
