@@ -113,20 +113,6 @@ impl<'a> Batches<'a> {
         }
     }
 
-    /// Skips the first `n` batches (resuming inside an epoch).
-    pub fn skip_batches(mut self, n: usize) -> Self {
-        self.position = (n * self.batch_size).min(self.order.len());
-        self
-    }
-
-    /// How many batches the epoch yields.
-    pub fn batch_count(&self) -> usize {
-        match self.last {
-            LastBatch::Keep => self.order.len().div_ceil(self.batch_size),
-            LastBatch::Drop => self.order.len() / self.batch_size,
-        }
-    }
-
     /// Fills `batch` with the next batch; false at the end of the epoch.
     pub fn next_into(&mut self, batch: &mut Batch) -> bool {
         let remaining = self.order.len() - self.position;

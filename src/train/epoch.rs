@@ -79,33 +79,49 @@ fn task_loss(output: &Output, labels: &Tensor, weights: &Weights) -> candle_core
     total / losses.len() as f64
 }
 
-/// Source batches for an epoch: a fresh subsample, cycled as often as needed.
+/// Source batches for an epoch: a fresh subsample in fixed-size batches, started over
+/// (dropping the short remainder) as often as needed; the batch buffers are reused.
 struct SourceBatches<'a> {
     table: &'a Table,
     rows: Vec<u32>,
-    batch_size: usize,
+    size: usize,
     offsets: Vec<u32>,
-    position: usize,
+    batches: Batches<'a>,
+    batch: Batch,
 }
 
-impl SourceBatches<'_> {
-    fn next(&mut self) -> Batch {
-        if self.position + self.batch_size > self.rows.len() {
-            self.position = 0;
-        }
-        let size = self.batch_size.min(self.rows.len());
-        let order = self.rows[self.position..self.position + size].to_vec();
-        self.position += size;
-        let mut batch = Batch::default();
-        Batches::new(
-            self.table,
-            order,
+impl<'a> SourceBatches<'a> {
+    fn new(table: &'a Table, rows: Vec<u32>, batch_size: usize, offsets: Vec<u32>) -> Self {
+        let size = batch_size.min(rows.len());
+        let batches = Batches::new(
+            table,
+            rows.clone(),
+            size.max(1),
+            LastBatch::Drop,
+            Some(offsets.clone()),
+        );
+        SourceBatches {
+            table,
+            rows,
             size,
-            LastBatch::Keep,
-            Some(self.offsets.clone()),
-        )
-        .next_into(&mut batch);
-        batch
+            offsets,
+            batches,
+            batch: Batch::default(),
+        }
+    }
+
+    fn next(&mut self, device: &Device) -> candle_core::Result<Tensors> {
+        if !self.batches.next_into(&mut self.batch) {
+            self.batches = Batches::new(
+                self.table,
+                self.rows.clone(),
+                self.size.max(1),
+                LastBatch::Drop,
+                Some(self.offsets.clone()),
+            );
+            self.batches.next_into(&mut self.batch);
+        }
+        tensors(&self.batch, self.table, device)
     }
 }
 
@@ -157,7 +173,7 @@ fn daa_loss(
         .expect("DAA learners have critics");
     let fake = forward_train(&learner.model, t, noise)?.feature.detach();
     for _ in 0..adversaries.config.n_critic {
-        let s = tensors(&source.next(), source.table, device)?;
+        let s = source.next(device)?;
         let frozen = match &learner.frozen {
             Some(frozen) => Some(
                 frozen
@@ -216,7 +232,7 @@ fn dann_loss(
         .as_ref()
         .expect("DANN learners have a domain classifier")
         .critics[0];
-    let s = tensors(&source.next(), source.table, device)?;
+    let s = source.next(device)?;
     let out = forward_train(&learner.model, t, noise)?;
     let out_s = forward_train(&learner.model, &s, noise)?;
     let features = Tensor::cat(&[&out_s.feature, &out.feature], 0)?;
@@ -262,13 +278,7 @@ pub fn run_epoch(
     let mut source = data.source.map(|table| {
         let all: Vec<u32> = (0..table.rows() as u32).collect();
         let rows = subsample(&all, data.source_fraction, seed, "subsample/source", epoch);
-        SourceBatches {
-            table,
-            rows,
-            batch_size,
-            offsets: offsets.clone(),
-            position: 0,
-        }
+        SourceBatches::new(table, rows, batch_size, offsets.clone())
     });
     let no_source = || TrainError::Invalid("this method needs a source data set".into());
     let mut noise = rng::stream(seed, "dropout/target", epoch);

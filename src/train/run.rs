@@ -62,18 +62,21 @@ pub struct RunResult {
     pub record: Option<RunRecord>,
 }
 
-/// The run directory of `resolved`.
-pub fn run_dir(resolved: &Resolved) -> PathBuf {
-    let name = resolved
+/// The experiment's name: its file's stem.
+fn experiment_name(resolved: &Resolved) -> String {
+    resolved
         .path
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "experiment".into());
+        .map_or_else(|| "experiment".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// The run directory of `resolved`.
+pub fn run_dir(resolved: &Resolved) -> PathBuf {
     resolved
         .experiment
         .output
         .runs_dir
-        .join(name)
+        .join(experiment_name(resolved))
         .join(&resolved.hash)
 }
 
@@ -222,7 +225,6 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         }
         progress.next_epoch = epoch + 1;
         progress.finished = progress.bad_epochs >= exp.train.patience;
-        progress.seconds += 0.0;
         state::save(&dir, &learner, &mut progress)?;
         session_epochs += 1;
         if options
@@ -251,11 +253,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         &device,
     )?;
     let record = RunRecord {
-        experiment: run_dir(resolved)
-            .parent()
-            .and_then(|p| p.file_name())
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        experiment: experiment_name(resolved),
         config_hash: resolved.hash.clone(),
         method: exp.adapt.method,
         seed: exp.train.seed,
