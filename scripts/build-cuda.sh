@@ -2,7 +2,7 @@
 # Builds `daa --features cuda` on a machine without a GPU or a system CUDA, from PyPI's
 # CUDA 13.0 toolkit wheels (REFERENCE.md section 7), into target/cuda (CPU builds untouched).
 #
-#   scripts/build-cuda.sh
+#   scripts/build-cuda.sh      # target/cuda/release/{daa,parity}
 #
 # Environment:
 #   CUDA_VENV         where the toolkit wheels go (default: ~/.cache/daa-cuda/venv, outside the repo)
@@ -58,6 +58,14 @@ nvcc --version | tail -2
 start=$(date +%s)
 CARGO_TARGET_DIR="$repo/target/cuda" cargo build --release --features cuda --bin daa
 binary="$repo/target/cuda/release/daa"
-echo "built in $(( $(date +%s) - start )) s: $binary ($(du -h "$binary" | cut -f1))"
+# The PyTorch parity tests, for scripts/gpu-check.sh to run on the GPU (PARITY_DEVICE).
+parity="$(CARGO_TARGET_DIR="$repo/target/cuda" cargo test --release --features cuda --test parity --no-run \
+  --message-format json | "$venv/bin/python" -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "parity" and m.get("executable"):
+        print(m["executable"])')"
+cp "$parity" "$repo/target/cuda/release/parity"
+echo "built in $(( $(date +%s) - start )) s: $binary ($(du -h "$binary" | cut -f1)), $repo/target/cuda/release/parity"
 readelf -d "$binary" | grep -E 'NEEDED' || true
 echo "stub (for CPU-fallback runs here only): LD_LIBRARY_PATH=$cuda/lib/stubs:$cuda/lib"

@@ -91,24 +91,30 @@ fn torch_times(python: &str, script: &str, device: &str, models: &[&str]) -> Has
         ])
         .args(models)
         .output();
-    match out {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|v| {
-                (
-                    v["model"].as_str().unwrap_or_default().to_string(),
-                    v["ms"].as_f64().unwrap_or(f64::NAN),
-                )
-            })
-            .collect(),
-        _ => {
-            println!(
-                "PyTorch: skipped (`{python} {script}` failed; set BENCH_PYTHON to a Python with torch)"
-            );
-            HashMap::new()
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            println!("PyTorch: skipped (`{python}`: {e}; set BENCH_PYTHON to a Python with torch)");
+            return HashMap::new();
         }
+    };
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!(
+            "PyTorch: `{python} {script}` failed ({}); set BENCH_PYTHON to a Python with torch",
+            stderr.lines().last().unwrap_or_default()
+        );
     }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            (
+                v["model"].as_str().unwrap_or_default().to_string(),
+                v["ms"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
 }
 
 /// Times `steps` training steps of each of `models` at batch `batch` on `device`.

@@ -63,10 +63,14 @@ pub enum Command {
     Reproduce {
         /// A file of reproduce/ without .toml: table3, table4, fig_sensitivity.
         name: String,
+        /// The overlay from configs/profiles: smoke (seconds), cpu (about an hour on 2
+        /// cores), paper (the reference sizes, GPU-sized).
         #[arg(long, default_value = "cpu")]
         profile: String,
+        /// Seeds per cell (default: the profile's count in the table file).
         #[arg(long)]
         seeds: Option<usize>,
+        /// Only the cells whose name contains this text, e.g. `mmoe/nl` or `/daa/`.
         #[arg(long)]
         only: Option<String>,
         /// List the cells with their config hashes and whether they are finished.

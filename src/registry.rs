@@ -20,8 +20,9 @@ pub enum Build {
     Params,
     /// A backbone constructor.
     Backbone(crate::models::Builder),
-    /// A data set opener.
-    Dataset(crate::data::dataset::Opener),
+    /// A data set opener, and the version of the code that makes its rows (a generator's
+    /// version; 0 for rows read from files): experiment hashes include it.
+    Dataset(crate::data::dataset::Opener, u32),
 }
 
 /// One `kind` a registry directory accepts: how its parameters are checked and built.
@@ -56,11 +57,12 @@ impl KindEntry {
         kind: &'static str,
         validate: Validator,
         open: crate::data::dataset::Opener,
+        rows_version: u32,
     ) -> Self {
         KindEntry {
             kind,
             validate,
-            build: Build::Dataset(open),
+            build: Build::Dataset(open, rows_version),
         }
     }
 }

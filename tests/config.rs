@@ -446,3 +446,16 @@ fn unknown_profiles_and_tables_exit_2_listing_the_known_ones() {
         stderr(&out)
     );
 }
+
+#[test]
+fn hash_covers_the_synthetic_generator_version() {
+    let resolved = resolve_with(&repo().join("configs/mmoe_nl.toml"), &[], &[]);
+    let mut value = serde_json::to_value(&resolved.experiment).unwrap();
+    value.as_object_mut().unwrap().remove("output");
+    assert_ne!(resolved.hash, daa::config::digest(&value));
+    for role in ["source", "target"] {
+        value["data"][role]["rows_version"] = daa::data::synthetic::GENERATOR_VERSION.into();
+    }
+    assert_eq!(resolved.hash, daa::config::digest(&value));
+    assert_eq!(daa::data::dataset::rows_version("csv"), 0);
+}

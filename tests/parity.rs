@@ -1,7 +1,9 @@
 //! Parity with PyTorch: fixtures from tools/make_parity_fixtures.py hold MTReclib-defined
 //! backbones' weights, eval-mode outputs on the sample rows, and one training step's loss,
 //! gradients and BatchNorm statistics. Every backbone must match: forward within 1e-5,
-//! loss and gradients within 1e-4 relative.
+//! loss and gradients within 1e-4 relative, through the fused CPU kernels and through the
+//! portable paths other devices take. `PARITY_DEVICE=cuda:0` (a `--features cuda` build)
+//! runs the same checks on a GPU.
 
 mod common;
 
@@ -17,6 +19,13 @@ use daa::registry::Registry;
 use serde_json::json;
 
 const CARDS: [u32; 16] = [11, 4, 7, 2, 33, 7, 50, 8, 8, 2, 2, 2, 2, 2, 2, 2];
+
+/// The device under test: `PARITY_DEVICE` (`cpu`, `cuda:N`), the CPU by default.
+fn device() -> Device {
+    std::env::var("PARITY_DEVICE")
+        .map(|name| name.parse::<daa::device::Device>().unwrap().open().unwrap())
+        .unwrap_or(Device::Cpu)
+}
 
 fn dims() -> Dims {
     Dims {
@@ -73,7 +82,7 @@ fn sample() -> (Tensor, Tensor, Tensor) {
     )
     .next()
     .unwrap();
-    let t = batch.to_tensors(16, 63, &Device::Cpu).unwrap();
+    let t = batch.to_tensors(16, 63, &device()).unwrap();
     (t.categorical, t.numerical, t.labels)
 }
 
@@ -87,7 +96,7 @@ fn fixture(name: &str) -> HashMap<String, Tensor> {
 
 /// max |a - b| / max(max |b|, floor).
 fn relative_error(a: &Tensor, b: &Tensor, floor: f32) -> f32 {
-    let diff = (a - b)
+    let diff = (a.to_device(b.device()).unwrap() - b)
         .unwrap()
         .abs()
         .unwrap()
@@ -111,7 +120,7 @@ fn relative_error(a: &Tensor, b: &Tensor, floor: f32) -> f32 {
 
 fn check(kind: &str) {
     let expected = fixture(&format!("{kind}.expected.safetensors"));
-    let mut params = Params::new(&Device::Cpu, 0);
+    let mut params = Params::new(&device(), 0);
     let model = build_backbone(kind, &config(kind), &dims(), &mut params).unwrap();
     params
         .load(&common::repo().join(format!("tests/fixtures/parity/{kind}.safetensors")))
@@ -121,15 +130,7 @@ fn check(kind: &str) {
     let eval = model
         .forward(&categorical, &numerical, &mut Mode::eval())
         .unwrap();
-    let diff = (&eval.probabilities - &expected["eval.probabilities"])
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap();
-    let diff = diff.to_scalar::<f32>().unwrap();
+    let diff = relative_error(&eval.probabilities, &expected["eval.probabilities"], 1.0);
     assert!(diff <= 1e-5, "{kind}: eval probabilities differ by {diff}");
     assert_eq!(eval.feature.dims(), &[100, model.feature_width()]);
 
@@ -157,7 +158,9 @@ fn check(kind: &str) {
             let g = grads
                 .get(&v)
                 .cloned()
-                .unwrap_or_else(|| v.zeros_like().unwrap());
+                .unwrap_or_else(|| v.zeros_like().unwrap())
+                .to_device(&Device::Cpu)
+                .unwrap();
             (v, g)
         })
         .collect();
@@ -231,34 +234,41 @@ fn check(kind: &str) {
 #[test]
 fn sharedbottom_matches_pytorch() {
     check("sharedbottom");
+    daa::nn::with_portable_kernels(|| check("sharedbottom"));
 }
 
 #[test]
 fn singletask_matches_pytorch() {
     check("singletask");
+    daa::nn::with_portable_kernels(|| check("singletask"));
 }
 
 #[test]
 fn omoe_matches_pytorch() {
     check("omoe");
+    daa::nn::with_portable_kernels(|| check("omoe"));
 }
 
 #[test]
 fn mmoe_matches_pytorch() {
     check("mmoe");
+    daa::nn::with_portable_kernels(|| check("mmoe"));
 }
 
 #[test]
 fn ple_matches_pytorch() {
     check("ple");
+    daa::nn::with_portable_kernels(|| check("ple"));
 }
 
 #[test]
 fn aitm_matches_pytorch() {
     check("aitm");
+    daa::nn::with_portable_kernels(|| check("aitm"));
 }
 
 #[test]
 fn metaheac_matches_pytorch() {
     check("metaheac");
+    daa::nn::with_portable_kernels(|| check("metaheac"));
 }

@@ -179,7 +179,7 @@ class MetaHeac(Base):
         b = fields.size(0)
         gate_inputs = []
         for i in range(D["tasks"]):
-            task = self.task_embedding(torch.full((b, 1), i, dtype=torch.long)).squeeze(1)
+            task = self.task_embedding(torch.full((b, 1), i, dtype=torch.long, device=c.device)).squeeze(1)
             gate_inputs.append(torch.cat([task, torch.mean(fields, dim=1)], dim=1))
         emb = fields.view(-1, self.embed_output_dim)
         experts = torch.cat([e(emb).unsqueeze(1) for e in self.expert], dim=1)

@@ -9,8 +9,13 @@ use crate::config::check::{Invalid, Validate, ensure};
 use crate::registry::{KindEntry, typed};
 
 pub const DATASETS: &[KindEntry] = &[
-    KindEntry::dataset("csv", typed::<CsvConfig>, open_csv),
-    KindEntry::dataset("synthetic", typed::<SyntheticConfig>, open_synthetic),
+    KindEntry::dataset("csv", typed::<CsvConfig>, open_csv, 0),
+    KindEntry::dataset(
+        "synthetic",
+        typed::<SyntheticConfig>,
+        open_synthetic,
+        synthetic::GENERATOR_VERSION,
+    ),
 ];
 
 /// `registry/schemas` entries hold a schema that dataset entries `extends`.
@@ -140,10 +145,18 @@ fn open_synthetic(params: &serde_json::Value) -> Result<Splits, DataError> {
     })
 }
 
+/// The version of the code that makes the rows of a data set of `kind` (0: read from files).
+pub fn rows_version(kind: &str) -> u32 {
+    match crate::registry::kind_entry("datasets", kind).map(|k| &k.build) {
+        Some(crate::registry::Build::Dataset(_, version)) => *version,
+        _ => 0,
+    }
+}
+
 /// Opens the splits of a data set of `kind` with `params`, building caches on first use.
 pub fn open(kind: &str, params: &serde_json::Value) -> Result<Splits, DataError> {
     match crate::registry::kind_entry("datasets", kind).map(|k| &k.build) {
-        Some(crate::registry::Build::Dataset(opener)) => opener(params),
+        Some(crate::registry::Build::Dataset(opener, _)) => opener(params),
         _ => Err(DataError::Invalid(format!(
             "`{kind}` is not a data set kind"
         ))),

@@ -10,6 +10,7 @@ pub mod schema;
 pub mod split;
 pub mod synthetic;
 pub mod table;
+mod vecmath;
 
 pub use dataset::{DATASETS, SCHEMAS};
 pub use error::DataError;

@@ -16,11 +16,12 @@ use sha2::{Digest, Sha256};
 use super::cache::hex;
 use super::dataset::{Profile, Role, SyntheticConfig};
 use super::table::{Header, Rows, TableWriter, ordered};
+use super::vecmath::{sigmoid, tanh};
 use super::{DataError, Schema, Table};
 use crate::rng;
 
 /// Bump when the generator's output changes: cached domains are then rebuilt.
-pub const GENERATOR_VERSION: u32 = 1;
+pub const GENERATOR_VERSION: u32 = 2;
 const LATENT: usize = 4;
 const HIDDEN: usize = 16;
 const CHUNK_ROWS: usize = 1 << 15;
@@ -48,10 +49,6 @@ fn normals(stream: &mut rng::Stream, n: usize, std: f32) -> Vec<f32> {
     (0..n).map(|_| normal(stream, std)).collect()
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 /// The label function and the neutral feature distributions, shared by all domains.
 #[derive(Debug, Clone)]
 pub struct World {
@@ -68,6 +65,7 @@ pub struct World {
     location: Vec<f32>,
     scale: Vec<f32>,
     zero: Vec<f32>,
+    /// [numerical][HIDDEN]: column j holds every hidden unit's weight on input j.
     w1: Vec<f32>,
     b1: Vec<f32>,
     /// [task][HIDDEN]
@@ -106,7 +104,7 @@ impl World {
         let scale = (0..numerical).map(|_| s.random_range(0.5..1.5)).collect();
         let zero = (0..numerical).map(|_| s.random_range(0.0..0.6)).collect();
         let w1_std = 1.5 / ((numerical as f32 * 0.3).sqrt().max(1.0));
-        let w1 = normals(s, HIDDEN * numerical, w1_std);
+        let w1 = normals(s, numerical * HIDDEN, w1_std);
         let b1 = normals(s, HIDDEN, 0.5);
         let w2 = (0..tasks)
             .map(|_| normals(s, HIDDEN, 1.2 / (HIDDEN as f32).sqrt()))
@@ -176,6 +174,7 @@ pub struct Domain {
 struct RowBuffers {
     categories: Vec<u32>,
     numbers: Vec<f32>,
+    zeroed: Vec<bool>,
     hidden: Vec<f32>,
 }
 
@@ -184,6 +183,7 @@ impl RowBuffers {
         RowBuffers {
             categories: vec![0; world.cardinalities.len()],
             numbers: vec![0.0; world.numerical],
+            zeroed: vec![false; world.numerical],
             hidden: vec![0.0; HIDDEN],
         }
     }
@@ -237,18 +237,23 @@ impl Domain {
                 (cdf.partition_point(|&p| p < u) as u32).min(w.cardinalities[f] - 1);
         }
         for j in 0..w.numerical {
-            let u: f32 = s.random();
-            let n: f32 = s.sample(StandardNormal);
-            row.numbers[j] = if u < w.zero[j] {
-                0.0
-            } else {
-                sigmoid(w.location[j] + w.scale[j] * n)
-            };
+            row.zeroed[j] = s.random::<f32>() < w.zero[j];
+            row.numbers[j] = w.location[j] + w.scale[j] * s.sample::<f32, _>(StandardNormal);
         }
-        for (h, out) in row.hidden.iter_mut().enumerate() {
-            let weights = &w.w1[h * w.numerical..(h + 1) * w.numerical];
-            let z: f32 = weights.iter().zip(&row.numbers).map(|(a, b)| a * b).sum();
-            *out = (z + w.b1[h]).tanh();
+        // Branch-free loops over whole rows, so that they vectorise.
+        for (x, &zeroed) in row.numbers.iter_mut().zip(&row.zeroed) {
+            let v = sigmoid(*x);
+            *x = if zeroed { 0.0 } else { v };
+        }
+        let mut hidden = [0f32; HIDDEN];
+        hidden.copy_from_slice(&w.b1);
+        for (column, &x) in w.w1.as_chunks::<HIDDEN>().0.iter().zip(&row.numbers) {
+            for (h, &weight) in hidden.iter_mut().zip(column) {
+                *h += weight * x;
+            }
+        }
+        for (out, h) in row.hidden.iter_mut().zip(hidden) {
+            *out = tanh(h);
         }
     }
 

@@ -80,7 +80,7 @@ impl BatchNorm {
         p: f64,
         mode: &mut Mode<'_>,
     ) -> Result<Tensor> {
-        if !(mode.train && x.device().is_cpu()) {
+        if !(mode.train && super::fused_kernels(x.device())) {
             let mut stats_shape = x.dims().to_vec();
             stats_shape[batch_dim] = 1;
             let shifted = x.broadcast_add(&shift.reshape(stats_shape.as_slice())?)?;

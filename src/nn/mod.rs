@@ -10,12 +10,32 @@ pub mod mlp;
 pub mod optim;
 pub mod params;
 
-use candle_core::{Result, Tensor};
+use std::cell::Cell;
+
+use candle_core::{Device, Result, Tensor};
 use rand::RngCore;
 
 pub use params::Params;
 
 use crate::rng;
+
+thread_local! {
+    static PORTABLE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with this thread's CPU kernels (fused BatchNorm, in-place Adam) replaced by the
+/// portable tensor-op paths that CUDA takes, so that tests hold both to the same truth.
+pub fn with_portable_kernels<T>(f: impl FnOnce() -> T) -> T {
+    let before = PORTABLE.replace(true);
+    let out = f();
+    PORTABLE.set(before);
+    out
+}
+
+/// Whether work on `device` takes the fused CPU kernels.
+fn fused_kernels(device: &Device) -> bool {
+    device.is_cpu() && !PORTABLE.get()
+}
 
 /// How a forward pass runs: training (batch statistics, dropout when a noise stream is
 /// given) or evaluation.

@@ -64,7 +64,7 @@ impl Adam {
                     param.device(),
                 )?),
             };
-            if param.device().is_cpu() {
+            if super::fused_kernels(param.device()) {
                 let grad = grad.contiguous()?;
                 state.inplace_op3(
                     &grad,
@@ -160,6 +160,11 @@ mod tests {
 
     #[test]
     fn adam_and_adamw_follow_pytorch_rules_and_resume_exactly() {
+        check_adam_rules();
+        crate::nn::with_portable_kernels(check_adam_rules);
+    }
+
+    fn check_adam_rules() {
         for kind in [Optimizer::Adam, Optimizer::Adamw] {
             let grads = [0.5, -0.25, 0.125, 1.0];
             let var = Var::new(&[2.0f32, -1.0], &Device::Cpu).unwrap();

@@ -8,7 +8,6 @@ use std::time::Instant;
 use candle_core::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::TrainError;
 use super::epoch::{Adversaries, Data, Learner, Real, run_epoch};
@@ -354,12 +353,9 @@ fn pretrain(
         "source": exp.data.source, "backbone": exp.model.backbone, "embedding": exp.model.embedding,
         "pretrain": exp.pretrain, "batch_size": exp.train.batch_size, "seed": exp.train.seed,
         "device": crate::device::describe(device), "valid_rows": exp.data.valid_rows,
+        "rows_version": crate::data::dataset::rows_version(&exp.data.source.kind),
     });
-    let hash: String = Sha256::digest(key.to_string().as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = crate::config::digest(&key);
     let dir = exp.output.runs_dir.join("_source").join(hash);
     let checkpoint = dir.join("model.safetensors");
     if checkpoint.is_file() {
