@@ -29,10 +29,13 @@ pub fn execute(resolved: &Resolved, options: &RunOptions) -> Result<()> {
         "task", "AUC", "log-loss", "oracle AUC"
     );
     for t in &record.test.tasks {
-        let oracle = t.oracle_auc.map_or("n/a".into(), |a| format!("{a:.4}"));
+        let shown = |auc: Option<f64>| auc.map_or("n/a".into(), |a| format!("{a:.4}"));
         println!(
-            "  {:<12} {:>8.4} {:>9.5} {:>11}",
-            t.task, t.auc, t.log_loss, oracle
+            "  {:<12} {:>8} {:>9.5} {:>11}",
+            t.task,
+            shown(t.auc),
+            t.log_loss,
+            shown(t.oracle_auc)
         );
     }
     println!(

@@ -247,7 +247,8 @@ impl Domain {
         }
         let mut hidden = [0f32; HIDDEN];
         hidden.copy_from_slice(&w.b1);
-        for (column, &x) in w.w1.as_chunks::<HIDDEN>().0.iter().zip(&row.numbers) {
+        for (column, &x) in w.w1.chunks_exact(HIDDEN).zip(&row.numbers) {
+            let column: &[f32; HIDDEN] = column.try_into().expect("HIDDEN-wide columns");
             for (h, &weight) in hidden.iter_mut().zip(column) {
                 *h += weight * x;
             }

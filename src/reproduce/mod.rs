@@ -2,6 +2,7 @@
 //! already finished (same config hash, result.json present), aggregates over seeds, and
 //! writes reproduce/out/NAME/{table.md, table.csv, results.json, plot.svg}.
 
+mod plot;
 mod report;
 pub mod spec;
 
@@ -204,7 +205,7 @@ pub fn reproduce(
         &out.join("results.json"),
         &serde_json::to_string_pretty(&json).expect("results serialize"),
     )?;
-    write(&out.join("plot.svg"), &report::svg(&spec, &aggregates))?;
+    write(&out.join("plot.svg"), &plot::svg(&spec, &aggregates))?;
     println!("{markdown}");
     println!("written: {}", out.display());
     outcome.out_dir = Some(out);

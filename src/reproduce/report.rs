@@ -44,14 +44,17 @@ pub fn aggregate(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Aggregate> {
     let mut out = Vec::new();
     for ((row, column), records) in groups {
         for (t, task) in records[0].test.tasks.iter().enumerate() {
-            let aucs: Vec<f64> = records.iter().map(|r| r.test.tasks[t].auc).collect();
+            let aucs: Vec<f64> = records.iter().filter_map(|r| r.test.tasks[t].auc).collect();
+            if aucs.is_empty() {
+                continue;
+            }
             let losses: Vec<f64> = records.iter().map(|r| r.test.tasks[t].log_loss).collect();
             let (mean_auc, std_auc) = mean_std(&aucs);
             out.push(Aggregate {
                 row: row.clone(),
                 column: column.clone(),
                 task: task.task.clone(),
-                seeds: records.len(),
+                seeds: aucs.len(),
                 mean_auc,
                 std_auc,
                 mean_log_loss: mean_std(&losses).0,
@@ -73,7 +76,7 @@ fn find<'a>(
         .find(|a| a.row == row && a.column == column && a.task == task)
 }
 
-fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+pub(super) fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for v in values {
         if !out.contains(&v) {
@@ -104,9 +107,32 @@ pub fn gains(spec: &Spec, aggregates: &[Aggregate]) -> Vec<(String, String, Stri
     out
 }
 
+/// The columns in reading order: the baselines as listed, the other columns, then the
+/// improved method; swept values of one parameter (`name=value`) in numeric order.
+pub(super) fn ordered_columns(spec: &Spec, aggregates: &[Aggregate]) -> Vec<String> {
+    let columns = distinct(aggregates.iter().map(|a| a.column.clone()));
+    let group = |c: &str| c.split_once('=').map_or(c, |(p, _)| p).to_string();
+    let groups = distinct(columns.iter().map(|c| group(c)));
+    let key = |c: &String| {
+        let rank = match spec.baselines.iter().position(|b| b == c) {
+            Some(i) => (0, i),
+            None if spec.improve.as_ref() == Some(c) => (2, 0),
+            None => (1, 0),
+        };
+        let value = c
+            .split_once('=')
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        (rank, groups.iter().position(|g| *g == group(c)), value)
+    };
+    let mut keyed: Vec<_> = columns.into_iter().map(|c| (key(&c), c)).collect();
+    keyed.sort_by(|(a, _), (b, _)| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.total_cmp(&b.2)));
+    keyed.into_iter().map(|(_, c)| c).collect()
+}
+
 pub fn markdown(spec: &Spec, aggregates: &[Aggregate], profile: &str, synthetic: bool) -> String {
     let rows = distinct(aggregates.iter().map(|a| a.row.clone()));
-    let columns = distinct(aggregates.iter().map(|a| a.column.clone()));
+    let columns = ordered_columns(spec, aggregates);
     let tasks = distinct(aggregates.iter().map(|a| a.task.clone()));
     let seeds = aggregates.iter().map(|a| a.seeds).max().unwrap_or(0);
     let mut md = format!("# {}\n\n{}\n\n", spec.title, spec.description.trim());
@@ -143,7 +169,7 @@ pub fn markdown(spec: &Spec, aggregates: &[Aggregate], profile: &str, synthetic:
         let mut cells = vec![row.clone()];
         for c in &columns {
             for t in &tasks {
-                cells.push(find(aggregates, row, c, t).map_or("".into(), |a| {
+                cells.push(find(aggregates, row, c, t).map_or("n/a".into(), |a| {
                     format!("{:.4} ± {:.4}", a.mean_auc, a.std_auc)
                 }));
             }
@@ -278,114 +304,4 @@ pub fn csv(aggregates: &[Aggregate]) -> String {
         );
     }
     out
-}
-
-/// Grouped bars of the first task's mean AUC per row, one bar per column, with ± std.
-pub fn svg(spec: &Spec, aggregates: &[Aggregate]) -> String {
-    let task = aggregates
-        .first()
-        .map(|a| a.task.clone())
-        .unwrap_or_default();
-    let rows = distinct(aggregates.iter().map(|a| a.row.clone()));
-    let columns = distinct(aggregates.iter().map(|a| a.column.clone()));
-    let values: Vec<&Aggregate> = aggregates.iter().filter(|a| a.task == task).collect();
-    let lo = values
-        .iter()
-        .map(|a| a.mean_auc - a.std_auc)
-        .fold(0.5, f64::min)
-        .max(0.0);
-    let hi = values
-        .iter()
-        .map(|a| (a.mean_auc + a.std_auc).max(a.oracle_auc.unwrap_or(0.0)))
-        .fold(0.0, f64::max)
-        .min(1.0);
-    let (bar, gap, left, top, height) = (14.0, 18.0, 60.0, 40.0, 260.0);
-    let group = bar * columns.len() as f64 + gap;
-    let width = left + group * rows.len() as f64 + 160.0;
-    let y = |v: f64| top + height * (1.0 - (v - lo) / (hi - lo).max(1e-9));
-    let colors = [
-        "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
-    ];
-    let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{:.0}" font-family="sans-serif" font-size="11">"#,
-        top + height + 90.0
-    );
-    let _ = write!(
-        s,
-        r#"<text x="{left}" y="20" font-size="13">{} — {} AUC (mean ± std)</text>"#,
-        spec.title, task
-    );
-    for k in 0..=4 {
-        let v = lo + (hi - lo) * k as f64 / 4.0;
-        let _ = write!(
-            s,
-            r##"<line x1="{left}" x2="{:.0}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{:.0}" y="{:.1}" text-anchor="end">{v:.3}</text>"##,
-            width - 160.0,
-            y(v),
-            y(v),
-            left - 4.0,
-            y(v) + 4.0
-        );
-    }
-    for (r, row) in rows.iter().enumerate() {
-        let x0 = left + gap / 2.0 + group * r as f64;
-        for (c, column) in columns.iter().enumerate() {
-            let Some(a) = values.iter().find(|a| &a.row == row && &a.column == column) else {
-                continue;
-            };
-            let x = x0 + bar * c as f64;
-            let _ = write!(
-                s,
-                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
-                y(a.mean_auc),
-                bar - 2.0,
-                (top + height - y(a.mean_auc)).max(0.0),
-                colors[c % colors.len()]
-            );
-            let cx = x + (bar - 2.0) / 2.0;
-            let _ = write!(
-                s,
-                r#"<line x1="{cx:.1}" x2="{cx:.1}" y1="{:.1}" y2="{:.1}" stroke="black"/>"#,
-                y(a.mean_auc + a.std_auc),
-                y(a.mean_auc - a.std_auc)
-            );
-        }
-        if let Some(oracle) = values
-            .iter()
-            .find(|a| &a.row == row)
-            .and_then(|a| a.oracle_auc)
-        {
-            let _ = write!(
-                s,
-                r#"<line x1="{x0:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="black" stroke-dasharray="3,2"/>"#,
-                x0 + bar * columns.len() as f64,
-                y(oracle),
-                y(oracle)
-            );
-        }
-        let _ = write!(
-            s,
-            r#"<text transform="translate({:.1},{:.1}) rotate(45)">{row}</text>"#,
-            x0,
-            top + height + 12.0
-        );
-    }
-    for (c, column) in columns.iter().enumerate() {
-        let ly = top + 14.0 * c as f64;
-        let _ = write!(
-            s,
-            r#"<rect x="{:.0}" y="{ly:.0}" width="10" height="10" fill="{}"/><text x="{:.0}" y="{:.0}">{column}</text>"#,
-            width - 150.0,
-            colors[c % colors.len()],
-            width - 135.0,
-            ly + 9.0
-        );
-    }
-    let _ = write!(
-        s,
-        r#"<text x="{:.0}" y="{:.0}">- - oracle (synthetic)</text></svg>"#,
-        width - 150.0,
-        top + 14.0 * columns.len() as f64 + 12.0
-    );
-    s
 }

@@ -44,6 +44,16 @@ pub struct Claim {
     pub note: String,
 }
 
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Plot {
+    /// One group of bars per row, one bar per column.
+    #[default]
+    Bars,
+    /// One panel per swept parameter (columns named `parameter=value`), one line per row.
+    Lines,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
@@ -63,6 +73,9 @@ pub struct Spec {
     pub improve: Option<String>,
     #[serde(default)]
     pub baselines: Vec<String>,
+    /// How plot.svg draws the first task: grouped bars (tables) or lines (sweeps).
+    #[serde(default)]
+    pub plot: Plot,
     pub profiles: BTreeMap<String, Profile>,
     /// Published AUCs per "row label" -> column -> task values (null where unknown).
     #[serde(default)]

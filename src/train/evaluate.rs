@@ -18,7 +18,9 @@ const RELEASED_CHUNK: usize = 2_097_152;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskMetrics {
     pub task: String,
-    pub auc: f64,
+    /// `None` where the rows hold one class only (a scarce conversion label can have no
+    /// positive in a small validation set): the AUC is undefined there.
+    pub auc: Option<f64>,
     pub log_loss: f64,
     /// AUC of the true probabilities (synthetic data only): the Bayes limit.
     pub oracle_auc: Option<f64>,
@@ -31,9 +33,18 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// The selection metric: the mean of the tasks' AUCs.
-    pub fn mean_auc(&self) -> f64 {
-        self.tasks.iter().map(|t| t.auc).sum::<f64>() / self.tasks.len().max(1) as f64
+    /// The selection metric: the mean AUC of the tasks where it is defined. `set` names the
+    /// rows in the error when no task has both classes.
+    pub fn mean_auc(&self, set: &str) -> Result<f64, TrainError> {
+        let defined: Vec<f64> = self.tasks.iter().filter_map(|t| t.auc).collect();
+        if defined.is_empty() {
+            return Err(TrainError::Invalid(format!(
+                "the {set} rows ({}) hold one class only in every task, so no AUC is defined; \
+                 use more of them (data.valid_rows)",
+                self.rows
+            )));
+        }
+        Ok(defined.iter().sum::<f64>() / defined.len() as f64)
     }
 }
 
@@ -86,14 +97,17 @@ pub fn evaluate(
     let tasks = (0..tasks)
         .map(|task| {
             let auc_value = match auc {
-                AucMode::Exact => metrics::auc(&scores[task], &truth[task])?,
+                AucMode::Exact => metrics::auc(&scores[task], &truth[task]),
                 AucMode::ChunkMean => {
-                    metrics::chunk_mean_auc(&scores[task], &truth[task], RELEASED_CHUNK)?
+                    metrics::chunk_mean_auc(&scores[task], &truth[task], RELEASED_CHUNK)
                 }
             };
+            if let Err(e) = &auc_value {
+                tracing::warn!(task = %labels[task], rows = order.len(), "{e}");
+            }
             Ok(TaskMetrics {
                 task: labels[task].clone(),
-                auc: auc_value,
+                auc: auc_value.ok(),
                 log_loss: metrics::log_loss(&scores[task], &truth[task]),
                 oracle_auc: (!oracle[task].is_empty())
                     .then(|| metrics::auc(&oracle[task], &truth[task]).ok())
@@ -105,4 +119,35 @@ pub fn evaluate(
         rows: order.len(),
         tasks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evaluation(aucs: &[Option<f64>]) -> Evaluation {
+        Evaluation {
+            rows: 50,
+            tasks: aucs
+                .iter()
+                .map(|&auc| TaskMetrics {
+                    task: "t".into(),
+                    auc,
+                    log_loss: 0.1,
+                    oracle_auc: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn selection_skips_undefined_aucs_and_refuses_when_none_is_defined() {
+        let score = evaluation(&[Some(0.6), None, Some(0.7)]).mean_auc("validation");
+        assert!((score.unwrap() - 0.65).abs() < 1e-12);
+        let error = evaluation(&[None, None])
+            .mean_auc("validation")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("validation rows (50)") && error.contains("data.valid_rows"));
+    }
 }

@@ -201,7 +201,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
             exp.train.auc,
             &device,
         )?;
-        let score = valid.mean_auc();
+        let score = valid.mean_auc("validation")?;
         bar.suspend(|| {
             tracing::info!(
                 epoch = epoch + 1,
@@ -422,7 +422,7 @@ fn pretrain(
             exp.train.auc,
             device,
         )?
-        .mean_auc();
+        .mean_auc("source validation")?;
         bar.suspend(|| {
             tracing::info!(
                 epoch = epoch + 1,
