@@ -14,6 +14,12 @@ use daa::registry::{DIRECTORIES, Registry};
 
 fn main() -> ExitCode {
     daa::alloc::tune();
+    #[cfg(unix)]
+    // SAFETY: restores the default action for SIGPIPE before any thread starts, so that
+    // `daa ... | head` ends quietly like other Unix tools instead of panicking on a write.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_logging(&cli);
     match dispatch(&cli) {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{daa, stderr, stdout};
+use common::{daa, repo, stderr, stdout};
 
 fn reproduce(dir: &std::path::Path, extra: &[&str]) -> String {
     let out_dir = dir.join("out");
@@ -72,4 +72,28 @@ fn table3_smoke_fills_every_cell_and_skips_finished_ones() {
         again.contains("60 cells: 0 run now, 60 already finished (skipped)"),
         "{again}"
     );
+}
+
+#[test]
+fn a_closed_stdout_ends_the_listing_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let args = ["reproduce", "table3", "--profile", "smoke", "--dry-run"];
+    let mut child = common::command(&repo(), &args, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert_ne!(status.code(), Some(101), "a panic's exit code");
 }

@@ -11,6 +11,13 @@ pub fn repo() -> PathBuf {
 
 /// The `daa` binary run in `dir` with the repository's registry, no inherited `DAA_*`.
 pub fn daa(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(dir, args, env)
+        .output()
+        .expect("the daa binary runs")
+}
+
+/// The command [`daa`] runs, to spawn it with other pipes.
+pub fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_daa"));
     command
         .current_dir(dir)
@@ -21,7 +28,7 @@ pub fn daa(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         command.env_remove(key);
     }
     command.envs(env.iter().copied());
-    command.output().expect("the daa binary runs")
+    command
 }
 
 pub fn stdout(output: &Output) -> String {
