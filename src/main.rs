@@ -104,21 +104,10 @@ fn profile_path(registry: &Registry, name: &str) -> Result<std::path::PathBuf> {
     if path.is_file() {
         return Ok(path);
     }
-    let mut known: Vec<String> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            e.path()
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-        })
-        .collect();
-    known.sort();
     bail!(UsageError(format!(
         "--profile {name}: no {}; available: {}",
         path.display(),
-        known.join(", ")
+        daa::registry::toml_names(&dir).join(", ")
     )))
 }
 

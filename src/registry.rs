@@ -150,6 +150,21 @@ pub struct Entry {
     pub params: serde_json::Value,
 }
 
+/// The names of the `.toml` files in `dir` without their extension, sorted (none when `dir`
+/// cannot be read).
+pub fn toml_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
 impl Registry {
     /// The `registry/` directory nearest above `config` (a file or directory), else the
     /// one in the current directory.
@@ -168,16 +183,7 @@ impl Registry {
 
     /// Entry names of a directory, sorted.
     pub fn names(&self, dir: &str) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.root.join(dir))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .collect();
-        names.sort();
-        names
+        toml_names(&self.root.join(dir))
     }
 
     /// The path of entry `name` in `dir`, if there is one.

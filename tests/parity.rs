@@ -56,7 +56,7 @@ fn config(kind: &str) -> serde_json::Value {
 }
 
 /// The 100 sample rows as one batch of tensors.
-fn sample() -> (Tensor, Tensor, Tensor) {
+fn sample(device: &Device) -> (Tensor, Tensor, Tensor) {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("train.csv");
     std::fs::copy(
@@ -82,7 +82,7 @@ fn sample() -> (Tensor, Tensor, Tensor) {
     )
     .next()
     .unwrap();
-    let t = batch.to_tensors(16, 63, &device()).unwrap();
+    let t = batch.to_tensors(16, 63, device).unwrap();
     (t.categorical, t.numerical, t.labels)
 }
 
@@ -120,12 +120,13 @@ fn relative_error(a: &Tensor, b: &Tensor, floor: f32) -> f32 {
 
 fn check(kind: &str) {
     let expected = fixture(&format!("{kind}.expected.safetensors"));
-    let mut params = Params::new(&device(), 0);
+    let device = device();
+    let mut params = Params::new(&device, 0);
     let model = build_backbone(kind, &config(kind), &dims(), &mut params).unwrap();
     params
         .load(&common::repo().join(format!("tests/fixtures/parity/{kind}.safetensors")))
         .unwrap();
-    let (categorical, numerical, labels) = sample();
+    let (categorical, numerical, labels) = sample(&device);
 
     let eval = model
         .forward(&categorical, &numerical, &mut Mode::eval())

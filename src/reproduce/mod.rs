@@ -80,22 +80,10 @@ pub fn reproduce(
         .to_path_buf();
     let path = project.join("reproduce").join(format!("{name}.toml"));
     if !path.is_file() {
-        let mut known: Vec<String> = std::fs::read_dir(project.join("reproduce"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
-            .filter_map(|e| {
-                e.path()
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-            })
-            .collect();
-        known.sort();
         return Err(ReproduceError::Spec(format!(
             "no {}; available: {}",
             path.display(),
-            known.join(", ")
+            crate::registry::toml_names(&project.join("reproduce")).join(", ")
         )));
     }
     let spec = Spec::load(&path).map_err(ReproduceError::Spec)?;

@@ -4,9 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::report::{Aggregate, ordered_columns};
+use super::report::{Aggregate, distinct, ordered_columns, swept};
 use super::spec::{Plot, Spec};
-use crate::reproduce::report::distinct;
 
 const COLORS: [&str; 7] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
@@ -188,15 +187,14 @@ fn bars(spec: &Spec, aggregates: &[Aggregate]) -> String {
 fn lines(spec: &Spec, aggregates: &[Aggregate]) -> String {
     let rows = distinct(aggregates.iter().map(|a| a.row.clone()));
     let columns = ordered_columns(spec, aggregates);
-    let parameter = |c: &str| c.split_once('=').map_or(c, |(p, _)| p).to_string();
-    let parameters = distinct(columns.iter().map(|c| parameter(c)));
+    let parameters = distinct(columns.iter().map(|c| swept(c).0.to_string()));
     let (step, gap) = (48.0, 40.0);
     let panels: Vec<(String, Vec<String>)> = parameters
         .into_iter()
         .map(|p| {
             let values = columns
                 .iter()
-                .filter(|c| parameter(c) == p)
+                .filter(|c| swept(c).0 == p)
                 .cloned()
                 .collect();
             (p, values)
@@ -239,7 +237,7 @@ fn lines(spec: &Spec, aggregates: &[Aggregate]) -> String {
             canvas.oracle(x0, x0 + step * values.len() as f64, row);
         }
         for (i, c) in values.iter().enumerate() {
-            canvas.label(x(i) - 4.0, c.split_once('=').map_or(c.as_str(), |(_, v)| v));
+            canvas.label(x(i) - 4.0, swept(c).1.unwrap_or(c));
         }
         let _ = write!(
             canvas.svg,

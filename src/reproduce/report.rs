@@ -107,11 +107,19 @@ pub fn gains(spec: &Spec, aggregates: &[Aggregate]) -> Vec<(String, String, Stri
     out
 }
 
+/// A column as (swept parameter, value): `w_e=0.5` is ("w_e", Some("0.5")); a column without
+/// `=` is its own parameter with no value.
+pub(super) fn swept(column: &str) -> (&str, Option<&str>) {
+    column
+        .split_once('=')
+        .map_or((column, None), |(p, v)| (p, Some(v)))
+}
+
 /// The columns in reading order: the baselines as listed, the other columns, then the
 /// improved method; swept values of one parameter (`name=value`) in numeric order.
 pub(super) fn ordered_columns(spec: &Spec, aggregates: &[Aggregate]) -> Vec<String> {
     let columns = distinct(aggregates.iter().map(|a| a.column.clone()));
-    let group = |c: &str| c.split_once('=').map_or(c, |(p, _)| p).to_string();
+    let group = |c: &str| swept(c).0.to_string();
     let groups = distinct(columns.iter().map(|c| group(c)));
     let key = |c: &String| {
         let rank = match spec.baselines.iter().position(|b| b == c) {
@@ -119,9 +127,9 @@ pub(super) fn ordered_columns(spec: &Spec, aggregates: &[Aggregate]) -> Vec<Stri
             None if spec.improve.as_ref() == Some(c) => (2, 0),
             None => (1, 0),
         };
-        let value = c
-            .split_once('=')
-            .and_then(|(_, v)| v.parse::<f64>().ok())
+        let value = swept(c)
+            .1
+            .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0);
         (rank, groups.iter().position(|g| *g == group(c)), value)
     };
