@@ -311,6 +311,48 @@ fn splits_are_seeded_stratified_and_stored() {
     assert_eq!(a.valid.len(), 1000);
 }
 
+/// The fast path (plain values) and the checked path (everything else) give the same
+/// table: the sample rewritten with CRLF line ends, blank lines, spaces, `+` signs,
+/// exponents, `1.0` labels and no final line end parses to the sample's values.
+#[test]
+fn irregular_formatting_parses_to_the_same_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.csv");
+    std::fs::copy(sample("train.csv"), &plain).unwrap();
+    let text = std::fs::read_to_string(&plain).unwrap();
+    let mut lines = text.lines();
+    let mut irregular = format!("{}\r\n", lines.next().unwrap());
+    for (i, line) in lines.enumerate() {
+        let fields: Vec<String> = line
+            .split(',')
+            .enumerate()
+            .map(|(column, value)| match (i + column) % 7 {
+                0 => format!(" {value} "),
+                1 if (17..80).contains(&column) => format!("{:e}", value.parse::<f64>().unwrap()),
+                2 if (17..80).contains(&column) && !value.starts_with('-') => format!("+{value}"),
+                3 if column >= 80 => format!("{value}.0"),
+                _ => value.to_string(),
+            })
+            .collect();
+        irregular.push_str(&fields.join(","));
+        irregular.push_str(if i % 10 == 3 { "\r\n\r\n" } else { "\r\n" });
+    }
+    let irregular = irregular.trim_end().to_string();
+    let other = dir.path().join("irregular.csv");
+    std::fs::write(&other, &irregular).unwrap();
+    let a = load_csv(&plain, &aliexpress()).unwrap().table;
+    let b = load_csv(&other, &aliexpress()).unwrap().table;
+    assert_eq!(b.rows(), a.rows());
+    let categories = |t: &Table| -> Vec<u32> {
+        (0..t.rows() * t.header.fields)
+            .map(|i| t.categorical().get(i))
+            .collect()
+    };
+    assert_eq!(categories(&b), categories(&a));
+    assert_eq!(b.numerical(), a.numerical());
+    assert_eq!(b.labels(), a.labels());
+}
+
 #[test]
 fn csv_round_trip_of_synthetic_rows() {
     let dir = tempfile::tempdir().unwrap();

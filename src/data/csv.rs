@@ -4,8 +4,9 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::decimal::{self, Separators};
 use super::schema::{Oov, Schema};
 use super::table::{Header, Rows, TableWriter, ordered};
 use super::{DataError, Table};
@@ -25,6 +26,7 @@ struct Layout {
     names: Vec<String>,
     columns: Vec<Column>,
     cardinalities: Vec<u32>,
+    has_id: bool,
     fields: usize,
     numerical: usize,
     labels: usize,
@@ -49,12 +51,102 @@ impl Layout {
             names: schema.header(),
             columns,
             cardinalities: schema.categorical.cardinalities.clone(),
+            has_id: schema.id.is_some(),
             fields,
             numerical,
             labels,
             cascade: schema.cascade,
             clamp: schema.oov == Oov::Clamp,
         }
+    }
+}
+
+/// A CSV file of a schema, memory-mapped, its header checked, ready to parse.
+pub struct CsvFile {
+    path: PathBuf,
+    map: memmap2::Mmap,
+    body: usize,
+    layout: Layout,
+}
+
+impl CsvFile {
+    /// Opens `csv` and checks its header against `schema`'s columns.
+    pub fn open(csv: &Path, schema: &Schema) -> Result<Self, DataError> {
+        let layout = Layout::new(schema);
+        let file = std::fs::File::open(csv).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => DataError::Missing {
+                path: csv.to_path_buf(),
+                hint: String::new(),
+            },
+            _ => DataError::io(csv)(e),
+        })?;
+        let len = file.metadata().map_err(DataError::io(csv))?.len();
+        if len == 0 {
+            return Err(DataError::Empty {
+                path: csv.to_path_buf(),
+            });
+        }
+        // SAFETY: the mapping is read-only and lives only as long as this parse; a source
+        // modified meanwhile gives a table whose fingerprint no longer matches, so it is
+        // rebuilt.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(DataError::io(csv))?;
+        let header_end = memchr::memchr(b'\n', &map).unwrap_or(map.len());
+        check_header(csv, &map[..header_end], &layout)?;
+        Ok(CsvFile {
+            path: csv.to_path_buf(),
+            body: (header_end + 1).min(map.len()),
+            map,
+            layout,
+        })
+    }
+
+    /// The rows after the header, split into pieces that end at line ends.
+    fn chunks(&self) -> Vec<&[u8]> {
+        split_lines(&self.map[self.body..], CHUNK_BYTES)
+    }
+
+    /// The number of lines after the header: at least the number of rows.
+    pub fn lines(&self) -> usize {
+        use rayon::prelude::*;
+        let newlines: usize = self
+            .chunks()
+            .par_iter()
+            .map(|chunk| memchr::memchr_iter(b'\n', chunk).count())
+            .sum();
+        newlines + 1
+    }
+
+    /// Parses every row, in parallel, handing the parsed pieces to `consume` in file order;
+    /// returns the number of rows. The first bad value stops it with an error naming the
+    /// file, line and column.
+    pub fn parse(
+        &self,
+        mut consume: impl FnMut(Rows) -> Result<(), DataError> + Send,
+    ) -> Result<usize, DataError> {
+        let mut line = 2;
+        let mut rows = 0;
+        ordered(
+            &self.chunks(),
+            |chunk| parse_chunk(chunk, &self.layout),
+            |parsed| match parsed {
+                Ok((parsed, lines)) => {
+                    line += lines;
+                    rows += parsed.labels.len() / self.layout.labels;
+                    consume(parsed)
+                }
+                Err((local, message)) => Err(DataError::Row {
+                    path: self.path.clone(),
+                    line: line + local,
+                    message,
+                }),
+            },
+        )?;
+        if rows == 0 {
+            return Err(DataError::Empty {
+                path: self.path.clone(),
+            });
+        }
+        Ok(rows)
     }
 }
 
@@ -67,57 +159,12 @@ pub fn csv_to_table(
     source: String,
     schema_hash: String,
 ) -> Result<Header, DataError> {
-    let layout = Layout::new(schema);
-    let file = std::fs::File::open(csv).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DataError::Missing {
-            path: csv.to_path_buf(),
-            hint: String::new(),
-        },
-        _ => DataError::io(csv)(e),
-    })?;
-    let len = file.metadata().map_err(DataError::io(csv))?.len();
-    if len == 0 {
-        return Err(DataError::Empty {
-            path: csv.to_path_buf(),
-        });
-    }
-    // SAFETY: the mapping is read-only and lives only for this parse; a source modified
-    // meanwhile gives a table whose fingerprint no longer matches, so it is rebuilt.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(DataError::io(csv))?;
-    let text: &[u8] = &map;
-    let header_end = memchr::memchr(b'\n', text).unwrap_or(text.len());
-    check_header(csv, &text[..header_end], &layout)?;
-    let body = text.get(header_end + 1..).unwrap_or_default();
-
+    let file = CsvFile::open(csv, schema)?;
     let mut header = Header::new(schema, false, source);
     header.schema_hash = schema_hash;
-    let capacity = memchr::memchr_iter(b'\n', body).count() + 1;
-    let mut writer = TableWriter::create(out, header, capacity)?;
-    let chunks = split_lines(body, CHUNK_BYTES);
-    let mut line = 2;
-    ordered(
-        &chunks,
-        |chunk| parse_chunk(chunk, &layout),
-        |parsed| match parsed {
-            Ok((rows, lines)) => {
-                line += lines;
-                writer.append(&rows)
-            }
-            Err((local, message)) => Err(DataError::Row {
-                path: csv.to_path_buf(),
-                line: line + local,
-                message,
-            }),
-        },
-    )?;
-    let header = writer.finish()?;
-    if header.rows == 0 {
-        let _ = std::fs::remove_file(out);
-        return Err(DataError::Empty {
-            path: csv.to_path_buf(),
-        });
-    }
-    Ok(header)
+    let mut writer = TableWriter::create(out, header, file.lines())?;
+    file.parse(|rows| writer.append(&rows))?;
+    writer.finish()
 }
 
 fn check_header(path: &Path, line: &[u8], layout: &Layout) -> Result<(), DataError> {
@@ -171,6 +218,12 @@ fn split_lines(text: &[u8], target: usize) -> Vec<&[u8]> {
 
 /// Parses whole lines into rows; returns the rows and the number of lines, or the
 /// chunk-relative line and message of the first bad value.
+///
+/// Separators are found 64 bytes at a time, so that each value is parsed knowing where it
+/// ends: fields then parse independently of one another, which is what makes the common
+/// case fast. A line the fast path does not take as it stands (a blank line, spaces, an
+/// out-of-range category, an error) is parsed again by the checked path, whose messages
+/// name the column.
 fn parse_chunk(chunk: &[u8], layout: &Layout) -> Result<(Rows, usize), (usize, String)> {
     let estimate = chunk.len() / (8 * layout.columns.len()).max(1);
     let mut rows = Rows {
@@ -179,20 +232,102 @@ fn parse_chunk(chunk: &[u8], layout: &Layout) -> Result<(Rows, usize), (usize, S
         labels: Vec::with_capacity(estimate * layout.labels),
         probabilities: Vec::new(),
     };
+    let mut separators = Separators::new(chunk, 0);
     let mut labels = vec![0u8; layout.labels];
     let mut lines = 0;
     let mut start = 0;
     while start < chunk.len() {
-        let end = memchr::memchr(b'\n', &chunk[start..]).map_or(chunk.len(), |i| start + i);
-        let line = &chunk[start..end];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if !line.is_empty() {
-            parse_line(line, layout, &mut rows, &mut labels).map_err(|m| (lines, m))?;
-        }
+        let kept = (rows.categorical.len(), rows.numerical.len());
+        start = match fast_line(
+            chunk,
+            start,
+            &mut separators,
+            layout,
+            &mut rows,
+            &mut labels,
+        ) {
+            Some(next) => next,
+            None => {
+                rows.categorical.truncate(kept.0);
+                rows.numerical.truncate(kept.1);
+                let end = memchr::memchr(b'\n', &chunk[start..]).map_or(chunk.len(), |i| start + i);
+                let line = &chunk[start..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if !line.is_empty() {
+                    parse_line(line, layout, &mut rows, &mut labels).map_err(|m| (lines, m))?;
+                }
+                separators = Separators::new(chunk, end + 1);
+                end + 1
+            }
+        };
         lines += 1;
-        start = end + 1;
     }
     Ok((rows, lines))
+}
+
+/// The next field from `*start`, which must end at a comma (at a line end, or the chunk's
+/// end, if `last`); moves `*start` past it.
+#[inline]
+fn next_field(
+    chunk: &[u8],
+    start: &mut usize,
+    separators: &mut Separators,
+    last: bool,
+) -> Option<(usize, usize)> {
+    let separator = separators.next();
+    let ends_line = separator.is_none_or(|p| chunk[p] == b'\n');
+    if ends_line != last {
+        return None;
+    }
+    let next = separator.map_or(chunk.len(), |p| p + 1);
+    let mut end = separator.unwrap_or(chunk.len());
+    if last && end > *start && chunk[end - 1] == b'\r' {
+        end -= 1;
+    }
+    let field = (*start, end);
+    *start = next;
+    Some(field)
+}
+
+/// One line of plain values from `start`, pushed into `rows`; returns where the next line
+/// starts, or `None` (with `rows` partly extended) when the line needs the checked path.
+#[inline]
+fn fast_line(
+    chunk: &[u8],
+    mut start: usize,
+    separators: &mut Separators,
+    layout: &Layout,
+    rows: &mut Rows,
+    labels: &mut [u8],
+) -> Option<usize> {
+    // Columns come as the id, the categorical fields, the numerical ones, then the labels.
+    if layout.has_id {
+        next_field(chunk, &mut start, separators, false)?;
+    }
+    for &cardinality in &layout.cardinalities {
+        let (s, e) = next_field(chunk, &mut start, separators, false)?;
+        let category = decimal::index(chunk, s, e)?;
+        if category >= cardinality {
+            return None;
+        }
+        rows.categorical.push(category);
+    }
+    for _ in 0..layout.numerical {
+        let (s, e) = next_field(chunk, &mut start, separators, false)?;
+        rows.numerical.push(decimal::float(chunk, s, e)?);
+    }
+    for (task, label) in labels.iter_mut().enumerate() {
+        let (s, e) = next_field(chunk, &mut start, separators, task + 1 == layout.labels)?;
+        *label = chunk[s].wrapping_sub(b'0');
+        if e != s + 1 || *label > 1 {
+            return None;
+        }
+    }
+    if layout.cascade && (1..layout.labels).any(|t| labels[t] == 1 && labels[t - 1] == 0) {
+        return None;
+    }
+    rows.labels.extend_from_slice(labels);
+    Some(start)
 }
 
 /// A non-negative decimal integer, or `None`.
@@ -205,6 +340,15 @@ fn parse_index(text: &[u8]) -> Option<u32> {
     })
 }
 
+/// A parsed field value.
+enum Value {
+    Category(u32),
+    Number(f32),
+    Label(u8),
+    Skipped,
+}
+
+/// The checked path: every field trimmed and checked, errors naming the column.
 fn parse_line(
     line: &[u8],
     layout: &Layout,
@@ -218,74 +362,26 @@ fn parse_line(
             line.iter().filter(|&&b| b == b',').count() + 1
         )
     };
-    let mut rest = Some(line);
+    // `at` is where the next field starts; past the end once the last field is read.
+    let mut at = 0;
     for (index, column) in layout.columns.iter().enumerate() {
-        // Fields are short: a plain scan beats a memchr call per field.
-        let text = rest.ok_or_else(wrong_count)?;
-        let raw = match text.iter().position(|&b| b == b',') {
-            Some(comma) => {
-                rest = Some(&text[comma + 1..]);
-                &text[..comma]
-            }
-            None => {
-                rest = None;
-                text
-            }
-        };
-        let value = raw.trim_ascii();
-        let name = || &layout.names[index];
-        let shown = || String::from_utf8_lossy(raw).into_owned();
-        match *column {
-            Column::Id => {}
-            Column::Categorical(field) => {
-                let category = parse_index(value).ok_or_else(|| {
-                    format!(
-                        "column `{}`: `{}` is not a category index (a non-negative integer)",
-                        name(),
-                        shown()
-                    )
-                })?;
-                let cardinality = layout.cardinalities[field];
-                let category = if category < cardinality {
-                    category
-                } else if layout.clamp {
-                    cardinality - 1
-                } else {
-                    return Err(format!(
-                        "column `{}`: category {category} is at or above the field's cardinality {cardinality}; raise the cardinality in the data set's schema, or set schema.oov = \"clamp\"",
-                        name()
-                    ));
-                };
-                rows.categorical.push(category);
-            }
-            Column::Numerical => {
-                let number: f32 = fast_float2::parse(value)
-                    .map_err(|_| format!("column `{}`: `{}` is not a number", name(), shown()))?;
-                if !number.is_finite() {
-                    return Err(format!(
-                        "column `{}`: {} is NaN or infinite; clean or impute the value",
-                        name(),
-                        shown()
-                    ));
-                }
-                rows.numerical.push(number);
-            }
-            Column::Label(task) => {
-                labels[task] = match value {
-                    b"0" | b"0.0" => 0,
-                    b"1" | b"1.0" => 1,
-                    _ => {
-                        return Err(format!(
-                            "column `{}`: label must be 0 or 1, found `{}`",
-                            name(),
-                            shown()
-                        ));
-                    }
-                };
-            }
+        if at > line.len() {
+            return Err(wrong_count());
         }
+        let end = memchr::memchr(b',', &line[at..]).map_or(line.len(), |i| at + i);
+        match checked_field(&line[at..end], layout, index)? {
+            Value::Category(c) => rows.categorical.push(c),
+            Value::Number(x) => rows.numerical.push(x),
+            Value::Label(l) => {
+                if let Column::Label(task) = column {
+                    labels[*task] = l;
+                }
+            }
+            Value::Skipped => {}
+        }
+        at = end + 1;
     }
-    if rest.is_some() {
+    if at <= line.len() {
         return Err(wrong_count());
     }
     if layout.cascade
@@ -299,6 +395,55 @@ fn parse_line(
     }
     rows.labels.extend_from_slice(labels);
     Ok(())
+}
+
+/// One field's raw text, trimmed and checked, with the error message naming its column.
+fn checked_field(raw: &[u8], layout: &Layout, index: usize) -> Result<Value, String> {
+    let value = raw.trim_ascii();
+    let name = &layout.names[index];
+    let shown = || String::from_utf8_lossy(raw).into_owned();
+    Ok(match layout.columns[index] {
+        Column::Id => Value::Skipped,
+        Column::Categorical(field) => {
+            let category = parse_index(value).ok_or_else(|| {
+                format!(
+                    "column `{name}`: `{}` is not a category index (a non-negative integer)",
+                    shown()
+                )
+            })?;
+            let cardinality = layout.cardinalities[field];
+            if category < cardinality {
+                Value::Category(category)
+            } else if layout.clamp {
+                Value::Category(cardinality - 1)
+            } else {
+                return Err(format!(
+                    "column `{name}`: category {category} is at or above the field's cardinality {cardinality}; raise the cardinality in the data set's schema, or set schema.oov = \"clamp\""
+                ));
+            }
+        }
+        Column::Numerical => {
+            let number: f32 = fast_float2::parse(value)
+                .map_err(|_| format!("column `{name}`: `{}` is not a number", shown()))?;
+            if !number.is_finite() {
+                return Err(format!(
+                    "column `{name}`: {} is NaN or infinite; clean or impute the value",
+                    shown()
+                ));
+            }
+            Value::Number(number)
+        }
+        Column::Label(_) => Value::Label(match value {
+            b"0" | b"0.0" => 0,
+            b"1" | b"1.0" => 1,
+            _ => {
+                return Err(format!(
+                    "column `{name}`: label must be 0 or 1, found `{}`",
+                    shown()
+                ));
+            }
+        }),
+    })
 }
 
 /// Writes `table` as a CSV of `schema` (ids are the row numbers), atomically.

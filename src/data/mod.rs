@@ -4,6 +4,7 @@ pub mod batch;
 pub mod cache;
 pub mod csv;
 pub mod dataset;
+mod decimal;
 mod error;
 pub mod prepare;
 pub mod schema;

@@ -155,10 +155,12 @@ impl TableWriter {
             },
         ];
         for ((block, offset), row_bytes) in blocks.iter().zip(h.offsets).zip(h.row_bytes()) {
+            let at = offset + row_bytes * h.rows as u64;
             self.file
-                .seek(SeekFrom::Start(offset + row_bytes * h.rows as u64))
+                .seek(SeekFrom::Start(at))
                 .and_then(|_| self.file.write_all(block))
                 .map_err(DataError::io(&self.temporary))?;
+            start_writeback(&self.file, at, block.len());
         }
         self.header.rows += n;
         Ok(())
@@ -180,6 +182,28 @@ impl TableWriter {
         std::fs::rename(&self.temporary, &self.path).map_err(DataError::io(&self.path))?;
         Ok(self.header.clone())
     }
+}
+
+/// Starts writing `len` bytes at `offset` to disk without waiting, so that the final
+/// fsync, which makes the table durable before it is renamed into place, finds little
+/// left to do. Only a hint: where unsupported, the fsync does all the work.
+fn start_writeback(file: &File, offset: u64, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: sync_file_range only reads its integer arguments; a failure (an old
+        // kernel, a file system without it) changes nothing, and the fsync still runs.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 impl Drop for TableWriter {
