@@ -1,10 +1,12 @@
 //! Training-step timing per backbone at the reference sizes (`daa bench step`, and
 //! `cargo bench --bench step`): ms per step (forward, backward, Adam update), the same step
 //! in PyTorch on the same machine and device when Python with torch is available, and the
-//! fraction of the measured matrix-product rate. Prints; asserts nothing.
+//! fraction of the measured matrix-product rate. daa and PyTorch alternate in rounds and
+//! each side's best round counts, so that both see the same machine conditions. Prints;
+//! asserts nothing.
 
-use std::collections::HashMap;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -74,48 +76,91 @@ fn gemm_rate(device: &Device, batch: usize) -> candle_core::Result<f64> {
     Ok(3.0 * 2.0 * (batch * 2176 * 4096) as f64 / t.elapsed().as_secs_f64() / 1e9)
 }
 
-/// PyTorch's ms per step per model from tools/torch_step_bench.py, when `python` has torch.
-fn torch_times(python: &str, script: &str, device: &str, models: &[&str]) -> HashMap<String, f64> {
-    let torch_device = if device.starts_with("cuda") {
-        "cuda"
-    } else {
-        "cpu"
-    };
-    let out = Command::new(python)
-        .arg(script)
-        .args([
-            "--threads",
-            &candle_core::utils::get_num_threads().to_string(),
-            "--device",
-            torch_device,
-        ])
-        .args(models)
-        .output();
-    let out = match out {
-        Ok(out) => out,
-        Err(e) => {
-            println!("PyTorch: skipped (`{python}`: {e}; set BENCH_PYTHON to a Python with torch)");
-            return HashMap::new();
-        }
-    };
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        println!(
-            "PyTorch: `{python} {script}` failed ({}); set BENCH_PYTHON to a Python with torch",
-            stderr.lines().last().unwrap_or_default()
-        );
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| {
-            (
-                v["model"].as_str().unwrap_or_default().to_string(),
-                v["ms"].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .collect()
+/// PyTorch's training step, timed on request by `tools/torch_step_bench.py --serve` in a
+/// child process that keeps its models warm between requests.
+struct Torch {
+    child: Child,
+    requests: ChildStdin,
+    answers: BufReader<ChildStdout>,
+    python: String,
 }
+
+impl Torch {
+    /// Starts the server, or says why PyTorch will not be timed.
+    fn start(python: &str, script: &str, device: &str) -> Option<Self> {
+        let torch_device = if device.starts_with("cuda") {
+            "cuda"
+        } else {
+            "cpu"
+        };
+        let spawned = Command::new(python)
+            .arg(script)
+            .args([
+                "--serve",
+                "--threads",
+                &candle_core::utils::get_num_threads().to_string(),
+                "--device",
+                torch_device,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        match spawned {
+            Ok(mut child) => Some(Torch {
+                requests: child.stdin.take().expect("piped"),
+                answers: BufReader::new(child.stdout.take().expect("piped")),
+                child,
+                python: python.to_string(),
+            }),
+            Err(e) => {
+                println!(
+                    "PyTorch: skipped (`{python}`: {e}; set BENCH_PYTHON to a Python with torch)"
+                );
+                None
+            }
+        }
+    }
+
+    /// ms per step over `steps` steps of `model`; `None` (with the reason printed) if the
+    /// server failed, which ends it.
+    fn time(&mut self, model: &str, steps: usize) -> Option<f64> {
+        let mut line = String::new();
+        let answered = writeln!(self.requests, "{model} {steps}")
+            .and_then(|_| self.requests.flush())
+            .and_then(|_| self.answers.read_line(&mut line));
+        let ms = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["ms"].as_f64());
+        if ms.is_none() {
+            let _ = self.child.kill();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = self.child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            let reason = match (stderr.lines().last(), answered) {
+                (Some(last), _) => last.to_string(),
+                (None, Err(e)) => e.to_string(),
+                (None, Ok(_)) => "no answer".to_string(),
+            };
+            println!(
+                "PyTorch: `{}` failed on {model} ({reason}); set BENCH_PYTHON to a Python with torch",
+                self.python
+            );
+        }
+        ms
+    }
+}
+
+impl Drop for Torch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Rounds of timing per model, alternating daa and PyTorch; each side's best round counts.
+const ROUNDS: usize = 3;
 
 /// Times `steps` training steps of each of `models` at batch `batch` on `device`.
 pub fn step(
@@ -160,7 +205,7 @@ pub fn step(
     let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let script =
         std::env::var("BENCH_TORCH_SCRIPT").unwrap_or_else(|_| "tools/torch_step_bench.py".into());
-    let torch = torch_times(&python, &script, &name, models);
+    let mut torch = Torch::start(&python, &script, &name);
     println!(
         "{:<14} {:>10} {:>12} {:>9} {:>12} {:>12}",
         "backbone", "daa ms", "PyTorch ms", "ratio", "GFLOP/step", "of GEMM rate"
@@ -189,19 +234,28 @@ pub fn step(
         };
         one()?;
         synchronize(device)?;
-        let t = Instant::now();
-        for _ in 0..steps {
-            one()?;
+        let (mut ours, mut theirs) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            for _ in 0..steps {
+                one()?;
+            }
+            synchronize(device)?;
+            ours = ours.min(1000.0 * t.elapsed().as_secs_f64() / steps as f64);
+            if let Some(server) = torch.as_mut() {
+                match server.time(kind, steps) {
+                    Some(ms) => theirs = theirs.min(ms),
+                    None => torch = None,
+                }
+            }
         }
-        synchronize(device)?;
-        let ms = 1000.0 * t.elapsed().as_secs_f64() / steps as f64;
+        let theirs = if theirs.is_finite() { theirs } else { f64::NAN };
         let flops = step_flops(&params, batch);
-        let theirs = torch.get(*kind).copied().unwrap_or(f64::NAN);
         println!(
-            "{kind:<14} {ms:>10.1} {theirs:>12.1} {:>8.2}x {:>12.1} {:>11.0}%",
-            ms / theirs,
+            "{kind:<14} {ours:>10.1} {theirs:>12.1} {:>8.2}x {:>12.1} {:>11.0}%",
+            ours / theirs,
             flops / 1e9,
-            100.0 * flops / (ms / 1000.0) / 1e9 / rate
+            100.0 * flops / (ours / 1000.0) / 1e9 / rate
         );
     }
     Ok(())

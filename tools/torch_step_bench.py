@@ -1,9 +1,16 @@
 """Times one training step (forward, backward, Adam update) per backbone in PyTorch at the
 reference sizes and batch 2048, on CPU (2 threads by default) or CUDA. Prints one JSON
-line per model: {"model": ..., "ms": ...}. Used by `cargo bench --bench step`.
+line per model: {"model": ..., "ms": ...}.
+
+With --serve it reads `MODEL STEPS` lines from standard input instead and answers each
+with one such line, keeping every model it built (warm) for the next request: `cargo bench
+--bench step` alternates rounds of daa and PyTorch this way, so that both see the same
+machine conditions.
 
     python tools/torch_step_bench.py [--threads 2] [--device cpu|cuda] [--steps 5] [MODEL ...]
+    python tools/torch_step_bench.py --serve [--threads 2] [--device cpu|cuda]
 """
+import sys
 import argparse
 import json
 import time
@@ -20,6 +27,7 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=2048)
+    parser.add_argument("--serve", action="store_true")
     parser.add_argument("models", nargs="*", default=list(MODELS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -33,27 +41,43 @@ def main():
     num = torch.rand(b, D["numerical"], generator=g).to(device)
     click = (torch.rand(b, generator=g) < 0.05).float()
     labels = torch.stack([click, click * (torch.rand(b, generator=g) < 0.1).float()], 1).to(device)
-    for name in args.models:
-        torch.manual_seed(0)
-        model = MODELS[name]().to(device).train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-6)
+    steppers = {}
 
-        def step():
-            optimizer.zero_grad()
-            out = model(cat, num)
-            loss = sum(torch.nn.functional.binary_cross_entropy(p, labels[:, t]) for t, p in enumerate(out))
-            loss.backward()
-            optimizer.step()
+    def stepper(name):
+        if name not in steppers:
+            torch.manual_seed(0)
+            model = MODELS[name]().to(device).train()
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-6)
 
-        step()
+            def step():
+                optimizer.zero_grad()
+                out = model(cat, num)
+                loss = sum(torch.nn.functional.binary_cross_entropy(p, labels[:, t]) for t, p in enumerate(out))
+                loss.backward()
+                optimizer.step()
+
+            step()
+            steppers[name] = step
+        return steppers[name]
+
+    def timed(name, steps):
+        step = stepper(name)
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        for _ in range(args.steps):
+        for _ in range(steps):
             step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        print(json.dumps({"model": name, "ms": 1000 * (time.perf_counter() - start) / args.steps}), flush=True)
+        print(json.dumps({"model": name, "ms": 1000 * (time.perf_counter() - start) / steps}), flush=True)
+
+    if args.serve:
+        for line in sys.stdin:
+            name, steps = line.split()
+            timed(name, int(steps))
+    else:
+        for name in args.models:
+            timed(name, args.steps)
 
 
 if __name__ == "__main__":
