@@ -1499,10 +1499,9 @@ impl Map2 for MatMul {
             // over itself, so a stride-zero batch on lhs goes through the loop below.
             (b, m, n, k)
         };
-        for step in 0..b {
+        let product = |step: usize, dst_p: &mut [T], parallelism: Parallelism| {
             let lhs_p = &lhs[step * a_skip..];
             let rhs_p = &rhs[step * b_skip..];
-            let dst_p = &mut dst[step * c_skip..];
             unsafe {
                 gemm(
                     /* m: usize = */ m,
@@ -1525,6 +1524,18 @@ impl Map2 for MatMul {
                     /* conj_rhs: bool = */ false,
                     parallelism,
                 )
+            }
+        };
+        if b >= num_threads && num_threads > 1 && c_skip > 0 {
+            // Whole products per thread: gemm splits one product over threads less
+            // efficiently than threads take separate products. gemm computes each output
+            // element the same way either way, so the bits do not change.
+            dst.par_chunks_mut(c_skip)
+                .enumerate()
+                .for_each(|(step, dst_p)| product(step, dst_p, Parallelism::None));
+        } else {
+            for (step, dst_p) in dst.chunks_mut(c_skip.max(1)).enumerate().take(b) {
+                product(step, dst_p, parallelism);
             }
         }
         Ok(dst)
