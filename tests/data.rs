@@ -176,6 +176,18 @@ fn non_numeric_nan_and_infinite_values_name_the_column() {
 
 #[test]
 fn labels_must_be_binary_and_cascade() {
+    // An empty last label at the very end of the file (no final line end), in a row of
+    // plain values (which the fast path reads).
+    rejected(
+        Some(
+            with_row_edit(|r| {
+                r[17..80].fill("0.5".into());
+                r[81] = String::new();
+            })
+            .trim_end_matches('\n'),
+        ),
+        &["bad.csv:3:", "`conversion`", "must be 0 or 1, found ``"],
+    );
     rejected(
         Some(&with_row_edit(|r| r[80] = "2".into())),
         &["bad.csv:3:", "`click`", "must be 0 or 1, found `2`"],

@@ -318,8 +318,11 @@ fn fast_line(
     }
     for (task, label) in labels.iter_mut().enumerate() {
         let (s, e) = next_field(chunk, &mut start, separators, task + 1 == layout.labels)?;
+        if e != s + 1 {
+            return None;
+        }
         *label = chunk[s].wrapping_sub(b'0');
-        if e != s + 1 || *label > 1 {
+        if *label > 1 {
             return None;
         }
     }
