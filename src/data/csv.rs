@@ -343,14 +343,6 @@ fn parse_index(text: &[u8]) -> Option<u32> {
     })
 }
 
-/// A parsed field value.
-enum Value {
-    Category(u32),
-    Number(f32),
-    Label(u8),
-    Skipped,
-}
-
 /// The checked path: every field trimmed and checked, errors naming the column.
 fn parse_line(
     line: &[u8],
@@ -365,26 +357,74 @@ fn parse_line(
             line.iter().filter(|&&b| b == b',').count() + 1
         )
     };
-    // `at` is where the next field starts; past the end once the last field is read.
-    let mut at = 0;
+    let mut rest = Some(line);
     for (index, column) in layout.columns.iter().enumerate() {
-        if at > line.len() {
-            return Err(wrong_count());
-        }
-        let end = memchr::memchr(b',', &line[at..]).map_or(line.len(), |i| at + i);
-        match checked_field(&line[at..end], layout, index)? {
-            Value::Category(c) => rows.categorical.push(c),
-            Value::Number(x) => rows.numerical.push(x),
-            Value::Label(l) => {
-                if let Column::Label(task) = column {
-                    labels[*task] = l;
-                }
+        // Fields are short: a plain scan beats a memchr call per field.
+        let text = rest.ok_or_else(wrong_count)?;
+        let raw = match text.iter().position(|&b| b == b',') {
+            Some(comma) => {
+                rest = Some(&text[comma + 1..]);
+                &text[..comma]
             }
-            Value::Skipped => {}
+            None => {
+                rest = None;
+                text
+            }
+        };
+        let value = raw.trim_ascii();
+        let name = || &layout.names[index];
+        let shown = || String::from_utf8_lossy(raw).into_owned();
+        match *column {
+            Column::Id => {}
+            Column::Categorical(field) => {
+                let category = parse_index(value).ok_or_else(|| {
+                    format!(
+                        "column `{}`: `{}` is not a category index (a non-negative integer)",
+                        name(),
+                        shown()
+                    )
+                })?;
+                let cardinality = layout.cardinalities[field];
+                let category = if category < cardinality {
+                    category
+                } else if layout.clamp {
+                    cardinality - 1
+                } else {
+                    return Err(format!(
+                        "column `{}`: category {category} is at or above the field's cardinality {cardinality}; raise the cardinality in the data set's schema, or set schema.oov = \"clamp\"",
+                        name()
+                    ));
+                };
+                rows.categorical.push(category);
+            }
+            Column::Numerical => {
+                let number: f32 = fast_float2::parse(value)
+                    .map_err(|_| format!("column `{}`: `{}` is not a number", name(), shown()))?;
+                if !number.is_finite() {
+                    return Err(format!(
+                        "column `{}`: {} is NaN or infinite; clean or impute the value",
+                        name(),
+                        shown()
+                    ));
+                }
+                rows.numerical.push(number);
+            }
+            Column::Label(task) => {
+                labels[task] = match value {
+                    b"0" | b"0.0" => 0,
+                    b"1" | b"1.0" => 1,
+                    _ => {
+                        return Err(format!(
+                            "column `{}`: label must be 0 or 1, found `{}`",
+                            name(),
+                            shown()
+                        ));
+                    }
+                };
+            }
         }
-        at = end + 1;
     }
-    if at <= line.len() {
+    if rest.is_some() {
         return Err(wrong_count());
     }
     if layout.cascade
@@ -398,55 +438,6 @@ fn parse_line(
     }
     rows.labels.extend_from_slice(labels);
     Ok(())
-}
-
-/// One field's raw text, trimmed and checked, with the error message naming its column.
-fn checked_field(raw: &[u8], layout: &Layout, index: usize) -> Result<Value, String> {
-    let value = raw.trim_ascii();
-    let name = &layout.names[index];
-    let shown = || String::from_utf8_lossy(raw).into_owned();
-    Ok(match layout.columns[index] {
-        Column::Id => Value::Skipped,
-        Column::Categorical(field) => {
-            let category = parse_index(value).ok_or_else(|| {
-                format!(
-                    "column `{name}`: `{}` is not a category index (a non-negative integer)",
-                    shown()
-                )
-            })?;
-            let cardinality = layout.cardinalities[field];
-            if category < cardinality {
-                Value::Category(category)
-            } else if layout.clamp {
-                Value::Category(cardinality - 1)
-            } else {
-                return Err(format!(
-                    "column `{name}`: category {category} is at or above the field's cardinality {cardinality}; raise the cardinality in the data set's schema, or set schema.oov = \"clamp\""
-                ));
-            }
-        }
-        Column::Numerical => {
-            let number: f32 = fast_float2::parse(value)
-                .map_err(|_| format!("column `{name}`: `{}` is not a number", shown()))?;
-            if !number.is_finite() {
-                return Err(format!(
-                    "column `{name}`: {} is NaN or infinite; clean or impute the value",
-                    shown()
-                ));
-            }
-            Value::Number(number)
-        }
-        Column::Label(_) => Value::Label(match value {
-            b"0" | b"0.0" => 0,
-            b"1" | b"1.0" => 1,
-            _ => {
-                return Err(format!(
-                    "column `{name}`: label must be 0 or 1, found `{}`",
-                    shown()
-                ));
-            }
-        }),
-    })
 }
 
 /// Writes `table` as a CSV of `schema` (ids are the row numbers), atomically.

@@ -145,20 +145,22 @@ fn open_synthetic(params: &serde_json::Value) -> Result<Splits, DataError> {
     })
 }
 
+/// The opener of a data set `kind` and the version of the code that makes its rows.
+fn dataset_kind(kind: &str) -> Option<(Opener, u32)> {
+    match crate::registry::kind_entry("datasets", kind).map(|k| &k.build) {
+        Some(crate::registry::Build::Dataset(opener, version)) => Some((*opener, *version)),
+        _ => None,
+    }
+}
+
 /// The version of the code that makes the rows of a data set of `kind` (0: read from files).
 pub fn rows_version(kind: &str) -> u32 {
-    match crate::registry::kind_entry("datasets", kind).map(|k| &k.build) {
-        Some(crate::registry::Build::Dataset(_, version)) => *version,
-        _ => 0,
-    }
+    dataset_kind(kind).map_or(0, |(_, version)| version)
 }
 
 /// Opens the splits of a data set of `kind` with `params`, building caches on first use.
 pub fn open(kind: &str, params: &serde_json::Value) -> Result<Splits, DataError> {
-    match crate::registry::kind_entry("datasets", kind).map(|k| &k.build) {
-        Some(crate::registry::Build::Dataset(opener, _)) => opener(params),
-        _ => Err(DataError::Invalid(format!(
-            "`{kind}` is not a data set kind"
-        ))),
-    }
+    let (opener, _) = dataset_kind(kind)
+        .ok_or_else(|| DataError::Invalid(format!("`{kind}` is not a data set kind")))?;
+    opener(params)
 }

@@ -80,9 +80,13 @@ impl<'a> Separators<'a> {
             marks: sse2::separator_marks(text, from),
         }
     }
+}
+
+impl Iterator for Separators<'_> {
+    type Item = usize;
 
     #[inline]
-    pub fn next(&mut self) -> Option<usize> {
+    fn next(&mut self) -> Option<usize> {
         while self.marks == 0 {
             self.block += 64;
             if self.block >= self.text.len() {
@@ -94,18 +98,6 @@ impl<'a> Separators<'a> {
         self.marks &= self.marks - 1;
         Some(at)
     }
-}
-
-/// A bit per byte of `text[at..at + 64]` that is a comma or a line end.
-#[cfg(not(target_arch = "x86_64"))]
-fn portable_separator_marks(text: &[u8], at: usize) -> u64 {
-    let block = text.get(at..).unwrap_or_default();
-    block
-        .iter()
-        .take(64)
-        .enumerate()
-        .filter(|&(_, &b)| b == b',' || b == b'\n')
-        .fold(0, |marks, (i, _)| marks | 1 << i)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -237,7 +229,16 @@ mod sse2 {
         None
     }
 
-    pub use super::portable_separator_marks as separator_marks;
+    /// A bit per byte of `text[at..at + 64]` that is a comma or a line end.
+    pub fn separator_marks(text: &[u8], at: usize) -> u64 {
+        let block = text.get(at..).unwrap_or_default();
+        block
+            .iter()
+            .take(64)
+            .enumerate()
+            .filter(|&(_, &b)| b == b',' || b == b'\n')
+            .fold(0, |marks, (i, _)| marks | 1 << i)
+    }
 }
 
 #[cfg(test)]
@@ -293,7 +294,7 @@ mod tests {
             let from = rng.random_range(0..=len);
             let expected: Vec<usize> = (from..len).filter(|&i| b",\n".contains(&text[i])).collect();
             let mut separators = Separators::new(&text, from);
-            let found: Vec<usize> = std::iter::from_fn(|| separators.next()).collect();
+            let found: Vec<usize> = separators.by_ref().collect();
             assert_eq!(found, expected, "{text:?} from {from}");
             assert_eq!(separators.next(), None);
         }

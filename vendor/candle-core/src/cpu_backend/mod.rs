@@ -1526,7 +1526,10 @@ impl Map2 for MatMul {
                 )
             }
         };
-        if b >= num_threads && num_threads > 1 && c_skip > 0 {
+        if dst.is_empty() {
+            return Ok(dst);
+        }
+        if b >= num_threads && num_threads > 1 {
             // Whole products per thread: gemm splits one product over threads less
             // efficiently than threads take separate products. gemm computes each output
             // element the same way either way, so the bits do not change.
@@ -1534,7 +1537,7 @@ impl Map2 for MatMul {
                 .enumerate()
                 .for_each(|(step, dst_p)| product(step, dst_p, Parallelism::None));
         } else {
-            for (step, dst_p) in dst.chunks_mut(c_skip.max(1)).enumerate().take(b) {
+            for (step, dst_p) in dst.chunks_mut(c_skip).enumerate() {
                 product(step, dst_p, parallelism);
             }
         }
