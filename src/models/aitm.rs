@@ -10,7 +10,8 @@ use super::{Backbone, BackboneConfig, Dims, Output};
 use crate::nn::embedding::InputLayer;
 use crate::nn::linear::Linear;
 use crate::nn::mlp::Mlp;
-use crate::nn::{Mode, Params};
+use crate::nn::token_attention::token_attention;
+use crate::nn::{Mode, Params, fused_kernels};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {
@@ -30,9 +31,8 @@ pub struct Aitm {
     input: InputLayer,
     bottoms: Mlp,
     transfer: Vec<Linear>,
-    value: Linear,
-    key: Linear,
-    query: Linear,
+    /// The value, key and query projections (`h1`, `h2`, `h3`) fused into one product.
+    attention: Linear,
     towers: Mlp,
 }
 
@@ -54,9 +54,7 @@ impl BackboneConfig for Config {
             transfer: (0..dims.tasks.saturating_sub(1))
                 .map(|i| square(params, &format!("g.{i}")))
                 .collect::<Result<_>>()?,
-            value: square(params, "h1")?,
-            key: square(params, "h2")?,
-            query: square(params, "h3")?,
+            attention: Linear::new(params, &["h1", "h2", "h3"].map(String::from), d, d)?,
             towers: super::towers(params, dims, d, &self.tower_dims, self.dropout)?,
         }))
     }
@@ -76,18 +74,7 @@ impl Backbone for Aitm {
             (0..tasks).map(|t| bottoms.get(t)).collect::<Result<_>>()?;
         for i in 1..tasks {
             let transferred = self.transfer[i - 1].forward_shared(&features[i - 1])?;
-            let tokens = Tensor::stack(&[&transferred, &features[i]], 1)?;
-            let (batch, n, d) = tokens.dims3()?;
-            let flat = tokens.reshape((batch * n, d))?;
-            let project = |l: &Linear| l.forward_shared(&flat)?.reshape((batch, n, d));
-            let (v, k, q) = (
-                project(&self.value)?,
-                project(&self.key)?,
-                project(&self.query)?,
-            );
-            let scores = ((k * q)?.sum_keepdim(2)? / (d as f64).sqrt())?;
-            let attention = candle_nn::ops::softmax(&scores, 1)?;
-            features[i] = attention.broadcast_mul(&v)?.sum(1)?;
+            features[i] = self.attend(&Tensor::stack(&[&transferred, &features[i]], 1)?)?;
         }
         let towers = self
             .towers
@@ -103,5 +90,25 @@ impl Backbone for Aitm {
 impl Aitm {
     fn towers_count(&self) -> usize {
         self.transfer.len() + 1
+    }
+
+    /// Self-attention over each row's tokens `(B, n, d)` -> `(B, d)`: the fused CPU kernel,
+    /// or the same computation in tensor operations elsewhere.
+    fn attend(&self, tokens: &Tensor) -> Result<Tensor> {
+        let (batch, n, d) = tokens.dims3()?;
+        let product = self
+            .attention
+            .product_shared(&tokens.reshape((batch * n, d))?)?;
+        if fused_kernels(tokens.device()) {
+            return token_attention(&product, self.attention.bias(), n);
+        }
+        let projected = product
+            .broadcast_add(self.attention.bias())?
+            .reshape((batch, n, 3, d))?;
+        let project = |j: usize| projected.narrow(2, j, 1)?.squeeze(2);
+        let (v, k, q) = (project(0)?, project(1)?, project(2)?);
+        let scores = ((k * q)?.sum_keepdim(2)? / (d as f64).sqrt())?;
+        let attention = candle_nn::ops::softmax(&scores, 1)?;
+        attention.broadcast_mul(&v)?.sum(1)
     }
 }

@@ -10,7 +10,7 @@ use candle_core::{Result, Tensor, Var};
 
 use super::fused_norm::{NormReluDropout, Stats};
 use super::params::{Init, Params, Role};
-use super::{Mode, dropout, dropout_mask};
+use super::{Mode, dropout, dropout_mask, dropout_scale};
 
 const EPS: f64 = 1e-5;
 const MOMENTUM: f64 = 0.1;
@@ -102,6 +102,7 @@ impl BatchNorm {
             batch,
             features,
             mask,
+            kept: if p > 0.0 { dropout_scale(p) } else { 1.0 },
             stats: stats.clone(),
         };
         let y = x

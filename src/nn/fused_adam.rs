@@ -2,6 +2,12 @@
 //! element-wise tensor operations, each allocating a parameter-sized buffer.
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result};
+use rayon::prelude::*;
+
+use super::simd::widest;
+
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 15;
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     match (s, l.contiguous_offsets()) {
@@ -46,11 +52,12 @@ impl InplaceOp3 for Moments {
         let (grad, param) = (slice(s2, l2)?, slice(s3, l3)?);
         let moments = slice_mut(s1, l1)?;
         let (m, v) = moments.split_at_mut(grad.len());
-        for i in 0..grad.len() {
-            let g = grad[i] + self.l2 * param[i];
-            m[i] = self.beta1 * m[i] + (1.0 - self.beta1) * g;
-            v[i] = self.beta2 * v[i] + (1.0 - self.beta2) * g * g;
-        }
+        m.par_chunks_mut(CHUNK)
+            .zip(v.par_chunks_mut(CHUNK))
+            .zip(grad.par_chunks(CHUNK).zip(param.par_chunks(CHUNK)))
+            .for_each(|((m, v), (grad, param))| {
+                update_moments(m, v, grad, param, (self.beta1, self.beta2, self.l2))
+            });
         Ok(())
     }
 }
@@ -78,10 +85,34 @@ impl InplaceOp2 for Apply {
         let moments = slice(s2, l2)?;
         let param = slice_mut(s1, l1)?;
         let (m, v) = moments.split_at(param.len());
-        for i in 0..param.len() {
-            let denom = v[i].sqrt() / self.correction2 + self.eps;
-            param[i] = param[i] * (1.0 - self.decoupled) - self.step_size * (m[i] / denom);
-        }
+        let terms = (self.step_size, self.correction2, self.eps, self.decoupled);
+        param
+            .par_chunks_mut(CHUNK)
+            .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+            .for_each(|(param, (m, v))| apply_update(param, m, v, terms));
         Ok(())
+    }
+}
+
+widest! {
+    /// The moments' update for one chunk; `terms` = (beta1, beta2, l2).
+    fn update_moments(m: &mut [f32], v: &mut [f32], grad: &[f32], param: &[f32], terms: (f32, f32, f32)) {
+        let (beta1, beta2, l2) = terms;
+        for (((m, v), &grad), &p) in m.iter_mut().zip(v.iter_mut()).zip(grad).zip(param) {
+            let g = grad + l2 * p;
+            *m = beta1 * *m + (1.0 - beta1) * g;
+            *v = beta2 * *v + (1.0 - beta2) * g * g;
+        }
+    }
+}
+
+widest! {
+    /// The parameters' update for one chunk; `terms` = (step size, correction2, eps, decoupled).
+    fn apply_update(param: &mut [f32], m: &[f32], v: &[f32], terms: (f32, f32, f32, f32)) {
+        let (step_size, correction2, eps, decoupled) = terms;
+        for ((p, &m), &v) in param.iter_mut().zip(m).zip(v) {
+            let denom = v.sqrt() / correction2 + eps;
+            *p = *p * (1.0 - decoupled) - step_size * (m / denom);
+        }
     }
 }

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::simd::widest;
+
 const EPS: f64 = 1e-5;
 /// Features per parallel task of the reductions.
 const FEATURE_BLOCK: usize = 256;
@@ -25,10 +27,16 @@ pub struct NormReluDropout {
     pub features: usize,
     /// Per element 0 or 1 / keep; `None` without dropout.
     pub mask: Option<Arc<Vec<f32>>>,
+    /// The mask's value for a kept unit (1 without dropout).
+    pub kept: f32,
     pub stats: Arc<Mutex<Stats>>,
 }
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, name: &str) -> Result<&'a [f32]> {
+pub(super) fn contiguous<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    name: &str,
+) -> Result<&'a [f32]> {
     match (storage, layout.contiguous_offsets()) {
         (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
         _ => Err(candle_core::Error::Msg(format!(
@@ -97,13 +105,8 @@ impl CustomOp3 for NormReluDropout {
             contiguous(s3, l3, self.name())?,
         );
         let (g_n, b_n, f_n) = (self.groups, self.batch, self.features);
-        let (sum, squares) = column_sums(g_n, f_n, b_n, |a, b, _, range| {
-            for ((s, q), &v) in a.iter_mut().zip(b.iter_mut()).zip(&x[range]) {
-                let v = f64::from(v);
-                *s += v;
-                *q += v * v;
-            }
-        });
+        let (sum, squares) =
+            column_sums(g_n, f_n, b_n, |a, b, _, range| add_moments(a, b, &x[range]));
         let mean: Vec<f64> = sum.iter().map(|s| s / b_n as f64).collect();
         let variance: Vec<f64> = squares
             .iter()
@@ -129,15 +132,8 @@ impl CustomOp3 for NormReluDropout {
             .for_each(|(row, out_row)| {
                 let s = (row / b_n) * f_n;
                 let x_row = &x[row * f_n..(row + 1) * f_n];
-                let (scale, shift) = (&scale[s..s + f_n], &shift[s..s + f_n]);
-                for (((o, &v), &a), &c) in out_row.iter_mut().zip(x_row).zip(scale).zip(shift) {
-                    *o = (v * a + c).max(0.0);
-                }
-                if let Some(mask) = &self.mask {
-                    for (o, &m) in out_row.iter_mut().zip(&mask[row * f_n..(row + 1) * f_n]) {
-                        *o *= m;
-                    }
-                }
+                let mask = self.mask.as_ref().map(|m| &m[row * f_n..(row + 1) * f_n]);
+                normalise_row(out_row, x_row, &scale[s..s + f_n], &shift[s..s + f_n], mask);
             });
         *self.stats.lock().expect("statistics lock") = Stats {
             mean: mean32,
@@ -164,6 +160,7 @@ impl CustomOp3 for NormReluDropout {
                     batch: self.batch,
                     features: self.features,
                     mask: self.mask.clone(),
+                    kept: self.kept,
                     stats: self.stats.clone(),
                 },
                 weight: Arc::new(weight.flatten_all()?.to_vec1::<f32>()?),
@@ -209,25 +206,16 @@ impl CustomOp3 for NormReluDropoutGrad {
         let (g_n, b_n, f_n) = (op.groups, op.batch, op.features);
         let stats = op.stats.lock().expect("statistics lock");
         let (mean, inverse_std, weight) = (&stats.mean, &stats.inverse_std, &self.weight);
-        // The gradient reaching the normalised output: through dropout's scale and ReLU's gate
-        // (y > 0 exactly where the unit was kept and active).
-        let dz = |i: usize| -> f32 {
-            if y[i] > 0.0 {
-                grad[i] * op.mask.as_ref().map_or(1.0, |m| m[i])
-            } else {
-                0.0
-            }
-        };
+        let columns = |column: usize, n: usize| column..column + n;
         let (db, dw) = column_sums(g_n, f_n, b_n, |a, b, column, range| {
-            let (mean, inverse_std) = (
-                &mean[column..column + a.len()],
-                &inverse_std[column..column + a.len()],
-            );
-            for (k, i) in range.enumerate() {
-                let d = dz(i);
-                a[k] += f64::from(d);
-                b[k] += f64::from(d * (x[i] - mean[k]) * inverse_std[k]);
-            }
+            let at = columns(column, a.len());
+            add_gradient_sums(
+                a,
+                b,
+                (&x[range.clone()], &y[range.clone()], &grad[range]),
+                (&mean[at.clone()], &inverse_std[at]),
+                op.kept,
+            )
         });
         // dx = (w / std) (dz - mean(dz) - x_hat mean(dz x_hat)).
         let n = b_n as f64;
@@ -243,16 +231,95 @@ impl CustomOp3 for NormReluDropoutGrad {
         dx.par_chunks_mut(f_n)
             .enumerate()
             .for_each(|(row, dx_row)| {
-                let s = (row / b_n) * f_n;
-                for (f, o) in dx_row.iter_mut().enumerate() {
-                    let (i, c) = (row * f_n + f, s + f);
-                    let x_hat = (x[i] - mean[c]) * inverse_std[c];
-                    *o = gain[c] * (dz(i) - mean_dz[c] - x_hat * mean_dz_xhat[c]);
-                }
+                let (at, c) = (row * f_n..(row + 1) * f_n, columns((row / b_n) * f_n, f_n));
+                input_gradient_row(
+                    dx_row,
+                    (&x[at.clone()], &y[at.clone()], &grad[at]),
+                    (&mean[c.clone()], &inverse_std[c.clone()]),
+                    (&gain[c.clone()], &mean_dz[c.clone()], &mean_dz_xhat[c]),
+                    op.kept,
+                )
             });
         let (dw_out, db_out) = sums.split_at_mut(g_n * f_n);
         dw_out.iter_mut().zip(&dw).for_each(|(o, v)| *o = *v as f32);
         db_out.iter_mut().zip(&db).for_each(|(o, v)| *o = *v as f32);
         Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * g_n * f_n)))
+    }
+}
+
+widest! {
+    /// Adds one row's values to `sum` and their squares to `squares`, per column.
+    fn add_moments(sum: &mut [f64], squares: &mut [f64], x: &[f32]) {
+        for ((s, q), &v) in sum.iter_mut().zip(squares.iter_mut()).zip(x) {
+            let v = f64::from(v);
+            *s += v;
+            *q += v * v;
+        }
+    }
+}
+
+widest! {
+    /// One row of `max(0, x * scale + shift) * mask`.
+    fn normalise_row(out: &mut [f32], x: &[f32], scale: &[f32], shift: &[f32], mask: Option<&[f32]>) {
+        let affine = out.iter_mut().zip(x).zip(scale).zip(shift);
+        match mask {
+            Some(mask) => {
+                for ((((o, &v), &a), &c), &m) in affine.zip(mask) {
+                    *o = (v * a + c).max(0.0) * m;
+                }
+            }
+            None => {
+                for (((o, &v), &a), &c) in affine {
+                    *o = (v * a + c).max(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// The gradient reaching the normalised value, through dropout's scale and ReLU's gate:
+/// `y > 0` exactly where the unit was kept (its mask value is `kept`) and active.
+#[inline(always)]
+fn gated(y: f32, grad: f32, kept: f32) -> f32 {
+    if y > 0.0 { grad * kept } else { 0.0 }
+}
+
+widest! {
+    /// Adds one row's `dz` to `dz_sum` and `dz * x_hat` to `dz_xhat_sum`, per column, from
+    /// (x, y, grad of y) and the batch (mean, 1/std).
+    fn add_gradient_sums(
+        dz_sum: &mut [f64],
+        dz_xhat_sum: &mut [f64],
+        data: (&[f32], &[f32], &[f32]),
+        stats: (&[f32], &[f32]),
+        kept: f32,
+    ) {
+        let ((x, y, grad), (mean, inverse_std)) = (data, stats);
+        let rows = x.iter().zip(y).zip(grad).zip(mean).zip(inverse_std);
+        for ((a, b), ((((&x, &y), &g), &m), &s)) in dz_sum.iter_mut().zip(dz_xhat_sum.iter_mut()).zip(rows) {
+            let d = gated(y, g, kept);
+            *a += f64::from(d);
+            *b += f64::from(d * (x - m) * s);
+        }
+    }
+}
+
+widest! {
+    /// One row of `dx = gain (dz - mean(dz) - x_hat mean(dz x_hat))`, gain = w / std.
+    fn input_gradient_row(
+        dx: &mut [f32],
+        data: (&[f32], &[f32], &[f32]),
+        stats: (&[f32], &[f32]),
+        terms: (&[f32], &[f32], &[f32]),
+        kept: f32,
+    ) {
+        let ((x, y, grad), (mean, inverse_std), (gain, mean_dz, mean_dz_xhat)) = (data, stats, terms);
+        let n = dx.len();
+        let (x, y, grad, mean, inverse_std) = (&x[..n], &y[..n], &grad[..n], &mean[..n], &inverse_std[..n]);
+        let (gain, mean_dz, mean_dz_xhat) = (&gain[..n], &mean_dz[..n], &mean_dz_xhat[..n]);
+        for (k, o) in dx.iter_mut().enumerate() {
+            let x_hat = (x[k] - mean[k]) * inverse_std[k];
+            *o = gain[k] * (gated(y[k], grad[k], kept) - mean_dz[k] - x_hat * mean_dz_xhat[k]);
+        }
     }
 }

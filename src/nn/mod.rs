@@ -9,11 +9,14 @@ pub mod loss;
 pub mod mlp;
 pub mod optim;
 pub mod params;
+mod simd;
+pub mod token_attention;
 
 use std::cell::Cell;
 
 use candle_core::{Device, Result, Tensor};
 use rand::RngCore;
+use rayon::prelude::*;
 
 pub use params::Params;
 
@@ -33,7 +36,7 @@ pub fn with_portable_kernels<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Whether work on `device` takes the fused CPU kernels.
-fn fused_kernels(device: &Device) -> bool {
+pub(crate) fn fused_kernels(device: &Device) -> bool {
     device.is_cpu() && !PORTABLE.get()
 }
 
@@ -63,18 +66,33 @@ pub fn dropout(x: &Tensor, p: f64, mode: &mut Mode<'_>) -> Result<Tensor> {
     x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
 }
 
-/// `n` dropout factors: 1 / (1 - p) with probability 1 - p, else 0.
+/// The dropout factor of a kept unit: 1 / (1 - p).
+pub fn dropout_scale(p: f64) -> f32 {
+    (1.0 / (1.0 - p)) as f32
+}
+
+/// Stream words per parallel task of [`dropout_mask`].
+const MASK_CHUNK: usize = 1 << 16;
+
+/// `n` dropout factors: [`dropout_scale`] with probability 1 - p, else 0, from the next `n`
+/// words of `stream`. Chunks draw in parallel from copies of the stream set to their own
+/// word positions, so the mask is the one a sequential draw gives.
 pub fn dropout_mask(n: usize, p: f64, stream: &mut rng::Stream) -> Vec<f32> {
-    let keep = 1.0 - p;
-    let threshold = (keep * 4_294_967_296.0) as u64;
-    let scale = (1.0 / keep) as f32;
-    (0..n)
-        .map(|_| {
-            if u64::from(stream.next_u32()) < threshold {
-                scale
-            } else {
-                0.0
+    let threshold = ((1.0 - p) * 4_294_967_296.0) as u64;
+    let scale = dropout_scale(p);
+    let start = stream.get_word_pos();
+    let mut mask = vec![0f32; n];
+    mask.par_chunks_mut(MASK_CHUNK)
+        .enumerate()
+        .for_each(|(chunk, factors)| {
+            let mut words = stream.clone();
+            words.set_word_pos(start + (chunk * MASK_CHUNK) as u128);
+            for factor in factors {
+                if u64::from(words.next_u32()) < threshold {
+                    *factor = scale;
+                }
             }
-        })
-        .collect()
+        });
+    stream.set_word_pos(start + n as u128);
+    mask
 }

@@ -442,10 +442,23 @@ impl Tensor {
                         // Skipping checks, the op went ok, we can skip
                         // the matmul size checks for now.
 
-                        let lhs_grad = grad.matmul(&rhs.t()?)?;
+                        // A gradient is computed in its operand's layout: for a transposed
+                        // operand (a weight used as `w.t()`) as the transpose of the product
+                        // with swapped factors, so that the transpose's own backward hands on
+                        // a contiguous gradient instead of one that must be copied. Each
+                        // element is the same sum of the same products in the same order.
+                        let lhs_grad = if lhs.t()?.is_contiguous() {
+                            rhs.matmul(&grad.t()?)?.t()?
+                        } else {
+                            grad.matmul(&rhs.t()?)?
+                        };
                         grads.accumulate(lhs, &lhs_grad)?;
 
-                        let rhs_grad = lhs.t()?.matmul(&grad)?;
+                        let rhs_grad = if rhs.t()?.is_contiguous() {
+                            grad.t()?.matmul(lhs)?.t()?
+                        } else {
+                            lhs.t()?.matmul(&grad)?
+                        };
                         grads.accumulate(rhs, &rhs_grad)?;
                     }
                     Op::Cat(args, dim) => {
@@ -728,8 +741,9 @@ impl GradStore {
 
     /// Get the gradient tensor associated with the given tensor, or, if it does not exist,
     /// insert a tensor of zeroes, with the same shape and type as the given tensors and return it
-    /// Adds `grad` to the gradient of `tensor`; the first gradient is stored as it is
-    /// instead of being added to fresh zeros.
+    /// Adds `grad` to the gradient of `tensor`; the first gradient is stored as it is, in its
+    /// own layout, instead of being added to fresh zeros (which also copied a strided view,
+    /// e.g. a transposed weight gradient, into a new contiguous tensor).
     fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
@@ -737,7 +751,7 @@ impl GradStore {
                 *sum = sum.add(grad)?;
             }
             Entry::Vacant(entry) => {
-                entry.insert(grad.contiguous()?);
+                entry.insert(grad.clone());
             }
         }
         Ok(())
