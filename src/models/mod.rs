@@ -180,8 +180,12 @@ pub fn from_logits(towers: Tensor, feature: Tensor) -> Result<Output> {
     })
 }
 
-/// Mixes experts `(E, B, D)` with gate weights `(B, G, E)` (softmaxed): `(B, G, D)`.
+/// Mixes experts `(E, B, D)` with gate weights `(B, G, E)` (softmaxed): `(B, G, D)`; the
+/// fused CPU kernel, or a batched product elsewhere.
 pub fn mix(experts: &Tensor, gates: &Tensor) -> Result<Tensor> {
+    if crate::nn::fused_kernels(experts.device()) {
+        return crate::nn::mixture::mixture(experts, gates);
+    }
     gates.matmul(&experts.transpose(0, 1)?.contiguous()?)
 }
 

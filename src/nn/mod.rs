@@ -6,6 +6,7 @@ mod fused_adam;
 mod fused_norm;
 pub mod linear;
 pub mod loss;
+pub mod mixture;
 pub mod mlp;
 pub mod optim;
 pub mod params;

@@ -946,7 +946,10 @@ impl<I: IntDType> Map2 for IndexAdd<'_, I> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn copy2d_<T: Copy>(
+/// Copies of at least this many elements are split over the threads.
+const PARALLEL_COPY: usize = 1 << 18;
+
+fn copy2d_<T: Copy + Send + Sync>(
     src: &[T],
     dst: &mut [T],
     d1: usize,
@@ -960,7 +963,30 @@ fn copy2d_<T: Copy>(
     if src_stride1 == d2 && dst_stride1 == d2 {
         let src_start = src_offset;
         let dst_start = dst_offset;
-        dst[dst_start..dst_start + d1 * d2].copy_from_slice(&src[src_start..src_start + d1 * d2]);
+        let (dst, src) = (
+            &mut dst[dst_start..dst_start + d1 * d2],
+            &src[src_start..src_start + d1 * d2],
+        );
+        if dst.len() >= PARALLEL_COPY {
+            dst.par_chunks_mut(PARALLEL_COPY / 4)
+                .zip(src.par_chunks(PARALLEL_COPY / 4))
+                .for_each(|(dst, src)| dst.copy_from_slice(src));
+        } else {
+            dst.copy_from_slice(src);
+        }
+        return;
+    }
+    // Large copies of rows: each thread takes whole rows (a row's destination starts each
+    // `dst_stride1`-long chunk, and rows do not overlap as `dst_stride1 >= d2`).
+    if d1 * d2 >= PARALLEL_COPY && dst_stride1 >= d2 && d1 > 1 {
+        dst[dst_offset..]
+            .par_chunks_mut(dst_stride1)
+            .take(d1)
+            .enumerate()
+            .for_each(|(i, row)| {
+                let at = src_offset + i * src_stride1;
+                row[..d2].copy_from_slice(&src[at..at + d2]);
+            });
         return;
     }
     let mut src_idx = src_offset;
@@ -972,7 +998,12 @@ fn copy2d_<T: Copy>(
     }
 }
 
-fn copy_strided_src_<T: Copy>(src: &[T], dst: &mut [T], dst_offset: usize, src_l: &Layout) {
+fn copy_strided_src_<T: Copy + Send + Sync>(
+    src: &[T],
+    dst: &mut [T],
+    dst_offset: usize,
+    src_l: &Layout,
+) {
     match src_l.strided_blocks() {
         crate::StridedBlocks::SingleBlock { start_offset, len } => dst
             [dst_offset..dst_offset + len]
@@ -1478,7 +1509,14 @@ impl Map2 for MatMul {
         let dst_rs = dst_strides[0];
         let dst_cs = dst_strides[1];
 
-        let mut dst = vec![T::zero(); b * m * n];
+        // gemm is called with `read_dst == false`: it writes every output element and never
+        // reads one first (its alpha is zero), so the output is not zeroed beforehand.
+        let mut dst: Vec<T> = Vec::with_capacity(b * m * n);
+        #[allow(clippy::uninit_vec)]
+        // SAFETY: every element is written by gemm below before anything reads it.
+        unsafe {
+            dst.set_len(b * m * n)
+        };
         let num_threads = crate::utils::get_num_threads();
         let parallelism = if num_threads > 1 {
             Parallelism::Rayon(num_threads)

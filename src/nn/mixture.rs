@@ -1,0 +1,208 @@
+//! The gated mixture of experts as one CPU kernel with its own backward:
+//! `out[b, g, :] = sum_e gates[b, g, e] * experts[e, b, :]`, with experts `(E, B, D)` and
+//! gates `(B, G, E)`. As tensor operations it needs the experts transposed to `(B, E, D)`
+//! (a copy), one tiny product per row, and copies back in the backward pass.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::fused_norm::contiguous;
+
+struct Mixture {
+    experts: usize,
+    batch: usize,
+    width: usize,
+    gates: usize,
+}
+
+/// `sum_i a_i b_i` in eight interleaved partial sums (a fixed order, vectorisable).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut partial = [0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for ((p, x), y) in partial.iter_mut().zip(x).zip(y) {
+            *p += x * y;
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
+impl Mixture {
+    fn expert_row<'a>(&self, experts: &'a [f32], e: usize, b: usize) -> &'a [f32] {
+        let at = (e * self.batch + b) * self.width;
+        &experts[at..at + self.width]
+    }
+}
+
+impl CustomOp2 for Mixture {
+    fn name(&self) -> &'static str {
+        "mixture"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (experts, gates) = (
+            contiguous(s1, l1, self.name())?,
+            contiguous(s2, l2, self.name())?,
+        );
+        let (n_e, n_g, d) = (self.experts, self.gates, self.width);
+        let mut out = vec![0f32; self.batch * n_g * d];
+        out.par_chunks_mut(d).enumerate().for_each(|(row, out)| {
+            let b = row / n_g;
+            for (e, &w) in gates[row * n_e..(row + 1) * n_e].iter().enumerate() {
+                for (o, x) in out.iter_mut().zip(self.expert_row(experts, e, b)) {
+                    *o += w * x;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((self.batch, n_g, d))))
+    }
+
+    fn bwd(
+        &self,
+        experts: &Tensor,
+        gates: &Tensor,
+        _out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let packed = experts.apply_op3_no_bwd(
+            gates,
+            &grad.contiguous()?,
+            &MixtureGrad(Mixture { ..*self }),
+        )?;
+        let n = experts.elem_count();
+        Ok((
+            Some(packed.narrow(0, 0, n)?.reshape(experts.shape())?),
+            Some(
+                packed
+                    .narrow(0, n, gates.elem_count())?
+                    .reshape(gates.shape())?,
+            ),
+        ))
+    }
+}
+
+/// The backward pass on (experts, gates, grad of the output): packed [d experts, d gates].
+struct MixtureGrad(Mixture);
+
+impl CustomOp3 for MixtureGrad {
+    fn name(&self) -> &'static str {
+        "mixture-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (experts, gates, grad) = (
+            contiguous(s1, l1, self.name())?,
+            contiguous(s2, l2, self.name())?,
+            contiguous(s3, l3, self.name())?,
+        );
+        let op = &self.0;
+        let (n_e, n_b, n_g, d) = (op.experts, op.batch, op.gates, op.width);
+        let mut out = vec![0f32; experts.len() + gates.len()];
+        let (d_experts, d_gates) = out.split_at_mut(experts.len());
+        // d experts[e, b, :] = sum_g gates[b, g, e] grad[b, g, :].
+        d_experts
+            .par_chunks_mut(d)
+            .enumerate()
+            .for_each(|(row, out)| {
+                let (e, b) = (row / n_b, row % n_b);
+                for g in 0..n_g {
+                    let w = gates[(b * n_g + g) * n_e + e];
+                    let at = (b * n_g + g) * d;
+                    for (o, x) in out.iter_mut().zip(&grad[at..at + d]) {
+                        *o += w * x;
+                    }
+                }
+            });
+        // d gates[b, g, e] = grad[b, g, :] . experts[e, b, :].
+        d_gates
+            .par_chunks_mut(n_e)
+            .enumerate()
+            .for_each(|(row, out)| {
+                let b = row / n_g;
+                let g = &grad[row * d..(row + 1) * d];
+                for (e, o) in out.iter_mut().enumerate() {
+                    *o = dot(g, op.expert_row(experts, e, b));
+                }
+            });
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from(experts.len() + gates.len()),
+        ))
+    }
+}
+
+/// Mixes experts `(E, B, D)` with gate weights `(B, G, E)`: `(B, G, D)`.
+pub fn mixture(experts: &Tensor, gates: &Tensor) -> Result<Tensor> {
+    let (n_e, batch, width) = experts.dims3()?;
+    let (_, n_g, _) = gates.dims3()?;
+    experts.contiguous()?.apply_op2(
+        &gates.contiguous()?,
+        Mixture {
+            experts: n_e,
+            batch,
+            width,
+            gates: n_g,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Var};
+    use rand::Rng;
+
+    use super::*;
+
+    #[test]
+    fn kernel_matches_the_batched_product_and_its_gradients() -> Result<()> {
+        let (n_e, batch, width, n_g) = (5, 23, 19, 3);
+        let mut rng = crate::rng::stream(7, "test", 0);
+        let mut draw =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let device = Device::Cpu;
+        let experts = Var::from_vec(draw(n_e * batch * width), (n_e, batch, width), &device)?;
+        let gates = Var::from_vec(draw(batch * n_g * n_e), (batch, n_g, n_e), &device)?;
+        let weights = Tensor::from_vec(draw(batch * n_g * width), (batch, n_g, width), &device)?;
+        let run = |f: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>| -> Result<Vec<Vec<f32>>> {
+            let out = f(experts.as_tensor(), gates.as_tensor())?;
+            let grads = (&out * &weights)?.sum_all()?.backward()?;
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+            Ok(vec![
+                flat(&out)?,
+                flat(grads.get(&experts).expect("experts gradient"))?,
+                flat(grads.get(&gates).expect("gates gradient"))?,
+            ])
+        };
+        let fused = run(&|x, g| mixture(x, g))?;
+        let product = run(&|x, g| g.matmul(&x.transpose(0, 1)?.contiguous()?))?;
+        for (what, (ours, theirs)) in ["output", "d experts", "d gates"]
+            .iter()
+            .zip(fused.iter().zip(&product))
+        {
+            for (a, b) in ours.iter().zip(theirs) {
+                assert!((a - b).abs() <= 1e-5, "{what}: {a} vs {b}");
+            }
+        }
+        Ok(())
+    }
+}
