@@ -168,41 +168,15 @@ pub fn mixture(experts: &Tensor, gates: &Tensor) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Var};
-    use rand::Rng;
-
     use super::*;
 
     #[test]
     fn kernel_matches_the_batched_product_and_its_gradients() -> Result<()> {
         let (n_e, batch, width, n_g) = (5, 23, 19, 3);
-        let mut rng = crate::rng::stream(7, "test", 0);
-        let mut draw =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
-        let device = Device::Cpu;
-        let experts = Var::from_vec(draw(n_e * batch * width), (n_e, batch, width), &device)?;
-        let gates = Var::from_vec(draw(batch * n_g * n_e), (batch, n_g, n_e), &device)?;
-        let weights = Tensor::from_vec(draw(batch * n_g * width), (batch, n_g, width), &device)?;
-        let run = |f: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>| -> Result<Vec<Vec<f32>>> {
-            let out = f(experts.as_tensor(), gates.as_tensor())?;
-            let grads = (&out * &weights)?.sum_all()?.backward()?;
-            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-            Ok(vec![
-                flat(&out)?,
-                flat(grads.get(&experts).expect("experts gradient"))?,
-                flat(grads.get(&gates).expect("gates gradient"))?,
-            ])
-        };
-        let fused = run(&|x, g| mixture(x, g))?;
-        let product = run(&|x, g| g.matmul(&x.transpose(0, 1)?.contiguous()?))?;
-        for (what, (ours, theirs)) in ["output", "d experts", "d gates"]
-            .iter()
-            .zip(fused.iter().zip(&product))
-        {
-            for (a, b) in ours.iter().zip(theirs) {
-                assert!((a - b).abs() <= 1e-5, "{what}: {a} vs {b}");
-            }
-        }
-        Ok(())
+        crate::nn::assert_same_function(
+            [&[n_e, batch, width], &[batch, n_g, n_e]],
+            &|x, g| mixture(x, g),
+            &|x, g| g.matmul(&x.transpose(0, 1)?.contiguous()?),
+        )
     }
 }

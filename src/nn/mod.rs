@@ -97,3 +97,53 @@ pub fn dropout_mask(n: usize, p: f64, stream: &mut rng::Stream) -> Vec<f32> {
     stream.set_word_pos(start + n as u128);
     mask
 }
+
+/// Test support: `fused` and `reference`, two implementations of one function of two
+/// tensors of the given shapes, agree within 1e-5 (relative to the largest reference value,
+/// at least 1) on random inputs, in value and in the gradients of `sum(out * weights)` for
+/// random weights, both inputs' gradients included.
+#[cfg(test)]
+pub(crate) fn assert_same_function(
+    shapes: [&[usize]; 2],
+    fused: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
+    reference: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<()> {
+    use candle_core::Var;
+    use rand::Rng;
+    let mut stream = rng::stream(5, "test", 0);
+    let mut draw = |shape: &[usize]| -> Result<Tensor> {
+        let n = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| stream.random_range(-1.0..1.0)).collect();
+        Tensor::from_vec(values, shape, &Device::Cpu)
+    };
+    let inputs = [
+        Var::from_tensor(&draw(shapes[0])?)?,
+        Var::from_tensor(&draw(shapes[1])?)?,
+    ];
+    let weights = draw(reference(inputs[0].as_tensor(), inputs[1].as_tensor())?.dims())?;
+    let run = |f: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>| -> Result<Vec<Vec<f32>>> {
+        let out = f(inputs[0].as_tensor(), inputs[1].as_tensor())?;
+        let grads = (&out * &weights)?.sum_all()?.backward()?;
+        let mut values = vec![out.flatten_all()?.to_vec1()?];
+        for input in &inputs {
+            let grad = grads.get(input).expect("every input has a gradient");
+            values.push(grad.flatten_all()?.to_vec1()?);
+        }
+        Ok(values)
+    };
+    let (ours, theirs) = (run(fused)?, run(reference)?);
+    for (what, (ours, theirs)) in [
+        "output",
+        "first input's gradient",
+        "second input's gradient",
+    ]
+    .iter()
+    .zip(ours.iter().zip(&theirs))
+    {
+        let scale = theirs.iter().fold(1f32, |m, v| m.max(v.abs()));
+        for (a, b) in ours.iter().zip(theirs) {
+            assert!((a - b).abs() <= 1e-5 * scale, "{what}: {a} vs {b}");
+        }
+    }
+    Ok(())
+}

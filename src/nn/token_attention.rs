@@ -206,9 +206,6 @@ pub fn token_attention(product: &Tensor, bias: &Tensor, tokens: usize) -> Result
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Var};
-    use rand::Rng;
-
     use super::*;
 
     /// The same attention in candle tensor operations, differentiated by candle.
@@ -229,41 +226,10 @@ mod tests {
     #[test]
     fn kernel_matches_tensor_ops_and_their_gradients() -> Result<()> {
         let (batch, tokens, width) = (37, 3, 20);
-        let mut rng = crate::rng::stream(5, "test", 0);
-        let mut draw =
-            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
-        let device = Device::Cpu;
-        let product = Var::from_vec(
-            draw(batch * tokens * 3 * width),
-            (batch * tokens, 3 * width),
-            &device,
-        )?;
-        let bias = Var::from_vec(draw(3 * width), 3 * width, &device)?;
-        let weights = Tensor::from_vec(draw(batch * width), (batch, width), &device)?;
-        let run = |f: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>| -> Result<Vec<Vec<f32>>> {
-            let out = f(product.as_tensor(), bias.as_tensor())?;
-            let grads = (&out * &weights)?.sum_all()?.backward()?;
-            Ok(vec![
-                out.flatten_all()?.to_vec1()?,
-                grads
-                    .get(&product)
-                    .expect("product gradient")
-                    .flatten_all()?
-                    .to_vec1()?,
-                grads.get(&bias).expect("bias gradient").to_vec1()?,
-            ])
-        };
-        let fused = run(&|p, b| token_attention(p, b, tokens))?;
-        let reference = run(&|p, b| by_tensor_ops(p, b, tokens))?;
-        for (what, (ours, theirs)) in ["output", "d product", "d bias"]
-            .iter()
-            .zip(fused.iter().zip(&reference))
-        {
-            let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
-            for (a, b) in ours.iter().zip(theirs) {
-                assert!((a - b).abs() <= 1e-5 * scale.max(1.0), "{what}: {a} vs {b}");
-            }
-        }
-        Ok(())
+        crate::nn::assert_same_function(
+            [&[batch * tokens, 3 * width], &[3 * width]],
+            &|p, b| token_attention(p, b, tokens),
+            &|p, b| by_tensor_ops(p, b, tokens),
+        )
     }
 }
