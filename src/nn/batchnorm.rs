@@ -71,7 +71,8 @@ impl BatchNorm {
     /// `dropout(relu(batchnorm(x + shift)))`, where `shift` is the bias of the Linear layer
     /// before (per feature). In training the batch mean cancels the shift, so it enters only
     /// the running mean (its gradient is exactly zero); on the CPU this runs as one fused
-    /// kernel.
+    /// kernel. `x` is `(B, count * F)` for `batch_dim` 0 (the fused layers' shared product)
+    /// and `(count, B, F)` for 1; the result is `(count, B, F)` either way.
     pub fn norm_relu_dropout(
         &self,
         x: &Tensor,
@@ -84,12 +85,22 @@ impl BatchNorm {
             let mut stats_shape = x.dims().to_vec();
             stats_shape[batch_dim] = 1;
             let shifted = x.broadcast_add(&shift.reshape(stats_shape.as_slice())?)?;
-            let h = self.forward(&shifted, batch_dim, mode.train)?.relu()?;
-            return dropout(&h, p, mode);
+            let h = dropout(
+                &self.forward(&shifted, batch_dim, mode.train)?.relu()?,
+                p,
+                mode,
+            )?;
+            return match batch_dim {
+                0 => h
+                    .reshape((h.dim(0)?, self.count, ()))?
+                    .transpose(0, 1)?
+                    .contiguous(),
+                _ => Ok(h),
+            };
         }
-        let (groups, batch, features) = match batch_dim {
-            0 => (1, x.dim(0)?, x.dim(1)?),
-            _ => x.dims3()?,
+        let ((groups, batch, features), split) = match batch_dim {
+            0 => ((1, x.dim(0)?, x.dim(1)?), self.count),
+            _ => (x.dims3()?, 1),
         };
         let mask = mode
             .noise
@@ -101,6 +112,7 @@ impl BatchNorm {
             groups,
             batch,
             features,
+            split,
             mask,
             kept: if p > 0.0 { dropout_scale(p) } else { 1.0 },
             stats: stats.clone(),
@@ -108,8 +120,7 @@ impl BatchNorm {
         let y = x
             .reshape((groups, batch, features))?
             .contiguous()?
-            .apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)?
-            .reshape(x.shape())?;
+            .apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)?;
         let stats = stats.lock().expect("statistics lock");
         let device = x.device();
         let mean = (Tensor::from_slice(&stats.mean, stats.mean.len(), device)?

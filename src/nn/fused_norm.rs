@@ -1,6 +1,8 @@
 //! Training-mode BatchNorm -> ReLU -> dropout as one CPU kernel with its own backward, in
 //! a few passes over memory instead of a score of candle element-wise ops. The input is
-//! `(groups, batch, features)` (groups = fused layers), normalised over `batch`.
+//! `(groups, batch, features)` (groups = fused layers), normalised over `batch`; the output
+//! can put each of `split` equal parts of the features in a plane of its own (the layers
+//! fused into one shared product), saving a transposing copy each way.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +27,9 @@ pub struct NormReluDropout {
     pub groups: usize,
     pub batch: usize,
     pub features: usize,
-    /// Per element 0 or 1 / keep; `None` without dropout.
+    /// Output planes per group: the output is `(groups * split, batch, features / split)`.
+    pub split: usize,
+    /// Per element of the input 0 or 1 / keep; `None` without dropout.
     pub mask: Option<Arc<Vec<f32>>>,
     /// The mask's value for a kept unit (1 without dropout).
     pub kept: f32,
@@ -45,44 +49,62 @@ pub(super) fn contiguous<'a>(
     }
 }
 
-/// (group, first feature, last feature) blocks that cover every column once.
-fn blocks(groups: usize, features: usize) -> Vec<(usize, usize, usize)> {
-    (0..groups)
-        .flat_map(|g| {
-            (0..features)
-                .step_by(FEATURE_BLOCK)
-                .map(move |f| (g, f, (f + FEATURE_BLOCK).min(features)))
-        })
-        .collect()
-}
-
-/// Per column, two sums over the batch accumulated by `add(accumulators, row index, range)`
-/// for each block's rows; blocks run in parallel, rows are contiguous slices.
-fn column_sums(
-    groups: usize,
-    features: usize,
-    batch: usize,
-    add: impl Fn(&mut [f64], &mut [f64], usize, std::ops::Range<usize>) + Sync,
-) -> (Vec<f64>, Vec<f64>) {
-    let parts: Vec<_> = blocks(groups, features)
-        .into_par_iter()
-        .map(|(g, f0, f1)| {
-            let mut a = vec![0f64; f1 - f0];
-            let mut b = vec![0f64; f1 - f0];
-            for row in 0..batch {
-                let start = (g * batch + row) * features;
-                add(&mut a, &mut b, g * features + f0, start + f0..start + f1);
-            }
-            (g * features + f0, a, b)
-        })
-        .collect();
-    let mut first = vec![0f64; groups * features];
-    let mut second = vec![0f64; groups * features];
-    for (at, a, b) in parts {
-        first[at..at + a.len()].copy_from_slice(&a);
-        second[at..at + b.len()].copy_from_slice(&b);
+impl NormReluDropout {
+    /// Features per output plane.
+    fn segment(&self) -> usize {
+        self.features / self.split
     }
-    (first, second)
+
+    /// Where row `row` of group `group`'s part `part` starts in the output.
+    fn output_row(&self, group: usize, part: usize, row: usize) -> usize {
+        ((group * self.split + part) * self.batch + row) * self.segment()
+    }
+
+    /// (group, part, first feature, last feature) blocks that cover every column once.
+    fn blocks(&self) -> Vec<(usize, usize, usize, usize)> {
+        let segment = self.segment();
+        (0..self.groups)
+            .flat_map(|g| {
+                (0..self.split).flat_map(move |c| {
+                    (c * segment..(c + 1) * segment)
+                        .step_by(FEATURE_BLOCK)
+                        .map(move |f| (g, c, f, (f + FEATURE_BLOCK).min((c + 1) * segment)))
+                })
+            })
+            .collect()
+    }
+
+    /// Per column, two sums over the batch accumulated by `add(accumulators, first column,
+    /// input range, output start)` for each block's rows; blocks run in parallel, rows are
+    /// contiguous slices of the input and of the output.
+    fn column_sums(
+        &self,
+        add: impl Fn(&mut [f64], &mut [f64], usize, std::ops::Range<usize>, usize) + Sync,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let (features, batch) = (self.features, self.batch);
+        let parts: Vec<_> = self
+            .blocks()
+            .into_par_iter()
+            .map(|(g, c, f0, f1)| {
+                let mut a = vec![0f64; f1 - f0];
+                let mut b = vec![0f64; f1 - f0];
+                let column = g * features + f0;
+                for row in 0..batch {
+                    let start = (g * batch + row) * features;
+                    let output = self.output_row(g, c, row) + f0 - c * self.segment();
+                    add(&mut a, &mut b, column, start + f0..start + f1, output);
+                }
+                (column, a, b)
+            })
+            .collect();
+        let mut first = vec![0f64; self.groups * features];
+        let mut second = vec![0f64; self.groups * features];
+        for (at, a, b) in parts {
+            first[at..at + a.len()].copy_from_slice(&a);
+            second[at..at + b.len()].copy_from_slice(&b);
+        }
+        (first, second)
+    }
 }
 
 impl CustomOp3 for NormReluDropout {
@@ -105,8 +127,7 @@ impl CustomOp3 for NormReluDropout {
             contiguous(s3, l3, self.name())?,
         );
         let (g_n, b_n, f_n) = (self.groups, self.batch, self.features);
-        let (sum, squares) =
-            column_sums(g_n, f_n, b_n, |a, b, _, range| add_moments(a, b, &x[range]));
+        let (sum, squares) = self.column_sums(|a, b, _, range, _| add_moments(a, b, &x[range]));
         let mean: Vec<f64> = sum.iter().map(|s| s / b_n as f64).collect();
         let variance: Vec<f64> = squares
             .iter()
@@ -126,21 +147,29 @@ impl CustomOp3 for NormReluDropout {
             .zip(&scale)
             .map(|((b, m), s)| b - m * s)
             .collect();
+        let segment = self.segment();
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(f_n)
+        out.par_chunks_mut(segment)
             .enumerate()
-            .for_each(|(row, out_row)| {
-                let s = (row / b_n) * f_n;
-                let x_row = &x[row * f_n..(row + 1) * f_n];
-                let mask = self.mask.as_ref().map(|m| &m[row * f_n..(row + 1) * f_n]);
-                normalise_row(out_row, x_row, &scale[s..s + f_n], &shift[s..s + f_n], mask);
+            .for_each(|(plane_row, out_row)| {
+                let (plane, row) = (plane_row / b_n, plane_row % b_n);
+                let (g, c) = (plane / self.split, plane % self.split);
+                let s = g * f_n + c * segment;
+                let at = (g * b_n + row) * f_n + c * segment..;
+                let at = at.start..at.start + segment;
+                let mask = self.mask.as_ref().map(|m| &m[at.clone()]);
+                let (scale, shift) = (&scale[s..s + segment], &shift[s..s + segment]);
+                normalise_row(out_row, &x[at], scale, shift, mask);
             });
         *self.stats.lock().expect("statistics lock") = Stats {
             mean: mean32,
             variance: variance.iter().map(|&v| v as f32).collect(),
             inverse_std,
         };
-        Ok((CpuStorage::F32(out), Shape::from((g_n, b_n, f_n))))
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((g_n * self.split, b_n, segment)),
+        ))
     }
 
     fn bwd(
@@ -159,6 +188,7 @@ impl CustomOp3 for NormReluDropout {
                     groups: self.groups,
                     batch: self.batch,
                     features: self.features,
+                    split: self.split,
                     mask: self.mask.clone(),
                     kept: self.kept,
                     stats: self.stats.clone(),
@@ -207,12 +237,12 @@ impl CustomOp3 for NormReluDropoutGrad {
         let stats = op.stats.lock().expect("statistics lock");
         let (mean, inverse_std, weight) = (&stats.mean, &stats.inverse_std, &self.weight);
         let columns = |column: usize, n: usize| column..column + n;
-        let (db, dw) = column_sums(g_n, f_n, b_n, |a, b, column, range| {
-            let at = columns(column, a.len());
+        let (db, dw) = op.column_sums(|a, b, column, range, output| {
+            let (at, out) = (columns(column, a.len()), columns(output, a.len()));
             add_gradient_sums(
                 a,
                 b,
-                (&x[range.clone()], &y[range.clone()], &grad[range]),
+                (&x[range], &y[out.clone()], &grad[out]),
                 (&mean[at.clone()], &inverse_std[at]),
                 op.kept,
             )
@@ -228,17 +258,23 @@ impl CustomOp3 for NormReluDropoutGrad {
         let mean_dz_xhat: Vec<f32> = dw.iter().map(|v| (v / n) as f32).collect();
         let mut out = vec![0f32; x.len() + 2 * g_n * f_n];
         let (dx, sums) = out.split_at_mut(x.len());
+        let segment = op.segment();
         dx.par_chunks_mut(f_n)
             .enumerate()
-            .for_each(|(row, dx_row)| {
-                let (at, c) = (row * f_n..(row + 1) * f_n, columns((row / b_n) * f_n, f_n));
-                input_gradient_row(
-                    dx_row,
-                    (&x[at.clone()], &y[at.clone()], &grad[at]),
-                    (&mean[c.clone()], &inverse_std[c.clone()]),
-                    (&gain[c.clone()], &mean_dz[c.clone()], &mean_dz_xhat[c]),
-                    op.kept,
-                )
+            .for_each(|(group_row, dx_row)| {
+                let (g, row) = (group_row / b_n, group_row % b_n);
+                for (part, dx) in dx_row.chunks_mut(segment).enumerate() {
+                    let at = columns(group_row * f_n + part * segment, segment);
+                    let out = columns(op.output_row(g, part, row), segment);
+                    let c = columns(g * f_n + part * segment, segment);
+                    input_gradient_row(
+                        dx,
+                        (&x[at], &y[out.clone()], &grad[out]),
+                        (&mean[c.clone()], &inverse_std[c.clone()]),
+                        (&gain[c.clone()], &mean_dz[c.clone()], &mean_dz_xhat[c]),
+                        op.kept,
+                    )
+                }
             });
         let (dw_out, db_out) = sums.split_at_mut(g_n * f_n);
         dw_out.iter_mut().zip(&dw).for_each(|(o, v)| *o = *v as f32);

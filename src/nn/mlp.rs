@@ -13,7 +13,6 @@ use super::linear::Linear;
 pub struct Mlp {
     layers: Vec<(Linear, BatchNorm)>,
     output: Option<Linear>,
-    count: usize,
     dropout: f64,
 }
 
@@ -47,7 +46,6 @@ impl Mlp {
         Ok(Mlp {
             layers,
             output,
-            count: prefixes.len(),
             dropout,
         })
     }
@@ -63,7 +61,6 @@ impl Mlp {
     /// The same input `(B, in)` for every fused MLP; returns `(count, B, out)`.
     pub fn forward_shared(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let (first, norm) = &self.layers[0];
-        let batch = x.dim(0)?;
         let h = norm.norm_relu_dropout(
             &first.product_shared(x)?,
             first.bias(),
@@ -71,10 +68,6 @@ impl Mlp {
             self.dropout,
             mode,
         )?;
-        let h = h
-            .reshape((batch, self.count, ()))?
-            .transpose(0, 1)?
-            .contiguous()?;
         self.rest(h, 1, mode)
     }
 

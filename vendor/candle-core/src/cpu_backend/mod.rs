@@ -746,6 +746,30 @@ impl<I: IntDType> Map1 for IndexSelect<'_, I> {
         let left_len: usize = dst_dims[..dim].iter().product();
         let right_len: usize = dst_dims[dim + 1..].iter().product();
         let mut dst = vec![T::zero(); dst_len];
+        if left_len == 1 && dst_len >= PARALLEL_COPY {
+            // Rows of a large selection (an embedding lookup) are copied on all threads.
+            dst.par_chunks_mut(right_len)
+                .enumerate()
+                .try_for_each(|(i, row)| -> Result<()> {
+                    let index = self.ids[self.ids_l.start_offset() + stride_ids * i];
+                    if index == I::max_value() {
+                        row.fill(T::zero());
+                        return Ok(());
+                    }
+                    let index = index.as_usize();
+                    if index >= src_dim {
+                        Err(Error::InvalidIndex {
+                            index,
+                            size: src_dim,
+                            op: "index-select",
+                        }
+                        .bt())?
+                    }
+                    row.copy_from_slice(&src[index * right_len..(index + 1) * right_len]);
+                    Ok(())
+                })?;
+            return Ok(dst);
+        }
         for left_i in 0..left_len {
             let start_src_idx = left_i * right_len * src_dim;
             let start_dst_idx = left_i * right_len * n_ids;
