@@ -173,15 +173,12 @@ fn predict_writes_one_probability_row_per_input_row() {
     let _ = stdout(&wrong);
 }
 
-/// Trains the small model a few steps (dropout on, seeded) and prints a digest of the
-/// parameters; run by `same_seed_same_bits_with_one_and_two_threads` in child processes.
+/// Trains each backbone's small model a few steps (dropout on, seeded) and prints a digest
+/// of its parameters; run by `same_seed_same_bits_with_one_and_two_threads` in child
+/// processes.
 #[test]
 #[ignore = "helper for the determinism test: run in a child process"]
 fn train_steps_digest() {
-    use daa::data::batch::{Batches, LastBatch};
-    use daa::nn::Mode;
-    use daa::nn::optim::Adam;
-    use sha2::{Digest, Sha256};
     // Wide enough that the matrix products run on every thread.
     let registry = Registry {
         root: repo().join("registry"),
@@ -196,7 +193,18 @@ fn train_steps_digest() {
         env: vec![],
         sets: sets.iter().map(|s| s.to_string()).collect(),
     };
-    let resolved = resolve(&repo().join("configs/mmoe_nl.toml"), &overrides, &registry).unwrap();
+    for backbone in daa::bench::MODELS {
+        print_digest(backbone, &registry, &overrides);
+    }
+}
+
+fn print_digest(backbone: &str, registry: &Registry, overrides: &Overrides) {
+    use daa::data::batch::{Batches, LastBatch};
+    use daa::nn::Mode;
+    use daa::nn::optim::Adam;
+    use sha2::{Digest, Sha256};
+    let config = repo().join(format!("configs/{backbone}_nl.toml"));
+    let resolved = resolve(&config, overrides, registry).unwrap();
     let schema: Schema =
         serde_json::from_value(resolved.experiment.data.target.params["schema"].clone()).unwrap();
     let model = Model::new(&resolved.experiment, &schema, &Device::Cpu, 11).unwrap();
@@ -271,7 +279,7 @@ fn train_steps_digest() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    println!("digest={digest}");
+    println!("digest {backbone}={digest}");
 }
 
 fn digest_with_threads(threads: &str) -> String {
@@ -290,10 +298,18 @@ fn digest_with_threads(threads: &str) -> String {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let at = text
-        .find("digest=")
-        .unwrap_or_else(|| panic!("no digest: {text}{}", String::from_utf8_lossy(&out.stderr)));
-    text[at + 7..at + 7 + 64].to_string()
+    // The test harness prints its own words before the first line of the helper's output.
+    let digests: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.find("digest ").map(|at| &l[at..]))
+        .collect();
+    assert_eq!(
+        digests.len(),
+        daa::bench::MODELS.len(),
+        "a digest per backbone: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    digests.join("\n")
 }
 
 #[test]
