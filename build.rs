@@ -8,5 +8,7 @@ fn main() {
         .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
         .map(|v| v.trim_end_matches('"').to_string())
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=DAA_CANDLE_VERSION={version}");
+    // Not `DAA_`-prefixed: `cargo run` passes this to the binary too, whose configuration
+    // reads every `DAA_*` variable as an override.
+    println!("cargo:rustc-env=CANDLE_VERSION_OF_DAA={version}");
 }

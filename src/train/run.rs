@@ -258,7 +258,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         seed: exp.train.seed,
         device: crate::device::describe(&device),
         git_commit: git_commit(),
-        versions: serde_json::json!({"daa": env!("CARGO_PKG_VERSION"), "candle": env!("DAA_CANDLE_VERSION")}),
+        versions: serde_json::json!({"daa": env!("CARGO_PKG_VERSION"), "candle": env!("CANDLE_VERSION_OF_DAA")}),
         target_train_rows: split.train.len(),
         valid_rows: split.valid.len(),
         best_epoch: progress.best_epoch,
