@@ -4,28 +4,11 @@
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result};
 use rayon::prelude::*;
 
+use super::cpu_kernel::{contiguous, contiguous_mut};
 use super::simd::widest;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 15;
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => Err(candle_core::Error::Msg(
-            "fused adam: expects contiguous f32".into(),
-        )),
-    }
-}
-
-fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => Err(candle_core::Error::Msg(
-            "fused adam: expects contiguous f32".into(),
-        )),
-    }
-}
 
 /// Updates the moments `[m; v]` (a `(2, n)` tensor) from the gradient and, for L2 weight
 /// decay, the parameter: g = grad + l2 * p; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2.
@@ -49,8 +32,11 @@ impl InplaceOp3 for Moments {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<()> {
-        let (grad, param) = (slice(s2, l2)?, slice(s3, l3)?);
-        let moments = slice_mut(s1, l1)?;
+        let (grad, param) = (
+            contiguous(s2, l2, self.name())?,
+            contiguous(s3, l3, self.name())?,
+        );
+        let moments = contiguous_mut(s1, l1, self.name())?;
         let (m, v) = moments.split_at_mut(grad.len());
         m.par_chunks_mut(CHUNK)
             .zip(v.par_chunks_mut(CHUNK))
@@ -82,8 +68,8 @@ impl InplaceOp2 for Apply {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let moments = slice(s2, l2)?;
-        let param = slice_mut(s1, l1)?;
+        let moments = contiguous(s2, l2, self.name())?;
+        let param = contiguous_mut(s1, l1, self.name())?;
         let (m, v) = moments.split_at(param.len());
         let terms = (self.step_size, self.correction2, self.eps, self.decoupled);
         param

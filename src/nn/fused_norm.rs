@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu_kernel::{contiguous, unpack};
 use super::simd::widest;
 
 const EPS: f64 = 1e-5;
@@ -29,27 +30,25 @@ pub struct NormReluDropout {
     pub features: usize,
     /// Output planes per group: the output is `(groups * split, batch, features / split)`.
     pub split: usize,
-    /// Per element of the input 0 or 1 / keep; `None` without dropout.
-    pub mask: Option<Arc<Vec<f32>>>,
-    /// The mask's value for a kept unit (1 without dropout).
-    pub kept: f32,
+    pub dropout: Option<Dropout>,
     pub stats: Arc<Mutex<Stats>>,
 }
 
-pub(super) fn contiguous<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    name: &str,
-) -> Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
-        _ => Err(candle_core::Error::Msg(format!(
-            "{name}: expects contiguous f32"
-        ))),
-    }
+/// Dropout's draw for one forward pass.
+#[derive(Clone)]
+pub struct Dropout {
+    /// Per element of the input: 0 or `kept`.
+    pub mask: Arc<Vec<f32>>,
+    /// The factor of a kept unit, 1 / (1 - p).
+    pub kept: f32,
 }
 
 impl NormReluDropout {
+    /// The factor a kept unit's gradient takes: 1 without dropout.
+    fn kept(&self) -> f32 {
+        self.dropout.as_ref().map_or(1.0, |d| d.kept)
+    }
+
     /// Features per output plane.
     fn segment(&self) -> usize {
         self.features / self.split
@@ -157,7 +156,7 @@ impl CustomOp3 for NormReluDropout {
                 let s = g * f_n + c * segment;
                 let at = (g * b_n + row) * f_n + c * segment..;
                 let at = at.start..at.start + segment;
-                let mask = self.mask.as_ref().map(|m| &m[at.clone()]);
+                let mask = self.dropout.as_ref().map(|d| &d.mask[at.clone()]);
                 let (scale, shift) = (&scale[s..s + segment], &shift[s..s + segment]);
                 normalise_row(out_row, &x[at], scale, shift, mask);
             });
@@ -189,20 +188,13 @@ impl CustomOp3 for NormReluDropout {
                     batch: self.batch,
                     features: self.features,
                     split: self.split,
-                    mask: self.mask.clone(),
-                    kept: self.kept,
+                    dropout: self.dropout.clone(),
                     stats: self.stats.clone(),
                 },
                 weight: Arc::new(weight.flatten_all()?.to_vec1::<f32>()?),
             },
         )?;
-        let n = self.groups * self.batch * self.features;
-        let columns = self.groups * self.features;
-        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
-        let dw = packed.narrow(0, n, columns)?.reshape(weight.shape())?;
-        let db = packed
-            .narrow(0, n + columns, columns)?
-            .reshape(weight.shape())?;
+        let [dx, dw, db] = unpack(&packed, [x.shape(), weight.shape(), weight.shape()])?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }
@@ -244,7 +236,7 @@ impl CustomOp3 for NormReluDropoutGrad {
                 b,
                 (&x[range], &y[out.clone()], &grad[out]),
                 (&mean[at.clone()], &inverse_std[at]),
-                op.kept,
+                op.kept(),
             )
         });
         // dx = (w / std) (dz - mean(dz) - x_hat mean(dz x_hat)).
@@ -272,7 +264,7 @@ impl CustomOp3 for NormReluDropoutGrad {
                         (&x[at], &y[out.clone()], &grad[out]),
                         (&mean[c.clone()], &inverse_std[c.clone()]),
                         (&gain[c.clone()], &mean_dz[c.clone()], &mean_dz_xhat[c]),
-                        op.kept,
+                        op.kept(),
                     )
                 }
             });

@@ -6,8 +6,9 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::fused_norm::contiguous;
+use super::cpu_kernel::{contiguous, unpack};
 
+#[derive(Clone, Copy)]
 struct Mixture {
     experts: usize,
     batch: usize,
@@ -76,20 +77,9 @@ impl CustomOp2 for Mixture {
         _out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let packed = experts.apply_op3_no_bwd(
-            gates,
-            &grad.contiguous()?,
-            &MixtureGrad(Mixture { ..*self }),
-        )?;
-        let n = experts.elem_count();
-        Ok((
-            Some(packed.narrow(0, 0, n)?.reshape(experts.shape())?),
-            Some(
-                packed
-                    .narrow(0, n, gates.elem_count())?
-                    .reshape(gates.shape())?,
-            ),
-        ))
+        let packed = experts.apply_op3_no_bwd(gates, &grad.contiguous()?, &MixtureGrad(*self))?;
+        let [d_experts, d_gates] = unpack(&packed, [experts.shape(), gates.shape()])?;
+        Ok((Some(d_experts), Some(d_gates)))
     }
 }
 

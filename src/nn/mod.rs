@@ -1,6 +1,7 @@
 //! Building blocks shared by the backbones and critics.
 
 pub mod batchnorm;
+mod cpu_kernel;
 pub mod embedding;
 mod fused_adam;
 mod fused_norm;

@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::fused_norm::contiguous;
+use super::cpu_kernel::{contiguous, unpack};
 
 /// Rows per parallel task of the bias gradient's column sums: a fixed size, so that the
 /// sum's order does not depend on the thread count.
@@ -108,11 +108,8 @@ impl CustomOp2 for TokenAttention {
                 width: self.width,
             },
         )?;
-        let n = product.elem_count();
-        Ok((
-            Some(packed.narrow(0, 0, n)?.reshape(product.shape())?),
-            Some(packed.narrow(0, n, bias.elem_count())?),
-        ))
+        let [d_product, d_bias] = unpack(&packed, [product.shape(), bias.shape()])?;
+        Ok((Some(d_product), Some(d_bias)))
     }
 }
 

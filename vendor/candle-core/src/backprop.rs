@@ -739,8 +739,6 @@ impl GradStore {
         self.0.insert(id, grad)
     }
 
-    /// Get the gradient tensor associated with the given tensor, or, if it does not exist,
-    /// insert a tensor of zeroes, with the same shape and type as the given tensors and return it
     /// Adds `grad` to the gradient of `tensor`; the first gradient is stored as it is, in its
     /// own layout, instead of being added to fresh zeros (which also copied a strided view,
     /// e.g. a transposed weight gradient, into a new contiguous tensor).
@@ -757,6 +755,8 @@ impl GradStore {
         Ok(())
     }
 
+    /// Get the gradient tensor associated with the given tensor, or, if it does not exist,
+    /// insert a tensor of zeroes, with the same shape and type as the given tensors and return it
     fn or_insert(&mut self, tensor: &Tensor) -> Result<&mut Tensor> {
         let grad = match self.0.entry(tensor.id()) {
             Entry::Occupied(entry) => entry.into_mut(),

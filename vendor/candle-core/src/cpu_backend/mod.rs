@@ -969,10 +969,10 @@ impl<I: IntDType> Map2 for IndexAdd<'_, I> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Copies of at least this many elements are split over the threads.
 const PARALLEL_COPY: usize = 1 << 18;
 
+#[allow(clippy::too_many_arguments)]
 fn copy2d_<T: Copy + Send + Sync>(
     src: &[T],
     dst: &mut [T],
