@@ -739,9 +739,11 @@ impl GradStore {
         self.0.insert(id, grad)
     }
 
-    /// Adds `grad` to the gradient of `tensor`; the first gradient is stored as it is, in its
-    /// own layout, instead of being added to fresh zeros (which also copied a strided view,
-    /// e.g. a transposed weight gradient, into a new contiguous tensor).
+    /// Adds `grad` to the gradient of `tensor`; the first gradient is stored as it is instead
+    /// of being added to fresh zeros. On the CPU it keeps its own layout (adding to zeros
+    /// also copied a strided view, e.g. a transposed weight gradient, into a new contiguous
+    /// tensor); elsewhere it is made contiguous, as the addition made it, because the other
+    /// backends' matrix products accept only some strided layouts.
     fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
@@ -749,7 +751,12 @@ impl GradStore {
                 *sum = sum.add(grad)?;
             }
             Entry::Vacant(entry) => {
-                entry.insert(grad.clone());
+                let grad = if grad.device().is_cpu() {
+                    grad.clone()
+                } else {
+                    grad.contiguous()?
+                };
+                entry.insert(grad);
             }
         }
         Ok(())
