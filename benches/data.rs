@@ -52,8 +52,9 @@ fn main() {
         dir: dir.path().to_path_buf(),
     };
     println!(
-        "data benchmark, {ROWS} rows, {} threads",
-        rayon::current_num_threads()
+        "data benchmark, {ROWS} rows, {} threads; CSV fast path: {}",
+        rayon::current_num_threads(),
+        daa::data::csv::fast_path()
     );
 
     let table_path = dir.path().join("bench.table");

@@ -1,5 +1,7 @@
 //! Data sets: their schemas, readers, caches, splits and the synthetic default.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod batch;
 pub mod cache;
 pub mod csv;
