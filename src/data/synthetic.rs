@@ -378,10 +378,23 @@ pub fn generate(
     rows: usize,
     path: &Path,
 ) -> Result<(), DataError> {
-    let world = World::new(&config.schema, config.seed);
-    let domain = Domain::new(&world, config.seed, &config.domain);
     let source = recipe(config);
     let mut writer = TableWriter::create(path, Header::new(&config.schema, true, source), rows)?;
+    generate_rows(config, split, rows, |part| writer.append(&part))?;
+    writer.finish()?;
+    Ok(())
+}
+
+/// Generates `rows` rows of split `split` of the domain of `config`, in parallel pieces
+/// handed to `consume` in order.
+pub fn generate_rows<E: Send>(
+    config: &SyntheticConfig,
+    split: &str,
+    rows: usize,
+    consume: impl FnMut(Rows) -> Result<(), E> + Send,
+) -> Result<(), E> {
+    let world = World::new(&config.schema, config.seed);
+    let domain = Domain::new(&world, config.seed, &config.domain);
     let purpose = format!("synthetic/rows/{}/{split}", config.domain);
     let chunks: Vec<usize> = (0..rows.div_ceil(CHUNK_ROWS)).collect();
     ordered(
@@ -394,8 +407,6 @@ pub fn generate(
                 CHUNK_ROWS.min(rows - c * CHUNK_ROWS),
             )
         },
-        |part| writer.append(&part),
-    )?;
-    writer.finish()?;
-    Ok(())
+        consume,
+    )
 }
