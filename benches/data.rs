@@ -1,6 +1,7 @@
-//! Data throughput on a 1M-row synthetic data set: generation, CSV to table (and pandas'
-//! read_csv on the same file when Python with pandas is available), and batches from the
-//! memory-mapped table, each the best of three runs. Prints; asserts nothing about time.
+//! Data throughput on 1M rows: synthetic generation; CSV parsing and CSV to table (and
+//! pandas' read_csv on the same file when Python with pandas is available) for a synthetic
+//! CSV and for the shared AliExpress sample's rows repeated; batches from the memory-mapped
+//! table. Each the best of three runs. Prints; asserts nothing about time.
 //!
 //!     cargo bench --bench data            # BENCH_PYTHON=/path/to/python to pick the interpreter
 
@@ -31,6 +32,61 @@ fn best_of(mut run: impl FnMut()) -> f64 {
 
 fn rate(rows: usize, seconds: f64) -> String {
     format!("{:>10.0} rows/s ({seconds:.3} s)", rows as f64 / seconds)
+}
+
+/// Parses `csv` into memory and into a table, and times pandas.read_csv on it.
+fn csv_speed(name: &str, csv: &Path, schema: &daa::data::Schema, dir: &Path) {
+    let megabytes = std::fs::metadata(csv).unwrap().len() as f64 / 1e6;
+    println!("{name} CSV, {megabytes:.0} MB:");
+    // Parsing into columns in memory is what pandas.read_csv does; building the table adds
+    // writing it and making it durable (fsync) before it is renamed into place.
+    let parse = best_of(|| {
+        let file = CsvFile::open(csv, schema).unwrap();
+        let mut columns = Vec::new();
+        file.parse(|rows| {
+            columns.push(rows);
+            Ok(())
+        })
+        .unwrap();
+    });
+    let parsed = dir.join("parsed.table");
+    let build = best_of(|| {
+        csv_to_table(csv, schema, &parsed, String::new(), String::new()).unwrap();
+    });
+    for (label, seconds) in [("  parse (in memory)", parse), ("  into a table", build)] {
+        println!(
+            "{label:<22} {}  {:.0} MB/s",
+            rate(ROWS, seconds),
+            megabytes / seconds
+        );
+    }
+    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = format!(
+        "import sys, time, pandas\nbest = float('inf')\nfor _ in range({REPEAT}):\n    t = time.perf_counter()\n    df = pandas.read_csv(sys.argv[1])\n    best = min(best, time.perf_counter() - t)\nprint(best, len(df))"
+    );
+    match Command::new(&python)
+        .args(["-c", &script])
+        .arg(csv)
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let seconds: f64 = text
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(f64::NAN);
+            println!(
+                "  pandas.read_csv      {}  (daa parses {:.1}x, builds the table {:.1}x as fast)",
+                rate(ROWS, seconds),
+                seconds / parse,
+                seconds / build
+            );
+        }
+        _ => {
+            println!("  pandas.read_csv      skipped: `{python}` has no pandas (set BENCH_PYTHON)")
+        }
+    }
 }
 
 fn main() {
@@ -73,58 +129,23 @@ fn main() {
     println!("generation to table    {}", rate(ROWS, generation_to_table));
     let table = Table::open(&table_path).unwrap();
 
-    let csv = dir.path().join("bench.csv");
-    write_csv(&table, &schema, &csv).unwrap();
-    let megabytes = std::fs::metadata(&csv).unwrap().len() as f64 / 1e6;
-    // Parsing into columns in memory is what pandas.read_csv does; building the table adds
-    // writing it and making it durable (fsync) before it is renamed into place.
-    let parse = best_of(|| {
-        let file = CsvFile::open(&csv, &schema).unwrap();
-        let mut columns = Vec::new();
-        file.parse(|rows| {
-            columns.push(rows);
-            Ok(())
-        })
-        .unwrap();
-    });
-    let parsed = dir.path().join("parsed.table");
-    let build = best_of(|| {
-        csv_to_table(&csv, &schema, &parsed, String::new(), String::new()).unwrap();
-    });
-    for (label, seconds) in [("CSV parse (in memory)", parse), ("CSV to table", build)] {
-        println!(
-            "{label:<22} {}  {:.0} MB/s of {megabytes:.0} MB",
-            rate(ROWS, seconds),
-            megabytes / seconds
-        );
-    }
-
-    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = format!(
-        "import sys, time, pandas\nbest = float('inf')\nfor _ in range({REPEAT}):\n    t = time.perf_counter()\n    df = pandas.read_csv(sys.argv[1])\n    best = min(best, time.perf_counter() - t)\nprint(best, len(df))"
-    );
-    match Command::new(&python)
-        .args(["-c", &script])
-        .arg(&csv)
-        .output()
-    {
-        Ok(out) if out.status.success() => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let seconds: f64 = text
-                .split_whitespace()
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(f64::NAN);
-            println!(
-                "pandas.read_csv        {}  (daa parses {:.1}x, builds the table {:.1}x as fast)",
-                rate(ROWS, seconds),
-                seconds / parse,
-                seconds / build
-            );
-        }
-        _ => {
-            println!("pandas.read_csv        skipped: `{python}` has no pandas (set BENCH_PYTHON)")
-        }
+    let synthetic_csv = dir.path().join("bench.csv");
+    write_csv(&table, &schema, &synthetic_csv).unwrap();
+    // The shared sample's rows as they come (numbers such as 0.33557800000000004 among
+    // them), repeated to the same row count.
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/aliexpress-sample/train.csv");
+    let sample = std::fs::read_to_string(sample).unwrap();
+    let (header, body) = sample.split_once('\n').unwrap();
+    let body_rows = body.lines().count();
+    let aliexpress_csv = dir.path().join("aliexpress.csv");
+    let repeated = format!("{header}\n") + &body.repeat(ROWS / body_rows);
+    std::fs::write(&aliexpress_csv, repeated).unwrap();
+    for (name, csv) in [
+        ("synthetic", &synthetic_csv),
+        ("AliExpress sample", &aliexpress_csv),
+    ] {
+        csv_speed(name, csv, &schema, dir.path());
     }
 
     let offsets = field_offsets(&schema.categorical.cardinalities);

@@ -7,8 +7,8 @@
 //! nearest to a power of ten (a multiplication, where the scalar path divides: a vector
 //! division costs as much as all the rest). That product is within two units of f64's last
 //! bit of the exact value, so its rounding to f32 is the exact value's unless it lies that
-//! close to the midpoint between two f32 values: such rows, and rows with anything but
-//! plain decimals among their numbers, are declined whole, for the general routine.
+//! close to the midpoint between two f32 values: such fields, and any field that is not a
+//! plain decimal, go to the caller's general routine, one at a time.
 
 use std::arch::x86_64::*;
 
@@ -57,13 +57,20 @@ impl Avx512 {
     }
 
     /// The numbers of the consecutive fields that start at `start` and end at `ends` (each
-    /// field starts one past the previous field's end) in `text`, appended to `out`; `None`,
-    /// with `out` unchanged, if a field is not a plain decimal the kernel reads exactly, or
-    /// lies outside `text`.
+    /// field starts one past the previous field's end) in `text`, appended to `out`: plain
+    /// decimals read by the kernel, any other field by `other(start, end)`. `None`, with
+    /// `out` unchanged, if `other` gives `None` or a field lies outside `text`.
     #[inline]
-    pub fn floats(self, text: &[u8], start: usize, ends: &[u32], out: &mut Vec<f32>) -> Option<()> {
+    pub fn floats(
+        self,
+        text: &[u8],
+        start: usize,
+        ends: &[u32],
+        out: &mut Vec<f32>,
+        other: impl Fn(usize, usize) -> Option<f32>,
+    ) -> Option<()> {
         // SAFETY: `self` proves the CPU has the features.
-        unsafe { read_floats(text, start, ends, out) }
+        unsafe { read_floats(text, start, ends, out, other) }
     }
 }
 
@@ -99,12 +106,6 @@ static ZERO: [u8; 1] = *b"0";
 
 /// A field: where its bytes start, and how many there are.
 type Field = (*const u8, usize);
-
-/// Whether some 16-bit lane of `x` is zero.
-#[inline(always)]
-fn some_lane_zero(x: u64) -> bool {
-    x.wrapping_sub(LANE_LOW) & !x & LANE_HIGH != 0
-}
 
 with_avx512! {
     #[inline]
@@ -158,18 +159,19 @@ with_avx512! {
 
     /// Four fields, one per 16-byte lane, read as decimals: the digits as an integer N in
     /// the low 64 bits of each lane, the position of the point (or end) in the low 64 bits
-    /// of each lane, a bit at the start of each lane whose field is negative, and whether
-    /// every field is a plain decimal (otherwise the rest is meaningless).
+    /// of each lane, a bit at the start of each lane whose field is negative, and a bit per
+    /// lane (bit i for lane i) whose field is not a plain decimal (the rest of that lane is
+    /// then meaningless).
     ///
     /// # Safety
     /// Each field's bytes must be readable.
     #[inline]
-    unsafe fn four_decimals(fields: &[Field; 4]) -> (__m512i, __m512i, u64, bool) {
+    unsafe fn four_decimals(fields: &[Field; 4]) -> (__m512i, __m512i, u64, u8) {
         let mut bytes = _mm512_setzero_si512();
         let mut inside = 0u64;
-        let mut too_long = false;
+        let mut too_long = 0u8;
         for (lane, &(start, len)) in fields.iter().enumerate() {
-            too_long |= len > 16;
+            too_long |= u8::from(len > 16) << lane;
             let mask = u64::from(_bzhi_u32(0xFFFF, len as u32)) << (16 * lane);
             inside |= mask;
             // SAFETY: the mask covers the field's bytes (its first 16), which are readable;
@@ -188,15 +190,17 @@ with_avx512! {
         let values = _mm512_maskz_sub_epi8(inside, bytes, _mm512_set1_epi8(b'0' as i8));
         let points = _mm512_mask_cmpeq_epi8_mask(inside, bytes, _mm512_set1_epi8(b'.' as i8));
         let others = _mm512_mask_cmpgt_epu8_mask(inside, values, _mm512_set1_epi8(9));
-        // Per lane: the byte after the last, then the first of it and the point.
+        // Per lane: the byte after the last (none for 16 bytes), then the first of it, the
+        // point and the lane's top bit, which keeps every lane from zero.
         let end = ((inside << 1) | LANE_LOW) & !inside;
-        let boundary = points | end;
+        let boundary = points | end | LANE_HIGH;
         let first = boundary & !boundary.wrapping_sub(LANE_LOW);
-        let plain = !too_long
-            && others == points
-            && !some_lane_zero(boundary)
-            && points & !first == 0
-            && !some_lane_zero(inside & !points);
+        let digits = inside & !points;
+        let declined = too_long
+            | nonzero_lanes(others ^ points)
+            | nonzero_lanes(points & !first)
+            | !nonzero_lanes(digits)
+            | nonzero_lanes(digits & LANE_HIGH) & !nonzero_lanes(points);
         // Bytes up to the point (or end) move up one: the point disappears and a zero
         // leads every lane. Then 16 digits to an integer: pairs, quads, octets.
         let moved = first.wrapping_sub(LANE_LOW) | first;
@@ -205,18 +209,31 @@ with_avx512! {
         let quads = _mm512_madd_epi16(pairs, _mm512_set1_epi32(0x0001_0064));
         let quads = _mm512_packus_epi32(quads, quads);
         let octets = _mm512_madd_epi16(quads, _mm512_set1_epi32(0x0001_2710));
-        let digits = _mm512_add_epi64(
+        let number = _mm512_add_epi64(
             _mm512_mul_epu32(octets, _mm512_set1_epi64(100_000_000)),
             _mm512_srli_epi64::<32>(octets),
         );
         let in_lane = _mm512_set4_epi32(0x0F0E_0D0C, 0x0B0A_0908, 0x0706_0504, 0x0302_0100);
         let split = _mm512_sad_epu8(_mm512_maskz_mov_epi8(first, in_lane), _mm512_setzero_si512());
         let split = _mm512_add_epi64(split, _mm512_bsrli_epi128::<8>(split));
-        (digits, split, minus, plain)
+        (number, split, minus, declined & 0xF)
+    }
+
+    /// A bit per 16-bit lane of `x` (bit i for lane i), set where the lane is not zero.
+    #[inline]
+    fn nonzero_lanes(x: u64) -> u8 {
+        let low = !LANE_HIGH;
+        _pext_u64((((x & low) + low) | x) & LANE_HIGH, LANE_HIGH) as u8
     }
 
     #[inline]
-    fn read_floats(text: &[u8], mut start: usize, ends: &[u32], out: &mut Vec<f32>) -> Option<()> {
+    fn read_floats(
+        text: &[u8],
+        mut start: usize,
+        ends: &[u32],
+        out: &mut Vec<f32>,
+        other: impl Fn(usize, usize) -> Option<f32>,
+    ) -> Option<()> {
         out.reserve(ends.len());
         let mut written = out.len();
         let firsts = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
@@ -225,25 +242,25 @@ with_avx512! {
             [_mm512_loadu_pd(TENTHS.as_ptr()), _mm512_loadu_pd(TENTHS.as_ptr().add(8))]
         };
         for eight in ends.chunks(8) {
+            let mut bounds = [(0, 0); 8];
             let mut groups: [[Field; 4]; 2] = [[(ZERO.as_ptr(), ZERO.len()); 4]; 2];
-            for i in 0..8 {
-                if let Some(&end) = eight.get(i) {
-                    let end = end as usize;
-                    if end < start || end > text.len() {
-                        return None;
-                    }
-                    // SAFETY: `start <= end <= text.len()`.
-                    groups[i / 4][i % 4] = (unsafe { text.as_ptr().add(start) }, end - start);
-                    start = end + 1;
+            for (i, &end) in eight.iter().enumerate() {
+                let end = end as usize;
+                if end < start || end > text.len() {
+                    return None;
                 }
+                bounds[i] = (start, end);
+                // SAFETY: `start <= end <= text.len()`.
+                groups[i / 4][i % 4] = (unsafe { text.as_ptr().add(start) }, end - start);
+                start = end + 1;
             }
             // SAFETY: every field is a slice of `text` or `ZERO`.
-            let (low, low_split, low_minus, low_plain) = unsafe { four_decimals(&groups[0]) };
-            let (high, high_split, high_minus, high_plain) = unsafe { four_decimals(&groups[1]) };
-            let digits = _mm512_permutex2var_epi64(low, firsts, high);
+            let (low, low_split, low_minus, low_declined) = unsafe { four_decimals(&groups[0]) };
+            let (high, high_split, high_minus, high_declined) = unsafe { four_decimals(&groups[1]) };
+            let number = _mm512_permutex2var_epi64(low, firsts, high);
             let split = _mm512_permutex2var_epi64(low_split, firsts, high_split);
             let scale = _mm512_permutex2var_pd(tenths[0], split, tenths[1]);
-            let wide = _mm512_mul_pd(_mm512_cvtepu64_pd(digits), scale);
+            let wide = _mm512_mul_pd(_mm512_cvtepu64_pd(number), scale);
             // The 29 bits f32 drops, centred on the midpoint.
             let dropped = _mm512_sub_epi64(
                 _mm512_and_si512(_mm512_castpd_si512(wide), _mm512_set1_epi64(0x1FFF_FFFF)),
@@ -251,16 +268,22 @@ with_avx512! {
             );
             let midpoints =
                 _mm512_cmplt_epu64_mask(dropped, _mm512_set1_epi64(2 * MIDPOINT_MARGIN + 1));
-            if !(low_plain && high_plain) || midpoints != 0 {
-                return None;
-            }
             let negative = (_pext_u64(low_minus, LANE_LOW) | _pext_u64(high_minus, LANE_LOW) << 4) as u8;
             let narrow = _mm256_castps_si256(_mm512_cvtpd_ps(wide));
             let signed = _mm256_mask_or_epi32(narrow, negative, narrow, _mm256_set1_epi32(i32::MIN));
             let used = ((1u16 << eight.len()) - 1) as u8;
             // SAFETY: the masked store writes `eight.len()` values from `written`, within the
             // `ends.len()` reserved past the length.
-            unsafe { _mm256_mask_storeu_epi32(out.as_mut_ptr().add(written).cast(), used, signed) };
+            let to = unsafe { out.as_mut_ptr().add(written) };
+            unsafe { _mm256_mask_storeu_epi32(to.cast(), used, signed) };
+            let mut declined = (low_declined | high_declined << 4 | midpoints) & used;
+            while declined != 0 {
+                let i = declined.trailing_zeros() as usize;
+                let (from, end) = bounds[i];
+                // SAFETY: `i < eight.len()`, within the reserved values.
+                unsafe { to.add(i).write(other(from, end)?) };
+                declined &= declined - 1;
+            }
             written += eight.len();
         }
         // SAFETY: every value up to `written` was stored.
@@ -278,9 +301,13 @@ mod tests {
         fast_float2::parse(field).ok()
     }
 
-    /// The kernel's numbers for the fields of `line` (comma-separated), or `None`; checks
-    /// that a decline leaves the output as it was.
-    fn kernel(cpu: Avx512, line: &str) -> Option<Vec<f32>> {
+    /// The numbers of the fields of `line` (comma-separated), those the kernel declines
+    /// from `other`, or `None`; checks that `None` leaves the output as it was.
+    fn numbers(
+        cpu: Avx512,
+        line: &str,
+        other: impl Fn(usize, usize) -> Option<f32>,
+    ) -> Option<Vec<f32>> {
         let ends: Vec<u32> = line
             .bytes()
             .enumerate()
@@ -289,13 +316,18 @@ mod tests {
             .chain([line.len() as u32])
             .collect();
         let mut out = vec![7.5];
-        let taken = cpu.floats(line.as_bytes(), 0, &ends, &mut out);
+        let taken = cpu.floats(line.as_bytes(), 0, &ends, &mut out, other);
         if taken.is_none() {
             assert_eq!(out, [7.5], "{line}");
             return None;
         }
         assert_eq!(out.len(), ends.len() + 1);
         Some(out[1..].to_vec())
+    }
+
+    /// The kernel's numbers for the fields of `line`, or `None` if it declines any.
+    fn kernel(cpu: Avx512, line: &str) -> Option<Vec<f32>> {
+        numbers(cpu, line, |_, _| None)
     }
 
     /// A plain decimal of at most 15 digits: one of several kinds of value.
@@ -411,6 +443,52 @@ mod tests {
             .collect();
         assert_eq!(found, expected);
         assert_eq!(found[1], (-0.0f32).to_bits());
+    }
+
+    #[test]
+    fn declined_fields_alone_go_to_the_general_routine() {
+        let Some(cpu) = Avx512::detect() else {
+            eprintln!("skipped: this CPU lacks AVX-512");
+            return;
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(19);
+        let others = [
+            "0.33557800000000004",
+            "1e5",
+            "+2",
+            "-1.5E-3",
+            "12345678901234567",
+            " 1",
+        ];
+        for _ in 0..20_000 {
+            let fields: Vec<String> = (0..rng.random_range(1..20))
+                .map(|_| match rng.random_range(0..6) {
+                    0 => others[rng.random_range(0..others.len())].to_string(),
+                    kind => plain(&mut rng, kind % 4),
+                })
+                .collect();
+            let line = fields.join(",");
+            let from_general = std::cell::Cell::new(0);
+            let found = numbers(cpu, &line, |start, end| {
+                from_general.set(from_general.get() + 1);
+                general(&line[start..end])
+            });
+            let expected: Option<Vec<u32>> = fields
+                .iter()
+                .map(|f| general(f).map(f32::to_bits))
+                .collect();
+            assert_eq!(
+                found.map(|v| v.iter().map(|x| x.to_bits()).collect()),
+                expected,
+                "{line}"
+            );
+            // Only the fields the kernel cannot read, and the rare near-midpoint ones, go
+            // to the general routine.
+            if expected.is_some() {
+                let others = fields.iter().filter(|f| kernel(cpu, f).is_none()).count();
+                assert_eq!(from_general.get(), others, "{line}");
+            }
+        }
     }
 
     #[test]
