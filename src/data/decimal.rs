@@ -241,6 +241,25 @@ mod sse2 {
     }
 }
 
+/// Fields that are not plain decimals of at most 15 digits: the fast routines decline them.
+#[cfg(test)]
+pub(super) const NOT_PLAIN: [&str; 14] = [
+    "",
+    "-",
+    ".",
+    "-.",
+    "+1",
+    "1e5",
+    "nan",
+    "inf",
+    " 1",
+    "1 ",
+    "1.2.3",
+    "--1",
+    "1234567890123456",
+    "12345678901234567",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,22 +357,7 @@ mod tests {
 
     #[test]
     fn float_declines_what_it_cannot_read_exactly() {
-        for text in [
-            "",
-            "-",
-            ".",
-            "-.",
-            "+1",
-            "1e5",
-            "nan",
-            "inf",
-            " 1",
-            "1 ",
-            "1.2.3",
-            "--1",
-            "1234567890123456",
-            "12345678901234567",
-        ] {
+        for text in NOT_PLAIN {
             assert_eq!(fast(text), None, "{text:?}");
         }
         // 1 + 2^-24, the midpoint between 1 and the next f32, has 25 digits: the long way.

@@ -5,6 +5,7 @@ mod avx512;
 pub mod batch;
 pub mod cache;
 pub mod csv;
+mod csv_lines;
 pub mod dataset;
 mod decimal;
 mod error;
