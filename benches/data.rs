@@ -11,9 +11,8 @@ use std::time::Instant;
 
 use daa::data::batch::{Batches, LastBatch, epoch_order, field_offsets};
 use daa::data::csv::{CsvFile, csv_to_table, write_csv};
-use daa::data::dataset::{Profile, Role, SyntheticConfig};
+use daa::data::synthetic::{Profile, Role, SyntheticConfig};
 use daa::data::{Table, synthetic};
-use daa::registry::Registry;
 
 const ROWS: usize = 1_000_000;
 /// Each timing is the best of this many runs: this machine's neighbours make single runs vary
@@ -91,9 +90,7 @@ fn csv_speed(name: &str, csv: &Path, schema: &daa::data::Schema, dir: &Path) {
 
 fn main() {
     daa::alloc::tune();
-    let registry = Registry {
-        root: Path::new(env!("CARGO_MANIFEST_DIR")).join("registry"),
-    };
+    let registry = daa::catalog::registry(Path::new(env!("CARGO_MANIFEST_DIR")).join("registry"));
     let schema: daa::data::Schema = serde_json::from_value(
         registry.entry("schemas", "aliexpress").unwrap().params["schema"].clone(),
     )

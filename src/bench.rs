@@ -2,8 +2,9 @@
 //! `cargo bench --bench step`): ms per step (forward, backward, Adam update), the same step
 //! in PyTorch on the same machine and device when Python with torch is available, and the
 //! fraction of the measured matrix-product rate. daa and PyTorch alternate in rounds and
-//! each side's best round counts, so that both see the same machine conditions. Prints;
-//! asserts nothing.
+//! each side's best round counts, so that both see the same machine conditions. The
+//! backbones are the registry's entries at their registry sizes, on the AliExpress schema
+//! and embedding entries. Returns measurements; the callers print them.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -11,40 +12,24 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use rand::Rng;
-use serde_json::json;
 
+use crate::config::Registry;
+use crate::config::registry::find;
+use crate::data::Schema;
 use crate::data::batch::field_offsets;
-use crate::models::{Dims, build_backbone};
-use crate::nn::embedding::{Config as Embedding, Init};
+use crate::models::{BACKBONES, Backbone, Dims, build_backbone};
 use crate::nn::optim::Adam;
 use crate::nn::{Mode, Params};
 
-pub const MODELS: [&str; 7] = [
-    "mmoe",
-    "sharedbottom",
-    "singletask",
-    "omoe",
-    "ple",
-    "aitm",
-    "metaheac",
-];
-const CARDS: [u32; 16] = [11, 4, 7, 2, 33, 7, 50, 8, 8, 2, 2, 2, 2, 2, 2, 2];
-
-/// The reference configuration of a backbone (REFERENCE.md section 5).
-fn reference(kind: &str) -> serde_json::Value {
-    let tower = json!([128, 64]);
-    match kind {
-        "omoe" | "mmoe" => {
-            json!({"bottom_dims": [512, 256], "experts": 8, "tower_dims": tower, "dropout": 0.2})
-        }
-        "ple" => {
-            json!({"bottom_dims": [512, 256], "shared_experts": 4, "task_experts": 4, "tower_dims": tower, "dropout": 0.2})
-        }
-        "metaheac" => {
-            json!({"bottom_dims": [512, 256], "experts": 8, "critics": 5, "tower_dims": tower, "dropout": 0.2})
-        }
-        _ => json!({"bottom_dims": [512, 256], "tower_dims": tower, "dropout": 0.2}),
-    }
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn synchronize(device: &Device) -> candle_core::Result<()> {
@@ -114,7 +99,7 @@ impl Torch {
                 python: python.to_string(),
             }),
             Err(e) => {
-                println!(
+                tracing::warn!(
                     "PyTorch: skipped (`{python}`: {e}; set BENCH_PYTHON to a Python with torch)"
                 );
                 None
@@ -143,7 +128,7 @@ impl Torch {
                 (None, Err(e)) => e.to_string(),
                 (None, Ok(_)) => "no answer".to_string(),
             };
-            println!(
+            tracing::warn!(
                 "PyTorch: `{}` failed on {model} ({reason}); set BENCH_PYTHON to a Python with torch",
                 self.python
             );
@@ -162,57 +147,162 @@ impl Drop for Torch {
 /// Rounds of timing per model, alternating daa and PyTorch; each side's best round counts.
 const ROUNDS: usize = 3;
 
-/// Times `steps` training steps of each of `models` at batch `batch` on `device`.
-pub fn step(
-    models: &[&str],
-    device: &Device,
-    batch: usize,
-    steps: usize,
-) -> candle_core::Result<()> {
-    let rate = gemm_rate(device, batch)?;
-    let name = crate::device::describe(device);
-    println!(
-        "training step, batch {batch}, {name}, {} CPU threads; GEMM rate {rate:.0} GFLOP/s",
-        candle_core::utils::get_num_threads()
-    );
-    let mut stream = crate::rng::stream(0, "bench", 0);
-    let offsets = field_offsets(&CARDS);
-    let categorical: Vec<u32> = (0..batch * 16)
-        .map(|i| offsets[i % 16] + stream.random_range(0..CARDS[i % 16]))
-        .collect();
-    let numerical: Vec<f32> = (0..batch * 63).map(|_| stream.random()).collect();
-    let labels: Vec<f32> = (0..batch)
-        .flat_map(|_| {
-            let click = stream.random::<f32>() < 0.05;
-            [
-                f32::from(click),
-                f32::from(click && stream.random::<f32>() < 0.1),
-            ]
+/// Where the benchmark runs.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub device: String,
+    pub threads: usize,
+    /// The f32 matrix-product rate through candle, GFLOP/s.
+    pub gemm_gflops: f64,
+    pub batch: usize,
+}
+
+impl Machine {
+    pub fn describe(&self) -> String {
+        format!(
+            "training step, batch {}, {}, {} CPU threads; GEMM rate {:.0} GFLOP/s",
+            self.batch, self.device, self.threads, self.gemm_gflops
+        )
+    }
+}
+
+/// One backbone's training step.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// The registry entry.
+    pub backbone: String,
+    pub daa_ms: f64,
+    /// PyTorch's time for the same step, where it could be measured.
+    pub torch_ms: Option<f64>,
+    pub gflop: f64,
+    /// The share of the measured GEMM rate the step reaches.
+    pub gemm_share: f64,
+}
+
+impl Timing {
+    pub fn header() -> String {
+        format!(
+            "{:<14} {:>10} {:>12} {:>9} {:>12} {:>12}",
+            "backbone", "daa ms", "PyTorch ms", "ratio", "GFLOP/step", "of GEMM rate"
+        )
+    }
+
+    pub fn line(&self) -> String {
+        let theirs = self.torch_ms.unwrap_or(f64::NAN);
+        format!(
+            "{:<14} {:>10.1} {:>12.1} {:>8.2}x {:>12.1} {:>11.0}%",
+            self.backbone,
+            self.daa_ms,
+            theirs,
+            self.daa_ms / theirs,
+            self.gflop,
+            100.0 * self.gemm_share
+        )
+    }
+}
+
+/// A step benchmark: one batch of AliExpress-shaped rows, the registry's backbones, and
+/// PyTorch beside them where it can be started.
+pub struct Bench<'r> {
+    registry: &'r Registry,
+    device: Device,
+    machine: Machine,
+    dims: Dims,
+    categorical: Tensor,
+    numerical: Tensor,
+    labels: Tensor,
+    torch: Option<Torch>,
+}
+
+impl<'r> Bench<'r> {
+    /// The benchmark at `batch` rows on `device`, its inputs drawn from a seeded stream.
+    pub fn start(
+        registry: &'r Registry,
+        device: &Device,
+        batch: usize,
+    ) -> Result<Self, BenchError> {
+        let schema: Schema = serde_json::from_value(
+            registry.entry("schemas", "aliexpress")?.params["schema"].clone(),
+        )
+        .map_err(|e| BenchError::Invalid(e.to_string()))?;
+        let embedding = serde_json::from_value(registry.entry("embeddings", "aliexpress")?.params)
+            .map_err(|e| BenchError::Invalid(e.to_string()))?;
+        let cards = schema.categorical.cardinalities.clone();
+        let (fields, numerical) = (cards.len(), schema.numerical_names().len());
+        let tasks = schema.labels.len();
+        let machine = Machine {
+            device: crate::device::describe(device),
+            threads: candle_core::utils::get_num_threads(),
+            gemm_gflops: gemm_rate(device, batch)?,
+            batch,
+        };
+        let mut stream = crate::rng::stream(0, "bench", 0);
+        let offsets = field_offsets(&cards);
+        let categorical: Vec<u32> = (0..batch * fields)
+            .map(|i| offsets[i % fields] + stream.random_range(0..cards[i % fields]))
+            .collect();
+        let numbers: Vec<f32> = (0..batch * numerical).map(|_| stream.random()).collect();
+        // A cascade of rare labels: a few percent of the first, a tenth of those the next.
+        let labels: Vec<f32> = (0..batch)
+            .flat_map(|_| {
+                let mut on = stream.random::<f32>() < 0.05;
+                (0..tasks)
+                    .map(|t| {
+                        on = on && (t == 0 || stream.random::<f32>() < 0.1);
+                        f32::from(on)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = std::env::var("BENCH_TORCH_SCRIPT")
+            .unwrap_or_else(|_| "tools/torch_step_bench.py".into());
+        Ok(Bench {
+            registry,
+            device: device.clone(),
+            torch: Torch::start(&python, &script, &machine.device),
+            categorical: Tensor::from_vec(categorical, (batch, fields), device)?,
+            numerical: Tensor::from_vec(numbers, (batch, numerical), device)?,
+            labels: Tensor::from_vec(labels, (batch, tasks), device)?,
+            dims: Dims {
+                cardinalities: cards,
+                numerical,
+                tasks,
+                embedding,
+            },
+            machine,
         })
-        .collect();
-    let categorical = Tensor::from_vec(categorical, (batch, 16), device)?;
-    let numerical = Tensor::from_vec(numerical, (batch, 63), device)?;
-    let labels = Tensor::from_vec(labels, (batch, 2), device)?;
-    let dims = Dims {
-        cardinalities: CARDS.to_vec(),
-        numerical: 63,
-        tasks: 2,
-        embedding: Embedding {
-            dim: 128,
-            init: Init::XavierUniform,
-        },
-    };
-    let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script =
-        std::env::var("BENCH_TORCH_SCRIPT").unwrap_or_else(|_| "tools/torch_step_bench.py".into());
-    let mut torch = Torch::start(&python, &script, &name);
-    println!(
-        "{:<14} {:>10} {:>12} {:>9} {:>12} {:>12}",
-        "backbone", "daa ms", "PyTorch ms", "ratio", "GFLOP/step", "of GEMM rate"
-    );
-    for kind in models {
-        let mut params = Params::new(device, 0);
-        let model = build_backbone(kind, &reference(kind), &dims, &mut params)?;
+    }
+
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// The registry's backbone entries (each benchmarked at its registry sizes).
+    pub fn backbones(&self) -> Vec<String> {
+        self.registry.names("backbones")
+    }
+
+    fn build(&self, name: &str, params: &mut Params) -> Result<Box<dyn Backbone>, BenchError> {
+        let entry = self.registry.entry("backbones", name)?;
+        if find(BACKBONES, &entry.kind).is_none() {
+            return Err(BenchError::Invalid(format!(
+                "`{}` is not a backbone kind",
+                entry.kind
+            )));
+        }
+        Ok(build_backbone(
+            &entry.kind,
+            &entry.params,
+            &self.dims,
+            params,
+        )?)
+    }
+
+    /// Times `steps` training steps (forward, backward, Adam) of backbone entry `name`.
+    pub fn time(&mut self, name: &str, steps: usize) -> Result<Timing, BenchError> {
+        let mut params = Params::new(&self.device, 0);
+        let model = self.build(name, &mut params)?;
         let mut adam = Adam::new(
             params.trainable(),
             crate::config::schema::Optimizer::Adam,
@@ -220,43 +310,47 @@ pub fn step(
             1e-6,
         );
         let mut noise = crate::rng::stream(0, "dropout", 0);
+        let (categorical, numerical, labels) = (&self.categorical, &self.numerical, &self.labels);
         let mut one = || -> candle_core::Result<()> {
             let out = model.forward(
-                &categorical,
-                &numerical,
+                categorical,
+                numerical,
                 &mut Mode {
                     train: true,
                     noise: Some(&mut noise),
                 },
             )?;
-            let losses = out.task_losses(&labels)?;
-            adam.step(&(&losses[0] + &losses[1])?.backward()?)
+            let losses = out.task_losses(labels)?;
+            let mut loss = losses[0].clone();
+            for l in &losses[1..] {
+                loss = (loss + l)?;
+            }
+            adam.step(&loss.backward()?)
         };
         one()?;
-        synchronize(device)?;
+        synchronize(&self.device)?;
         let (mut ours, mut theirs) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..ROUNDS {
             let t = Instant::now();
             for _ in 0..steps {
                 one()?;
             }
-            synchronize(device)?;
+            synchronize(&self.device)?;
             ours = ours.min(1000.0 * t.elapsed().as_secs_f64() / steps as f64);
-            if let Some(server) = torch.as_mut() {
-                match server.time(kind, steps) {
+            if let Some(server) = self.torch.as_mut() {
+                match server.time(name, steps) {
                     Some(ms) => theirs = theirs.min(ms),
-                    None => torch = None,
+                    None => self.torch = None,
                 }
             }
         }
-        let theirs = if theirs.is_finite() { theirs } else { f64::NAN };
-        let flops = step_flops(&params, batch);
-        println!(
-            "{kind:<14} {ours:>10.1} {theirs:>12.1} {:>8.2}x {:>12.1} {:>11.0}%",
-            ours / theirs,
-            flops / 1e9,
-            100.0 * flops / (ours / 1000.0) / 1e9 / rate
-        );
+        let flops = step_flops(&params, self.machine.batch);
+        Ok(Timing {
+            backbone: name.to_string(),
+            daa_ms: ours,
+            torch_ms: theirs.is_finite().then_some(theirs),
+            gflop: flops / 1e9,
+            gemm_share: flops / (ours / 1000.0) / 1e9 / self.machine.gemm_gflops,
+        })
     }
-    Ok(())
 }

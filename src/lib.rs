@@ -3,14 +3,16 @@
 
 pub mod adapt;
 pub mod alloc;
+pub mod atomic;
 pub mod bench;
+pub mod catalog;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod digest;
 pub mod metrics;
 pub mod models;
 pub mod nn;
-pub mod registry;
 pub mod reproduce;
 pub mod rng;
 pub mod train;

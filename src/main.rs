@@ -5,12 +5,10 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Parser;
 use cli::{BenchCommand, Cli, Command, ConfigCommand, DataCommand, LogFormat, RegistryCommand};
 use commands::UsageError;
-use daa::config::{self, Overrides};
-use daa::registry::{DIRECTORIES, Registry};
 
 fn main() -> ExitCode {
     daa::alloc::tune();
@@ -27,7 +25,7 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("error: {error:#}");
             let usage = error.chain().any(|e| {
-                e.is::<config::ConfigError>()
+                e.is::<daa::config::ConfigError>()
                     || e.is::<UsageError>()
                     || e.is::<daa::data::DataError>()
                     || e.is::<daa::nn::params::CheckpointError>()
@@ -46,6 +44,16 @@ fn main() -> ExitCode {
                                 | daa::train::TrainError::Checkpoint(_)
                                 | daa::train::TrainError::Device(_)
                                 | daa::train::TrainError::Invalid(_)
+                                | daa::train::TrainError::Adapt(
+                                    daa::adapt::AdaptError::Invalid(_)
+                                        | daa::adapt::AdaptError::Checkpoint(_)
+                                )
+                        )
+                    )
+                    || matches!(
+                        e.downcast_ref::<daa::bench::BenchError>(),
+                        Some(
+                            daa::bench::BenchError::Config(_) | daa::bench::BenchError::Invalid(_)
                         )
                     )
             });
@@ -73,81 +81,29 @@ fn init_logging(cli: &Cli) {
     }
 }
 
-fn registry_for(cli: &Cli, near: &Path) -> Result<Registry> {
-    Ok(match &cli.registry {
-        Some(root) if root.is_dir() => Registry { root: root.clone() },
-        Some(root) => bail!(UsageError(format!(
-            "--registry {}: no such directory",
-            root.display()
-        ))),
-        None => Registry::locate(near)?,
-    })
-}
-
-fn resolve(cli: &Cli, path: &Path, args: &cli::SetArgs) -> Result<config::Resolved> {
-    let registry = registry_for(cli, path)?;
-    let mut overrides = Overrides::from_process(args.sets.clone());
-    if let Some(name) = &args.profile {
-        overrides.files.push(profile_path(&registry, name)?);
-    }
-    Ok(config::resolve(path, &overrides, &registry)?)
-}
-
-/// `configs/profiles/NAME.toml` beside the registry.
-fn profile_path(registry: &Registry, name: &str) -> Result<std::path::PathBuf> {
-    let dir = registry
-        .root
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("configs/profiles");
-    let path = dir.join(format!("{name}.toml"));
-    if path.is_file() {
-        return Ok(path);
-    }
-    bail!(UsageError(format!(
-        "--profile {name}: no {}; available: {}",
-        path.display(),
-        daa::registry::toml_names(&dir).join(", ")
-    )))
-}
-
 fn dispatch(cli: &Cli) -> Result<()> {
+    let here = Path::new(".");
     match &cli.command {
         Command::Config(ConfigCommand::Show {
             config,
             set,
             origin,
-        }) => {
-            let resolved = resolve(cli, config, set)?;
-            print!("{}", config::render(&resolved, *origin));
-            Ok(())
+        }) => commands::config::show(&commands::resolve(cli, config, set)?, *origin),
+        Command::Registry(RegistryCommand::List { kind }) => {
+            commands::registry::list(&commands::registry_for(cli, here)?, kind.as_deref())
         }
-        Command::Registry(RegistryCommand::List { kind }) => registry_list(cli, kind.as_deref()),
         Command::Bench(BenchCommand::Step {
             device,
             batch,
             steps,
             models,
-        }) => {
-            let device: daa::device::Device = device.parse().map_err(UsageError)?;
-            let device = device.open()?;
-            let unknown: Vec<&String> = models
-                .iter()
-                .filter(|m| !daa::bench::MODELS.contains(&m.as_str()))
-                .collect();
-            if !unknown.is_empty() {
-                bail!(UsageError(format!(
-                    "unknown backbone(s) {unknown:?}; known: {}",
-                    daa::bench::MODELS.join(", ")
-                )));
-            }
-            let chosen: Vec<&str> = daa::bench::MODELS
-                .iter()
-                .copied()
-                .filter(|m| models.is_empty() || models.iter().any(|x| x == m))
-                .collect();
-            Ok(daa::bench::step(&chosen, &device, *batch, *steps)?)
-        }
+        }) => commands::bench::step(
+            &commands::registry_for(cli, here)?,
+            device,
+            *batch,
+            *steps,
+            models,
+        ),
         Command::Run {
             config,
             set,
@@ -159,7 +115,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
                 stop_after_epochs: *stop_after_epochs,
                 progress: !cli.quiet,
             };
-            commands::run::execute(&resolve(cli, config, set)?, &options)
+            commands::run::execute(&commands::resolve(cli, config, set)?, &options)
         }
         Command::Predict {
             config,
@@ -167,7 +123,9 @@ fn dispatch(cli: &Cli) -> Result<()> {
             checkpoint,
             data,
             out,
-        } => commands::predict::predict(&resolve(cli, config, set)?, checkpoint, data, out),
+        } => {
+            commands::predict::predict(&commands::resolve(cli, config, set)?, checkpoint, data, out)
+        }
         Command::Reproduce {
             name,
             profile,
@@ -176,29 +134,25 @@ fn dispatch(cli: &Cli) -> Result<()> {
             dry_run,
             out,
         } => {
-            let registry = registry_for(cli, Path::new("."))?;
             let options = daa::reproduce::Options {
                 profile: profile.clone(),
                 seeds: *seeds,
                 only: only.clone(),
-                dry_run: *dry_run,
                 progress: !cli.quiet,
                 out: out.clone(),
             };
-            let outcome = daa::reproduce::reproduce(name, &registry, &options)?;
-            if !dry_run {
-                println!(
-                    "{} cells: {} run now, {} already finished (skipped)",
-                    outcome.cells, outcome.ran, outcome.skipped
-                );
-            }
-            Ok(())
+            commands::reproduce::reproduce(
+                &commands::registry_for(cli, here)?,
+                name,
+                &options,
+                *dry_run,
+            )
         }
         Command::Data(DataCommand::Synth {
             preset,
             profile,
             seed,
-        }) => commands::data::synth(&registry_for(cli, Path::new("."))?, preset, profile, *seed),
+        }) => commands::data::synth(&commands::registry_for(cli, here)?, preset, profile, *seed),
         Command::Data(DataCommand::PrepareAliexpress { raw, country, out }) => {
             let out = out.clone().unwrap_or_else(|| "data/aliexpress".into());
             commands::data::prepare_aliexpress(raw, country, &out)
@@ -209,40 +163,11 @@ fn dispatch(cli: &Cli) -> Result<()> {
             seed,
             valid_rows,
         }) => commands::data::split(
-            &registry_for(cli, Path::new("."))?,
+            &commands::registry_for(cli, here)?,
             dataset,
             *rate,
             *valid_rows,
             *seed,
         ),
     }
-}
-
-fn registry_list(cli: &Cli, only: Option<&str>) -> Result<()> {
-    let registry = registry_for(cli, Path::new("."))?;
-    if let Some(name) = only
-        && !DIRECTORIES.iter().any(|d| d.name == name)
-    {
-        let known: Vec<&str> = DIRECTORIES.iter().map(|d| d.name).collect();
-        bail!(UsageError(format!(
-            "unknown registry kind `{name}`; known: {}",
-            known.join(", ")
-        )));
-    }
-    for dir in DIRECTORIES
-        .iter()
-        .filter(|d| only.is_none_or(|o| o == d.name))
-    {
-        println!("{} ({})", dir.name, dir.about);
-        for name in registry.names(dir.name) {
-            let entry = registry
-                .entry(dir.name, &name)
-                .with_context(|| format!("registry/{}/{name}.toml", dir.name))?;
-            println!(
-                "  {:<16} {:<16} {}",
-                entry.name, entry.kind, entry.description
-            );
-        }
-    }
-    Ok(())
 }

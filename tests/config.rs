@@ -6,14 +6,11 @@ mod common;
 use std::path::Path;
 
 use common::{daa, experiment, project, repo, stderr, stdout};
-use daa::config::schema::Method;
+use daa::config::Registry;
 use daa::config::{Overrides, resolve};
-use daa::registry::{DIRECTORIES, Registry};
 
 fn registry() -> Registry {
-    Registry {
-        root: repo().join("registry"),
-    }
+    daa::catalog::registry(repo().join("registry"))
 }
 
 fn resolve_with(path: &Path, env: &[(&str, &str)], sets: &[&str]) -> daa::config::Resolved {
@@ -68,7 +65,7 @@ fn every_shipped_config_and_registry_entry_resolves() {
     }
     let registry = registry();
     let mut entries = 0;
-    for dir in DIRECTORIES {
+    for dir in daa::catalog::CATALOG.directories {
         for name in registry.names(dir.name) {
             registry
                 .entry(dir.name, &name)
@@ -106,7 +103,7 @@ fn each_ablation_is_its_main_experiment_with_one_change() {
     };
 
     let mut expected = main.clone();
-    expected.adapt.method = Method::DaaSingle;
+    expected.adapt.method = "daa_single".into();
     assert_eq!(ablation("single_critic.toml"), expected);
 
     let mut expected = main.clone();
@@ -457,5 +454,8 @@ fn hash_covers_the_synthetic_generator_version() {
         value["data"][role]["rows_version"] = daa::data::synthetic::GENERATOR_VERSION.into();
     }
     assert_eq!(resolved.hash, daa::config::digest(&value));
-    assert_eq!(daa::data::dataset::rows_version("csv"), 0);
+    assert_eq!(
+        resolved.experiment.model.backbone.version, 0,
+        "only generators have versions"
+    );
 }

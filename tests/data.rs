@@ -7,17 +7,14 @@ use std::path::{Path, PathBuf};
 
 use common::{daa, project, repo, stderr};
 use daa::data::cache::load_csv;
-use daa::data::dataset::{Profile, Role, SyntheticConfig};
 use daa::data::schema::Oov;
 use daa::data::split;
+use daa::data::synthetic::{Profile, Role, SyntheticConfig};
 use daa::data::{DataError, Schema, Table, synthetic};
 use daa::metrics::auc;
-use daa::registry::Registry;
 
 fn aliexpress() -> Schema {
-    let registry = Registry {
-        root: repo().join("registry"),
-    };
+    let registry = daa::catalog::registry(repo().join("registry"));
     serde_json::from_value(
         registry.entry("schemas", "aliexpress").unwrap().params["schema"].clone(),
     )

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use candle_core::Device;
 use common::{daa, repo, stderr, stdout};
+use daa::config::Registry;
 use daa::config::{Overrides, resolve};
 use daa::data::Schema;
 use daa::models::model::Model;
-use daa::registry::Registry;
 
 /// A small MMoE experiment (so checkpoints stay small).
 const SMALL: [&str; 3] = [
@@ -20,9 +20,7 @@ const SMALL: [&str; 3] = [
 ];
 
 fn small_model(seed: u64) -> (Model, daa::config::Resolved) {
-    let registry = Registry {
-        root: repo().join("registry"),
-    };
+    let registry = daa::catalog::registry(repo().join("registry"));
     let overrides = Overrides {
         files: vec![],
         env: vec![],
@@ -180,9 +178,7 @@ fn predict_writes_one_probability_row_per_input_row() {
 #[ignore = "helper for the determinism test: run in a child process"]
 fn train_steps_digest() {
     // Wide enough that the matrix products run on every thread.
-    let registry = Registry {
-        root: repo().join("registry"),
-    };
+    let registry = daa::catalog::registry(repo().join("registry"));
     let sets = [
         "model.embedding.dim=16",
         "model.backbone.bottom_dims=[256, 64]",
@@ -193,7 +189,7 @@ fn train_steps_digest() {
         env: vec![],
         sets: sets.iter().map(|s| s.to_string()).collect(),
     };
-    for backbone in daa::bench::MODELS {
+    for backbone in daa::models::BACKBONES.iter().map(|k| k.name) {
         print_digest(backbone, &registry, &overrides);
     }
 }
@@ -209,7 +205,7 @@ fn print_digest(backbone: &str, registry: &Registry, overrides: &Overrides) {
         serde_json::from_value(resolved.experiment.data.target.params["schema"].clone()).unwrap();
     let model = Model::new(&resolved.experiment, &schema, &Device::Cpu, 11).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config: daa::data::dataset::SyntheticConfig =
+    let mut config: daa::data::synthetic::SyntheticConfig =
         serde_json::from_value(resolved.experiment.data.target.params.clone()).unwrap();
     config.dir = dir.path().to_path_buf();
     let (table, _) = daa::data::synthetic::ensure(&config).unwrap();
@@ -305,7 +301,7 @@ fn digest_with_threads(threads: &str) -> String {
         .collect();
     assert_eq!(
         digests.len(),
-        daa::bench::MODELS.len(),
+        daa::models::BACKBONES.len(),
         "a digest per backbone: {text}{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -15,7 +15,6 @@ use daa::data::cache::load_csv;
 use daa::models::{Dims, build_backbone};
 use daa::nn::embedding::{Config as Embedding, Init};
 use daa::nn::{Mode, Params};
-use daa::registry::Registry;
 use serde_json::json;
 
 const CARDS: [u32; 16] = [11, 4, 7, 2, 33, 7, 50, 8, 8, 2, 2, 2, 2, 2, 2, 2];
@@ -64,9 +63,7 @@ fn sample(device: &Device) -> (Tensor, Tensor, Tensor) {
         &csv,
     )
     .unwrap();
-    let registry = Registry {
-        root: common::repo().join("registry"),
-    };
+    let registry = daa::catalog::registry(common::repo().join("registry"));
     let schema = serde_json::from_value(
         registry.entry("schemas", "aliexpress").unwrap().params["schema"].clone(),
     )

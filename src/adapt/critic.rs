@@ -3,11 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::check::{Invalid, Validate, ensure};
+use crate::config::registry::{Kind, typed};
 use crate::config::schema::Optimizer;
-use crate::models::check_dims;
-use crate::registry::{KindEntry, typed};
+use crate::nn::mlp::check_dims;
 
-pub const CRITICS: &[KindEntry] = &[KindEntry::new("wgan_gp", typed::<Config>)];
+pub const CRITICS: &[Kind<()>] = &[Kind::new("wgan_gp", typed::<Config>, ())];
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::check::{Invalid, Validate, ensure};
-use crate::registry::{KindEntry, typed};
+use crate::config::registry::{Kind, typed};
 
-pub const WEIGHTS: &[KindEntry] = &[KindEntry::new("weights", typed::<Config>)];
+pub const WEIGHTS: &[Kind<()>] = &[Kind::new("weights", typed::<Config>, ())];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Config {

@@ -1,10 +1,11 @@
 //! `daa data ...`: synthetic generation and scarce-target splits.
 
 use anyhow::{Context, Result, bail};
-use daa::data::dataset::{Profile, SyntheticConfig, open};
+use daa::config::Registry;
+use daa::data::dataset::open;
 use daa::data::split;
+use daa::data::synthetic::{Profile, SyntheticConfig};
 use daa::metrics;
-use daa::registry::Registry;
 
 use super::UsageError;
 
@@ -108,7 +109,7 @@ pub fn prepare_aliexpress(
     country: &str,
     out: &std::path::Path,
 ) -> Result<()> {
-    let summaries = daa::data::prepare::prepare(raw, country, out)?;
+    let summaries = daa::data::aliexpress::prepare(raw, country, out)?;
     for s in summaries {
         println!(
             "{}: {} rows written ({} impressions, {} clicks, {} purchases); {} item rows without a user row dropped; {} join",

@@ -1,23 +1,19 @@
-use sha2::{Digest, Sha256};
-
 use super::Experiment;
 
 /// A stable name for a resolved experiment: SHA-256 over its canonical JSON (typed values,
 /// keys sorted, no descriptions, no output directory) and the version of the code that
-/// makes each generated data set's rows, first 16 hex digits. Key order, whitespace and
+/// makes each component's output (a generated data set's rows), first 16 hex digits. Key order, whitespace and
 /// which file set a value do not change it; a new synthetic generator does.
 pub fn experiment_hash(experiment: &Experiment) -> String {
     let mut value = serde_json::to_value(experiment).expect("experiments serialize to JSON");
     if let serde_json::Value::Object(map) = &mut value {
         map.remove("output");
     }
-    for (role, dataset) in [
-        ("source", &experiment.data.source),
-        ("target", &experiment.data.target),
-    ] {
-        let version = crate::data::dataset::rows_version(&dataset.kind);
-        if version > 0 {
-            value["data"][role]["rows_version"] = version.into();
+    for ((slot, _), component) in super::SLOTS.iter().zip(experiment.components()) {
+        if component.version > 0 {
+            let (section, key) = slot.split_once('.').expect("slots are section.key");
+            // Named for data sets, so far the only kinds with a version (their generators).
+            value[section][key]["rows_version"] = component.version.into();
         }
     }
     digest(&value)
@@ -27,8 +23,7 @@ pub fn experiment_hash(experiment: &Experiment) -> String {
 pub fn digest(value: &serde_json::Value) -> String {
     let mut canonical = String::new();
     write_canonical(value, &mut canonical);
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_short(canonical)
 }
 
 fn write_canonical(value: &serde_json::Value, out: &mut String) {

@@ -6,6 +6,7 @@ mod error;
 mod hash;
 pub mod layer;
 mod overrides;
+pub mod registry;
 pub mod schema;
 mod show;
 mod suggest;
@@ -21,7 +22,8 @@ pub use layer::Layer;
 pub use overrides::{ENV_PREFIX, Overrides};
 pub use schema::{Component, Experiment};
 
-use crate::registry::{Registry, directory, validate_component};
+pub use registry::Registry;
+use registry::validate_component;
 
 /// Key paths that name a registry entry, and the registry directory each one names.
 /// `backbone = "ple"` is short for `backbone = { use = "ple" }`.
@@ -99,8 +101,26 @@ pub fn resolve(
     let in_slot = |key: &str| SLOTS.iter().any(|(slot, _)| key == *slot);
     let mut experiment: Experiment = check::extract(&figment, "", &in_slot)?;
     for ((slot, dir), component) in SLOTS.into_iter().zip(experiment.components_mut()) {
-        let (_, params) = validate_component(&figment, slot, directory(dir))?;
+        let (_, params, version) =
+            validate_component(&figment, slot, registry.catalog.directory(dir))?;
         component.params = params;
+        component.version = version;
+    }
+    let methods = registry.catalog.methods.names();
+    if !methods.contains(&experiment.adapt.method.as_str()) {
+        let key = "adapt.method";
+        return Err(ConfigError::BadValue {
+            origin: check::origin(&figment, key),
+            key: key.into(),
+            message: format!(
+                "unknown method `{}`{}; known: {}",
+                experiment.adapt.method,
+                suggest::nearest(&experiment.adapt.method, methods.iter().copied())
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default(),
+                methods.join(", ")
+            ),
+        });
     }
     let hash = hash::experiment_hash(&experiment);
     Ok(Resolved {
@@ -129,6 +149,18 @@ fn expand_references(table: &mut toml::Table) {
 
 impl Experiment {
     /// The registry components in the order of [`SLOTS`].
+    pub fn components(&self) -> [&Component; 6] {
+        [
+            &self.data.source,
+            &self.data.target,
+            &self.model.backbone,
+            &self.model.embedding,
+            &self.adapt.critic,
+            &self.adapt.weights,
+        ]
+    }
+
+    /// The registry components in the order of [`SLOTS`], mutable.
     pub fn components_mut(&mut self) -> [&mut Component; 6] {
         [
             &mut self.data.source,

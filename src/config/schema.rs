@@ -29,6 +29,10 @@ pub struct Component {
     pub description: String,
     #[serde(default)]
     pub params: serde_json::Value,
+    /// The version of the code that makes this kind's output (see
+    /// [`Kind::version`](super::registry::Kind)), set when the config resolves.
+    #[serde(skip)]
+    pub version: u32,
 }
 
 impl Component {
@@ -59,28 +63,10 @@ pub struct ModelConfig {
     pub embedding: Component,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// Target rows only, fresh initialisation.
-    SingleDomain,
-    /// The source model evaluated on the target, no target training.
-    SourceOnly,
-    /// Initialised from the source model, trained on target labels only.
-    Finetune,
-    /// Dual adversarial adaptation: critics D1 and D2.
-    Daa,
-    /// DAA with critic D1 only (source encoder vs target encoder).
-    DaaSingle,
-    /// DAA with critic D2 only (target encoder on source rows vs on target rows).
-    DaaD2,
-    /// One domain classifier with gradient reversal.
-    Dann,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AdaptConfig {
-    pub method: Method,
+    /// The adaptation method: a name from `adapt::METHODS` (`daa registry list methods`).
+    pub method: String,
     /// The critic architecture and its optimiser (a `registry/critics` entry).
     pub critic: Component,
     /// The loss weights (a `registry/losses` entry).

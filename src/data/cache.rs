@@ -7,6 +7,8 @@ use std::time::UNIX_EPOCH;
 
 use sha2::{Digest, Sha256};
 
+use crate::digest::{sha256_short, short_hex};
+
 use super::csv::csv_to_table;
 use super::{DataError, Schema, Table};
 
@@ -15,18 +17,6 @@ use super::{DataError, Schema, Table};
 pub struct Loaded {
     pub table: Table,
     pub built: bool,
-}
-
-/// Short hash of a schema (its canonical JSON), stored in every table built with it.
-pub fn schema_hash(schema: &Schema) -> String {
-    hex(
-        &Sha256::digest(serde_json::to_vec(schema).expect("schemas serialize")),
-        8,
-    )
-}
-
-pub fn hex(bytes: &[u8], n: usize) -> String {
-    bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Identifies a file's content cheaply: size, modification time and a hash of its first
@@ -64,7 +54,7 @@ pub fn fingerprint(path: &Path) -> Result<String, DataError> {
         "csv size={} mtime={} sample={}",
         meta.len(),
         modified,
-        hex(&hasher.finalize(), 8)
+        short_hex(&hasher.finalize())
     ))
 }
 
@@ -80,7 +70,7 @@ pub fn table_path(csv: &Path) -> PathBuf {
         return beside.join(name);
     }
     let absolute = std::path::absolute(csv).unwrap_or_else(|_| csv.to_path_buf());
-    let key = hex(&Sha256::digest(absolute.to_string_lossy().as_bytes()), 8);
+    let key = sha256_short(absolute.to_string_lossy().as_bytes());
     std::env::temp_dir()
         .join("daa-cache")
         .join(format!("{key}-{name}"))
@@ -96,7 +86,7 @@ fn writable(dir: &Path) -> bool {
 /// The table of `csv` under `schema`, built from the CSV if missing or stale.
 pub fn load_csv(csv: &Path, schema: &Schema) -> Result<Loaded, DataError> {
     let source = fingerprint(csv)?;
-    let hash = schema_hash(schema);
+    let hash = schema.hash();
     let path = table_path(csv);
     if let Ok(table) = Table::open(&path)
         && table.header.schema_hash == hash

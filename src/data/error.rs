@@ -35,6 +35,15 @@ pub enum DataError {
     Invalid(String),
 }
 
+impl From<crate::atomic::FileError> for DataError {
+    fn from(e: crate::atomic::FileError) -> Self {
+        DataError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl DataError {
     pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DataError + use<> {
         let path = path.to_path_buf();

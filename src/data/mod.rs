@@ -1,15 +1,11 @@
 //! Data sets: their schemas, readers, caches, splits and the synthetic default.
 
-#[cfg(target_arch = "x86_64")]
-mod avx512;
+pub mod aliexpress;
 pub mod batch;
 pub mod cache;
 pub mod csv;
-mod csv_lines;
 pub mod dataset;
-mod decimal;
 mod error;
-pub mod prepare;
 pub mod schema;
 pub mod split;
 pub mod synthetic;

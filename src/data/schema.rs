@@ -101,6 +101,19 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// Short hash of the schema (its canonical JSON), stored in every table built with it.
+    pub fn hash(&self) -> String {
+        crate::digest::sha256_short(serde_json::to_vec(self).expect("schemas serialize"))
+    }
+
+    /// [`Validate::validate`] with the keys under `schema.`, for tables that hold a schema.
+    pub fn validate_as_field(&self) -> Result<(), Invalid> {
+        self.validate()
+            .map_err(|e| Invalid::new(&format!("schema.{}", e.key), e.message))
+    }
+}
+
 impl Validate for Schema {
     fn validate(&self) -> Result<(), Invalid> {
         let cat = &self.categorical;

@@ -1,7 +1,6 @@
 //! The scarce target training subset and its validation rows, drawn once per
 //! (data set, rate, validation size, seed) and stored as a row-index file beside the table.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
@@ -129,11 +128,7 @@ fn write(path: &Path, split: &Split, rows: usize) -> Result<(), DataError> {
     for i in split.train.iter().chain(&split.valid) {
         bytes.extend(i.to_le_bytes());
     }
-    let tmp = path.with_extension(format!("idx.{}.tmp", std::process::id()));
-    std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all()))
-        .map_err(DataError::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(DataError::io(path))
+    Ok(crate::atomic::write(path, &bytes)?)
 }
 
 #[cfg(test)]

@@ -11,13 +11,12 @@ use std::path::{Path, PathBuf};
 
 use rand::Rng;
 use rand_distr::StandardNormal;
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
 
-use super::cache::hex;
-use super::dataset::{Profile, Role, SyntheticConfig};
 use super::table::{Header, Rows, TableWriter, ordered};
 use super::vecmath::{sigmoid, tanh};
 use super::{DataError, Schema, Table};
+use crate::config::check::{self, Invalid, Validate};
 use crate::rng;
 
 /// Bump when the generator's output changes: cached domains are then rebuilt.
@@ -28,6 +27,55 @@ const CHUNK_ROWS: usize = 1 << 15;
 /// Base rate of the first label (CTR), and of each later label given the previous one.
 const FIRST_RATE: f64 = 0.04;
 const NEXT_RATE: f64 = 0.06;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Seconds to build: for tests.
+    Smoke,
+    /// The default: minutes of training on a laptop CPU.
+    Cpu,
+    /// Of the order of the real data set.
+    Paper,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A large domain to pretrain on.
+    Source,
+    /// A domain whose training rows are made scarce.
+    Target,
+}
+
+/// One domain of the synthetic multi-domain generator, built on first use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyntheticConfig {
+    pub schema: Schema,
+    /// The domain's name: it seeds the domain's covariate and concept shift.
+    pub domain: String,
+    pub role: Role,
+    pub profile: Profile,
+    /// Seed of the generator's world (shared label function and all domains).
+    pub seed: u64,
+    /// Where generated domains are cached.
+    pub dir: PathBuf,
+}
+
+impl Validate for SyntheticConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        self.schema.validate_as_field()?;
+        check::ensure(
+            !self.domain.is_empty()
+                && self
+                    .domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "domain",
+            "must be a plain name such as nl",
+        )
+    }
+}
 
 /// Rows of (train, test) for a domain of `role` under `profile`.
 pub fn sizes(profile: Profile, role: Role) -> (usize, usize) {
@@ -347,7 +395,7 @@ fn recipe(config: &SyntheticConfig) -> String {
     let json = serde_json::to_vec(&value).expect("JSON values serialize");
     format!(
         "synthetic v{GENERATOR_VERSION} {}",
-        hex(&Sha256::digest(json), 8)
+        crate::digest::sha256_short(json)
     )
 }
 

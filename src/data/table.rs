@@ -50,7 +50,7 @@ impl Header {
             labels: schema.labels.len(),
             category_width: category_width(cardinalities.iter().copied().max().unwrap_or(1)),
             has_probabilities,
-            schema_hash: super::cache::schema_hash(schema),
+            schema_hash: schema.hash(),
             source,
             offsets: [0; 4],
         }
@@ -114,7 +114,7 @@ impl TableWriter {
             *offset = at;
             at = align(at + row_bytes * capacity as u64);
         }
-        let temporary = temp_path(path);
+        let temporary = crate::atomic::temp_path(path);
         let file = File::create(&temporary).map_err(DataError::io(&temporary))?;
         file.set_len(at).map_err(DataError::io(&temporary))?;
         Ok(TableWriter {
@@ -210,12 +210,6 @@ impl Drop for TableWriter {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.temporary);
     }
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
-    path.with_file_name(name)
 }
 
 /// Runs `produce` over `items` in parallel groups and hands the results to `consume` in

@@ -42,7 +42,7 @@ impl BackboneConfig for Config {
         let square =
             |params: &mut Params, name: &str| Linear::new(params, &[name.to_string()], d, d);
         Ok(Box::new(Aitm {
-            input: InputLayer::standard(params, dims)?,
+            input: dims.input_layer(params)?,
             bottoms: super::bottoms(
                 params,
                 dims,

@@ -46,7 +46,7 @@ impl BackboneConfig for Config {
         let last = *self.bottom_dims.last().expect("validated non-empty");
         let e = dims.embedding.dim;
         Ok(Box::new(MetaHeac {
-            input: InputLayer::standard(params, dims)?,
+            input: dims.input_layer(params)?,
             task_embedding: params.add(
                 &["task_embedding.weight".into()],
                 &[dims.tasks, e],

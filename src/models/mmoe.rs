@@ -44,7 +44,7 @@ impl BackboneConfig for Config {
             .map(|g| format!("{g}.0"))
             .collect();
         Ok(Box::new(Mmoe {
-            input: InputLayer::standard(params, dims)?,
+            input: dims.input_layer(params)?,
             experts: super::bottoms(
                 params,
                 dims,

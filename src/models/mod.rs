@@ -14,30 +14,26 @@ use candle_core::{Result, Tensor};
 use serde::de::DeserializeOwned;
 
 use crate::config::check::{Invalid, ensure};
+use crate::config::registry::{Kind, find, typed};
+pub use crate::nn::mlp::check_dims;
 use crate::nn::{Mode, Params, embedding};
-use crate::registry::{KindEntry, typed};
 
-pub const BACKBONES: &[KindEntry] = &[
-    KindEntry::backbone(
-        "singletask",
-        typed::<singletask::Config>,
-        build::<singletask::Config>,
-    ),
-    KindEntry::backbone(
-        "sharedbottom",
-        typed::<sharedbottom::Config>,
-        build::<sharedbottom::Config>,
-    ),
-    KindEntry::backbone("omoe", typed::<omoe::Config>, build::<omoe::Config>),
-    KindEntry::backbone("mmoe", typed::<mmoe::Config>, build::<mmoe::Config>),
-    KindEntry::backbone("ple", typed::<ple::Config>, build::<ple::Config>),
-    KindEntry::backbone("aitm", typed::<aitm::Config>, build::<aitm::Config>),
-    KindEntry::backbone(
-        "metaheac",
-        typed::<metaheac::Config>,
-        build::<metaheac::Config>,
-    ),
+/// The kinds of `registry/backbones` entries and how each is built.
+pub const BACKBONES: &[Kind<Builder>] = &[
+    backbone::<singletask::Config>("singletask"),
+    backbone::<sharedbottom::Config>("sharedbottom"),
+    backbone::<omoe::Config>("omoe"),
+    backbone::<mmoe::Config>("mmoe"),
+    backbone::<ple::Config>("ple"),
+    backbone::<aitm::Config>("aitm"),
+    backbone::<metaheac::Config>("metaheac"),
 ];
+
+const fn backbone<C: BackboneConfig + serde::Serialize + crate::config::check::Validate>(
+    name: &'static str,
+) -> Kind<Builder> {
+    Kind::new(name, typed::<C>, build::<C>)
+}
 
 /// The data-dependent sizes a backbone is built for.
 #[derive(Debug, Clone)]
@@ -52,6 +48,19 @@ impl Dims {
     /// Width of the flattened input layer: (fields + 1) * dim.
     pub fn input_width(&self) -> usize {
         (self.cardinalities.len() + 1) * self.embedding.dim
+    }
+
+    /// The input layer named as MTReclib's models name theirs (`embedding`,
+    /// `numerical_layer`).
+    pub fn input_layer(&self, params: &mut Params) -> Result<embedding::InputLayer> {
+        embedding::InputLayer::new(
+            params,
+            "embedding",
+            "numerical_layer",
+            &self.cardinalities,
+            self.numerical,
+            &self.embedding,
+        )
     }
 }
 
@@ -120,9 +129,9 @@ pub fn build_backbone(
     dims: &Dims,
     params: &mut Params,
 ) -> Result<Box<dyn Backbone>> {
-    match crate::registry::kind_entry("backbones", kind).map(|k| &k.build) {
-        Some(crate::registry::Build::Backbone(builder)) => builder(config, dims, params),
-        _ => Err(candle_core::Error::Msg(format!(
+    match find(BACKBONES, kind) {
+        Some(backbone) => (backbone.build)(config, dims, params),
+        None => Err(candle_core::Error::Msg(format!(
             "`{kind}` is not a backbone kind"
         ))),
     }
@@ -192,14 +201,6 @@ pub fn mix(experts: &Tensor, gates: &Tensor) -> Result<Tensor> {
 /// Softmax over the last dimension of gate logits.
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
     candle_nn::ops::softmax(x, candle_core::D::Minus1)
-}
-
-pub fn check_dims(dims: &[usize], key: &str) -> std::result::Result<(), Invalid> {
-    ensure(
-        !dims.is_empty() && dims.iter().all(|&d| d > 0),
-        key,
-        "must be a non-empty list of positive sizes",
-    )
 }
 
 pub fn check_tower(dims: &[usize], dropout: f64) -> std::result::Result<(), Invalid> {

@@ -38,7 +38,7 @@ impl BackboneConfig for Config {
     fn build(&self, dims: &Dims, params: &mut Params) -> Result<Box<dyn Backbone>> {
         let last = *self.bottom_dims.last().expect("validated non-empty");
         Ok(Box::new(Omoe {
-            input: InputLayer::standard(params, dims)?,
+            input: dims.input_layer(params)?,
             experts: super::bottoms(
                 params,
                 dims,

@@ -97,7 +97,7 @@ impl BackboneConfig for Config {
             input = dim;
         }
         Ok(Box::new(Ple {
-            input: InputLayer::standard(params, dims)?,
+            input: dims.input_layer(params)?,
             levels,
             towers: Mlp::new(
                 params,

@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::check::{Invalid, Validate, ensure};
-use crate::registry::{KindEntry, typed};
+use crate::config::registry::{Kind, typed};
 
-pub const EMBEDDINGS: &[KindEntry] = &[KindEntry::new("field_embedding", typed::<Config>)];
+pub const EMBEDDINGS: &[Kind<()>] = &[Kind::new("field_embedding", typed::<Config>, ())];
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -69,21 +69,6 @@ impl InputLayer {
             )?,
             dim: config.dim,
         })
-    }
-
-    /// The input layer named as MTReclib's models name theirs (`embedding`, `numerical_layer`).
-    pub fn standard(
-        params: &mut super::Params,
-        dims: &crate::models::Dims,
-    ) -> candle_core::Result<Self> {
-        Self::new(
-            params,
-            "embedding",
-            "numerical_layer",
-            &dims.cardinalities,
-            dims.numerical,
-            &dims.embedding,
-        )
     }
 
     /// [`Self::forward`] flattened to `(B, (fields + 1) * dim)`.

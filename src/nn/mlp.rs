@@ -92,3 +92,15 @@ impl Mlp {
         }
     }
 }
+
+/// Checks a list of hidden sizes: non-empty, each positive.
+pub fn check_dims(
+    dims: &[usize],
+    key: &str,
+) -> std::result::Result<(), crate::config::check::Invalid> {
+    crate::config::check::ensure(
+        !dims.is_empty() && dims.iter().all(|&d| d > 0),
+        key,
+        "must be a non-empty list of positive sizes",
+    )
+}

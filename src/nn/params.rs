@@ -81,6 +81,8 @@ pub struct Params {
 /// Problems matching a checkpoint to a model; each list is complete.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    #[error(transparent)]
+    Write(#[from] crate::atomic::FileError),
     #[error("{path}: {message}")]
     Read { path: String, message: String },
     #[error(
@@ -103,6 +105,28 @@ fn list(title: &str, items: &[String]) -> String {
     } else {
         format!("\n  {title} ({}): {}", items.len(), items.join(", "))
     }
+}
+
+/// `tensors` with `prefix` before each name (the parts of a checkpoint that holds several
+/// state dicts).
+pub fn prefixed(
+    prefix: &str,
+    tensors: impl IntoIterator<Item = (String, Tensor)>,
+) -> impl Iterator<Item = (String, Tensor)> {
+    tensors
+        .into_iter()
+        .map(move |(k, v)| (format!("{prefix}{k}"), v))
+}
+
+/// The tensors of `tensors` whose names start with `prefix`, without it.
+pub fn under(
+    tensors: &std::collections::HashMap<String, Tensor>,
+    prefix: &str,
+) -> std::collections::HashMap<String, Tensor> {
+    tensors
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
+        .collect()
 }
 
 impl Params {
@@ -237,10 +261,10 @@ impl Params {
             message,
         };
         let tensors = self.state_dict().map_err(|e| read(e.to_string()))?;
-        let tmp = path.with_extension(format!("safetensors.{}.tmp", std::process::id()));
         let tensors: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
-        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| read(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| read(e.to_string()))
+        crate::atomic::replace(path, |tmp| {
+            candle_core::safetensors::save(&tensors, tmp).map_err(|e| read(e.to_string()))
+        })
     }
 
     /// Loads a state dict from safetensors; every missing, unexpected or mis-shaped tensor

@@ -8,9 +8,8 @@ pub mod spec;
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Overrides, Resolved, resolve};
-use crate::registry::Registry;
-use crate::train::{RunOptions, RunRecord, TrainError, run, run_dir};
+use crate::config::{Overrides, Registry, Resolved, resolve};
+use crate::train::{self, RunOptions, RunRecord, TrainError, run_dir};
 pub use spec::{Cell, Spec};
 
 #[derive(Debug, Clone)]
@@ -19,7 +18,6 @@ pub struct Options {
     pub seeds: Option<usize>,
     /// Only cells whose name contains this (e.g. "mmoe/nl").
     pub only: Option<String>,
-    pub dry_run: bool,
     pub progress: bool,
     /// Where the table, CSV, JSON and plot go (default: reproduce/out/NAME).
     pub out: Option<PathBuf>,
@@ -43,6 +41,15 @@ pub enum ReproduceError {
     },
 }
 
+impl From<crate::atomic::FileError> for ReproduceError {
+    fn from(e: crate::atomic::FileError) -> Self {
+        ReproduceError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl From<crate::config::ConfigError> for ReproduceError {
     fn from(e: crate::config::ConfigError) -> Self {
         ReproduceError::Config(Box::new(e))
@@ -50,105 +57,115 @@ impl From<crate::config::ConfigError> for ReproduceError {
 }
 
 /// What a reproduction did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub cells: usize,
     pub skipped: usize,
     pub ran: usize,
-    pub out_dir: Option<PathBuf>,
+    pub out_dir: PathBuf,
+    /// The table as written to table.md.
+    pub markdown: String,
 }
 
 fn write(path: &Path, text: &str) -> Result<(), ReproduceError> {
-    let io = |source| ReproduceError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    Ok(crate::atomic::write(path, text.as_bytes())?)
 }
 
-pub fn reproduce(
-    name: &str,
-    registry: &Registry,
-    options: &Options,
-) -> Result<Outcome, ReproduceError> {
-    let project = registry
-        .root
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let path = project.join("reproduce").join(format!("{name}.toml"));
-    if !path.is_file() {
-        return Err(ReproduceError::Spec(format!(
-            "no {}; available: {}",
-            path.display(),
-            crate::registry::toml_names(&project.join("reproduce")).join(", ")
-        )));
+/// A cell of a grid with its resolved experiment.
+pub struct PlannedCell {
+    pub cell: Cell,
+    pub resolved: Resolved,
+}
+
+impl PlannedCell {
+    /// Whether the cell's run directory holds a result.
+    pub fn done(&self) -> bool {
+        run_dir(&self.resolved).join("result.json").is_file()
     }
-    let spec = Spec::load(&path).map_err(ReproduceError::Spec)?;
-    let profile = spec.profiles.get(&options.profile).ok_or_else(|| {
-        ReproduceError::Spec(format!(
-            "{}: no profile `{}` (profiles: {})",
-            path.display(),
-            options.profile,
-            spec.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
-    let overlay = project
-        .join("configs/profiles")
-        .join(format!("{}.toml", options.profile));
-    let seeds = options.seeds.unwrap_or(profile.seeds);
-    let cells: Vec<Cell> = spec
-        .cells(&project, seeds)
-        .into_iter()
-        .filter(|c| {
-            options
-                .only
-                .as_ref()
-                .is_none_or(|o| c.name.contains(o.as_str()))
-        })
-        .collect();
-    let resolved: Vec<Resolved> = cells
-        .iter()
-        .map(|cell| {
-            let mut overrides = Overrides::from_process(cell.sets.clone());
-            overrides.files.push(overlay.clone());
-            resolve(&cell.config, &overrides, registry)
-        })
-        .collect::<Result<_, _>>()?;
-    let done = |r: &Resolved| run_dir(r).join("result.json").is_file();
-    let mut outcome = Outcome {
-        cells: cells.len(),
-        skipped: resolved.iter().filter(|r| done(r)).count(),
-        ..Outcome::default()
-    };
-    if options.dry_run {
-        println!(
-            "{} ({}): {} cells, {} finished, {} to run",
-            name,
-            options.profile,
-            cells.len(),
-            outcome.skipped,
-            cells.len() - outcome.skipped
-        );
-        for (cell, r) in cells.iter().zip(&resolved) {
-            println!(
-                "  {:<40} {}  {}",
-                cell.name,
-                r.hash,
-                if done(r) { "done" } else { "to run" }
-            );
+}
+
+/// A grid resolved: its file, its spec and its cells.
+pub struct Plan {
+    pub name: String,
+    pub project: PathBuf,
+    pub spec: Spec,
+    pub seeds: usize,
+    pub cells: Vec<PlannedCell>,
+}
+
+impl Plan {
+    /// The cells of `reproduce/NAME.toml` under `options`' profile, seeds and filter.
+    pub fn new(name: &str, registry: &Registry, options: &Options) -> Result<Self, ReproduceError> {
+        let project = registry
+            .root
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let path = project.join("reproduce").join(format!("{name}.toml"));
+        if !path.is_file() {
+            return Err(ReproduceError::Spec(format!(
+                "no {}; available: {}",
+                path.display(),
+                crate::config::registry::toml_names(&project.join("reproduce")).join(", ")
+            )));
         }
-        return Ok(outcome);
+        let spec = Spec::load(&path).map_err(ReproduceError::Spec)?;
+        let profile = spec.profiles.get(&options.profile).ok_or_else(|| {
+            ReproduceError::Spec(format!(
+                "{}: no profile `{}` (profiles: {})",
+                path.display(),
+                options.profile,
+                spec.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let overlay = project
+            .join("configs/profiles")
+            .join(format!("{}.toml", options.profile));
+        let seeds = options.seeds.unwrap_or(profile.seeds);
+        let cells = spec
+            .cells(&project, seeds)
+            .into_iter()
+            .filter(|c| {
+                options
+                    .only
+                    .as_ref()
+                    .is_none_or(|o| c.name.contains(o.as_str()))
+            })
+            .map(|cell| {
+                let mut overrides = Overrides::from_process(cell.sets.clone());
+                overrides.files.push(overlay.clone());
+                let resolved = resolve(&cell.config, &overrides, registry)?;
+                Ok(PlannedCell { cell, resolved })
+            })
+            .collect::<Result<_, ReproduceError>>()?;
+        Ok(Plan {
+            name: name.to_string(),
+            project,
+            spec,
+            seeds,
+            cells,
+        })
     }
+
+    /// How many cells already hold a result.
+    pub fn finished(&self) -> usize {
+        self.cells.iter().filter(|c| c.done()).count()
+    }
+}
+
+/// Runs the plan's missing cells (resuming interrupted ones), then writes the table, CSV,
+/// JSON and plot of all of them.
+pub fn run(plan: &Plan, options: &Options) -> Result<Outcome, ReproduceError> {
+    let total = plan.cells.len();
+    let skipped = plan.finished();
+    let mut ran = 0;
     let mut results = Vec::new();
-    for (i, (cell, r)) in cells.iter().zip(&resolved).enumerate() {
-        let record_path = run_dir(r).join("result.json");
+    for (i, planned) in plan.cells.iter().enumerate() {
+        let record_path = run_dir(&planned.resolved).join("result.json");
         if !record_path.is_file() {
-            tracing::info!(cell = %cell.name, progress = format!("{}/{}", i + 1, cells.len()), "running");
-            run(
-                r,
+            tracing::info!(cell = %planned.cell.name, progress = format!("{}/{total}", i + 1), "running");
+            train::run(
+                &planned.resolved,
                 &RunOptions {
                     resume: true,
                     stop_after_epochs: None,
@@ -156,10 +173,10 @@ pub fn reproduce(
                 },
             )
             .map_err(|source| ReproduceError::Run {
-                cell: cell.name.clone(),
+                cell: planned.cell.name.clone(),
                 source: Box::new(source),
             })?;
-            outcome.ran += 1;
+            ran += 1;
         }
         let text = std::fs::read_to_string(&record_path).map_err(|source| ReproduceError::Io {
             path: record_path.clone(),
@@ -167,35 +184,40 @@ pub fn reproduce(
         })?;
         let record: RunRecord = serde_json::from_str(&text)
             .map_err(|e| ReproduceError::Spec(format!("{}: {e}", record_path.display())))?;
-        results.push((cell.clone(), record));
+        results.push((planned.cell.clone(), record));
     }
-    let synthetic = resolved
+    let synthetic = plan
+        .cells
         .iter()
-        .any(|r| r.experiment.data.target.kind == "synthetic");
-    let aggregates = report::aggregate(&spec, &results);
+        .any(|c| c.resolved.experiment.data.target.kind == "synthetic");
+    let spec = &plan.spec;
+    let aggregates = report::aggregate(spec, &results);
     let out = options
         .out
         .clone()
-        .unwrap_or_else(|| project.join("reproduce/out").join(name));
+        .unwrap_or_else(|| plan.project.join("reproduce/out").join(&plan.name));
     std::fs::create_dir_all(&out).map_err(|source| ReproduceError::Io {
         path: out.clone(),
         source,
     })?;
-    let markdown = report::markdown(&spec, &aggregates, &options.profile, synthetic);
+    let markdown = report::markdown(spec, &aggregates, &options.profile, synthetic);
     write(&out.join("table.md"), &markdown)?;
     write(&out.join("table.csv"), &report::csv(&aggregates))?;
     let records: Vec<serde_json::Value> = results
         .iter()
         .map(|(c, r)| serde_json::json!({"cell": c.name, "record": r}))
         .collect();
-    let json = serde_json::json!({"name": name, "profile": options.profile, "seeds": seeds, "aggregates": aggregates, "runs": records});
+    let json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "runs": records});
     write(
         &out.join("results.json"),
         &serde_json::to_string_pretty(&json).expect("results serialize"),
     )?;
-    write(&out.join("plot.svg"), &plot::svg(&spec, &aggregates))?;
-    println!("{markdown}");
-    println!("written: {}", out.display());
-    outcome.out_dir = Some(out);
-    Ok(outcome)
+    write(&out.join("plot.svg"), &plot::svg(spec, &aggregates))?;
+    Ok(Outcome {
+        cells: total,
+        skipped,
+        ran,
+        out_dir: out,
+        markdown,
+    })
 }

@@ -7,6 +7,8 @@ pub enum TrainError {
     Checkpoint(#[from] crate::nn::params::CheckpointError),
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
+    #[error(transparent)]
+    Adapt(#[from] crate::adapt::AdaptError),
     #[error("evaluation: {0}")]
     Metric(#[from] crate::metrics::MetricError),
     #[error("computation failed: {0}")]
@@ -18,6 +20,15 @@ pub enum TrainError {
     },
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<crate::atomic::FileError> for TrainError {
+    fn from(e: crate::atomic::FileError) -> Self {
+        TrainError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl TrainError {

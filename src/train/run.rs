@@ -1,29 +1,26 @@
 //! `daa run`: the stages of an experiment and its run directory
 //! (`<runs_dir>/<experiment>/<config hash>/`).
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::Device;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use super::epoch::{Adversaries, Data, Learner, Real, run_epoch};
+use super::epoch::{Phase, run_epoch};
 use super::evaluate::{Evaluation, evaluate};
-use super::outputs::{append_line, truncate_lines, write_atomic, write_json};
-use super::state::{self, Progress};
-use crate::adapt::critic::{Config as CriticConfig, Critic, Head};
+use super::outputs::{append_line, progress_bar, truncate_lines, write_json};
+use super::pretrain::pretrain;
+use super::state::{self, Learner, Progress};
+use crate::adapt::Setup;
 use crate::adapt::weights::Config as Weights;
-use crate::config::schema::{Method, SelectOn};
-use crate::config::{Experiment, Resolved};
-use crate::data::batch::{Batches, LastBatch, epoch_order};
+use crate::config::Resolved;
+use crate::config::schema::SelectOn;
 use crate::data::dataset::{Splits, open};
 use crate::data::{Schema, split};
+use crate::models::Output;
 use crate::models::model::Model;
 use crate::nn::optim::Adam;
-use crate::nn::{Mode, Params};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -39,13 +36,14 @@ pub struct RunOptions {
 pub struct RunRecord {
     pub experiment: String,
     pub config_hash: String,
-    pub method: Method,
+    pub method: String,
     pub seed: u64,
     pub device: String,
     pub git_commit: Option<String>,
     pub versions: serde_json::Value,
     pub target_train_rows: usize,
     pub valid_rows: usize,
+    /// The selected epoch, counted from 1.
     pub best_epoch: Option<usize>,
     pub best_valid_mean_auc: Option<f64>,
     pub epochs_run: usize,
@@ -79,21 +77,6 @@ pub fn run_dir(resolved: &Resolved) -> PathBuf {
         .join(&resolved.hash)
 }
 
-fn bar(show: bool, label: &str) -> ProgressBar {
-    if !show || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(0).with_prefix(label.to_string());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>8} {msg:>9} [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    bar
-}
-
 fn schema_of(component: &crate::config::Component) -> Result<Schema, TrainError> {
     serde_json::from_value(component.params["schema"].clone())
         .map_err(|e| TrainError::Invalid(e.to_string()))
@@ -113,18 +96,36 @@ fn git_commit() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Σ_t w_t BCE_t / T (the reference's (w_c BCE_ctr + w_ac BCE_ctcvr) / 2).
+fn weighted_task_loss(
+    weights: &Weights,
+) -> impl Fn(&Output, &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> + '_ {
+    move |output, labels| {
+        let losses = output.task_losses(labels)?;
+        let mut total = (&losses[0] * weights.tasks[0])?;
+        for (loss, w) in losses.iter().zip(&weights.tasks).skip(1) {
+            total = (total + (loss * *w)?)?;
+        }
+        total / losses.len() as f64
+    }
+}
+
 pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, TrainError> {
     let started = Instant::now();
     let exp = &resolved.experiment;
+    let method = crate::adapt::method(&exp.adapt.method)
+        .ok_or_else(|| TrainError::Invalid(format!("unknown method `{}`", exp.adapt.method)))?;
     let device = exp.train.device.open()?;
     let dir = run_dir(resolved);
     std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
-    write_atomic(
+    crate::atomic::write(
         &dir.join("config.resolved.toml"),
         crate::config::render(resolved, false).as_bytes(),
     )?;
     let schema = schema_of(&exp.data.target)?;
-    if exp.adapt.method != Method::SingleDomain && schema_of(&exp.data.source)? != schema {
+    let needs = method.needs;
+    let uses_source = needs.source_model || needs.source_rows;
+    if uses_source && schema_of(&exp.data.source)? != schema {
         return Err(TrainError::Invalid("data.source and data.target have different schemas; a source model cannot serve the target".into()));
     }
     let weights: Weights = exp.adapt.weights.params();
@@ -144,56 +145,79 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         exp.train.seed,
     )?;
     tracing::info!(target_rows = split.train.len(), valid_rows = split.valid.len(), dir = %dir.display(), "target split");
-    let needs_source = exp.adapt.method != Method::SingleDomain;
-    let source = needs_source
+    let source = uses_source
         .then(|| open_splits(&exp.data.source))
         .transpose()?;
-    let source_checkpoint = match &source {
-        Some(source) => Some(pretrain(exp, &schema, source, &device, options)?),
-        None => None,
+    let source_checkpoint = match (&source, needs.source_model) {
+        (Some(source), true) => Some(pretrain(exp, &schema, source, &device, options)?),
+        _ => None,
     };
 
-    let mut learner = build_learner(exp, &schema, &device, source_checkpoint.as_deref())?;
+    let seed = exp.train.seed;
+    let model = Model::new(exp, &schema, &device, seed)?;
+    if let Some(path) = &source_checkpoint {
+        model.load(path)?;
+    }
+    let o = &exp.optim;
+    let mut optimizer = Adam::new(model.params.trainable(), o.optimizer, o.lr, o.weight_decay);
+    let mut adaptation = (method.build)(&Setup {
+        experiment: exp,
+        schema: &schema,
+        device: &device,
+        feature_width: model.backbone.feature_width(),
+        source_checkpoint: source_checkpoint.as_deref(),
+    })?;
+    let mut learner = Learner {
+        model: &model,
+        optimizer: &mut optimizer,
+        adaptation: adaptation.as_mut(),
+    };
     let metrics_path = dir.join("metrics.jsonl");
     let mut progress = Progress::start();
     if options.resume
         && let Some(p) = state::restore(&dir, &mut learner)?
     {
-        tracing::info!(next_epoch = p.next_epoch, "resuming");
-        truncate_lines(&metrics_path, p.next_epoch)?;
+        tracing::info!(next_epoch = p.epochs + 1, "resuming");
+        truncate_lines(&metrics_path, p.epochs)?;
         progress = p;
     } else {
         let _ = std::fs::remove_file(&metrics_path);
     }
+    let earlier_seconds = progress.seconds;
     let (select_table, select_rows) = match exp.train.select_on {
         SelectOn::Valid => (&target.train, Some(split.valid.as_slice())),
         SelectOn::Test => (&target.test, None),
     };
-    let data = Data {
-        target: &target.train,
-        target_rows: &split.train,
-        source: source.as_ref().map(|s| &s.train),
-        source_fraction: exp.data.source_fraction,
+    let phase = Phase {
+        table: &target.train,
+        rows: &split.train,
         batch_size: exp.train.batch_size,
+        shuffle: "shuffle/target",
+        dropout: "dropout/target",
+        source: source
+            .as_ref()
+            .filter(|_| needs.source_rows)
+            .map(|s| (&s.train, exp.data.source_fraction)),
         device: &device,
     };
-    let trains = exp.adapt.method != Method::SourceOnly;
-    let bar = bar(options.progress, "target");
+    let task_loss = weighted_task_loss(&weights);
+    let bar = progress_bar(options.progress, "target");
     let mut session_epochs = 0;
-    while trains && !progress.finished && progress.next_epoch < exp.train.epochs {
-        let epoch = progress.next_epoch;
-        bar.set_message(format!("epoch {}", epoch + 1));
+    while needs.training && !progress.finished && progress.epochs < exp.train.epochs {
+        let epoch = progress.epochs + 1;
+        bar.set_message(format!("epoch {epoch}"));
         let stats = run_epoch(
-            exp.adapt.method,
-            &mut learner,
-            &data,
-            &weights,
-            exp.train.seed,
-            epoch as u64,
+            learner.model,
+            learner.optimizer,
+            learner.adaptation,
+            &phase,
+            &task_loss,
+            seed,
+            progress.epochs as u64,
             &bar,
         )?;
         let valid = evaluate(
-            &learner.model,
+            &model,
             select_table,
             select_rows,
             &schema.labels,
@@ -204,8 +228,9 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         let score = valid.mean_auc("validation")?;
         bar.suspend(|| {
             tracing::info!(
-                epoch = epoch + 1,
+                epoch,
                 task_loss = stats.task_loss,
+                loss = stats.loss,
                 valid_mean_auc = score,
                 "epoch"
             )
@@ -214,36 +239,30 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
             &metrics_path,
             &serde_json::json!({"epoch": epoch, "train": stats, "valid": valid, "valid_mean_auc": score}),
         )?;
-        if score > progress.best_score {
-            progress.best_score = score;
-            progress.best_epoch = Some(epoch);
-            progress.bad_epochs = 0;
-            learner.model.save(&dir.join("best.safetensors"))?;
-        } else {
-            progress.bad_epochs += 1;
+        if progress.stopping.observe(epoch, score) {
+            model.save(&dir.join("best.safetensors"))?;
         }
-        progress.next_epoch = epoch + 1;
-        progress.finished = progress.bad_epochs >= exp.train.patience;
+        progress.epochs = epoch;
+        progress.finished =
+            progress.stopping.exhausted(exp.train.patience) || epoch >= exp.train.epochs;
+        progress.seconds = earlier_seconds + started.elapsed().as_secs_f64();
         state::save(&dir, &learner, &mut progress)?;
         session_epochs += 1;
         if options
             .stop_after_epochs
             .is_some_and(|n| session_epochs >= n)
             && !progress.finished
-            && progress.next_epoch < exp.train.epochs
         {
             bar.finish_and_clear();
-            progress.seconds += started.elapsed().as_secs_f64();
-            write_json(&dir.join("progress.json"), &progress)?;
             return Ok(RunResult { dir, record: None });
         }
     }
     bar.finish_and_clear();
-    if progress.best_epoch.is_some() {
-        learner.model.load(&dir.join("best.safetensors"))?;
+    if progress.stopping.best_epoch.is_some() {
+        model.load(&dir.join("best.safetensors"))?;
     }
     let test = evaluate(
-        &learner.model,
+        &model,
         &target.test,
         None,
         &schema.labels,
@@ -251,201 +270,34 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         exp.train.auc,
         &device,
     )?;
+    progress.finished = true;
+    progress.seconds = earlier_seconds + started.elapsed().as_secs_f64();
     let record = RunRecord {
         experiment: experiment_name(resolved),
         config_hash: resolved.hash.clone(),
-        method: exp.adapt.method,
-        seed: exp.train.seed,
+        method: exp.adapt.method.clone(),
+        seed,
         device: crate::device::describe(&device),
         git_commit: git_commit(),
         versions: serde_json::json!({"daa": env!("CARGO_PKG_VERSION"), "candle": env!("CANDLE_VERSION_OF_DAA")}),
         target_train_rows: split.train.len(),
         valid_rows: split.valid.len(),
-        best_epoch: progress.best_epoch,
-        best_valid_mean_auc: progress.best_epoch.map(|_| progress.best_score),
-        epochs_run: progress.next_epoch,
+        best_epoch: progress.stopping.best_epoch,
+        best_valid_mean_auc: progress
+            .stopping
+            .best_epoch
+            .map(|_| progress.stopping.best_score),
+        epochs_run: progress.epochs,
         source_checkpoint,
         test,
-        wall_seconds: progress.seconds + started.elapsed().as_secs_f64(),
+        wall_seconds: progress.seconds,
     };
+    if needs.training {
+        write_json(&dir.join("progress.json"), &progress)?;
+    }
     write_json(&dir.join("result.json"), &record)?;
     Ok(RunResult {
         dir,
         record: Some(record),
     })
-}
-
-fn build_learner(
-    exp: &Experiment,
-    schema: &Schema,
-    device: &Device,
-    source: Option<&Path>,
-) -> Result<Learner, TrainError> {
-    let seed = exp.train.seed;
-    let model = Model::new(exp, schema, device, seed)?;
-    if let Some(path) = source {
-        model.load(path)?;
-    }
-    let optim = &exp.optim;
-    let optimizer = Adam::new(
-        model.params.trainable(),
-        optim.optimizer,
-        optim.lr,
-        optim.weight_decay,
-    );
-    let critic: CriticConfig = exp.adapt.critic.params();
-    let reals = match exp.adapt.method {
-        Method::Daa => vec![Real::FrozenSource, Real::TargetOnSource],
-        Method::DaaSingle => vec![Real::FrozenSource],
-        Method::DaaD2 | Method::Dann => vec![Real::TargetOnSource],
-        _ => Vec::new(),
-    };
-    let adversaries = if reals.is_empty() {
-        None
-    } else {
-        let mut config = critic;
-        if exp.adapt.method == Method::Dann {
-            // DANN's domain classifier is a logit, whatever the critic head.
-            config.head = Head::Linear;
-        }
-        let mut params = Params::new(device, seed);
-        let width = model.backbone.feature_width();
-        let critics = (1..=reals.len())
-            .map(|k| Critic::new(&mut params, &format!("critic{k}"), width, &config))
-            .collect::<Result<Vec<_>, _>>()?;
-        let decay = config.weight_decay.unwrap_or(optim.weight_decay);
-        let optimizer = Adam::new(params.trainable(), config.optimizer, config.lr, decay);
-        Some(Adversaries {
-            params,
-            critics,
-            reals: reals.clone(),
-            optimizer,
-            config,
-        })
-    };
-    let frozen = match (reals.contains(&Real::FrozenSource), source) {
-        (false, _) => None,
-        (true, Some(path)) => {
-            let frozen = Model::new(exp, schema, device, seed)?;
-            frozen.load(path)?;
-            Some(frozen)
-        }
-        (true, None) => return Err(TrainError::Invalid("DAA needs a source model".into())),
-    };
-    Ok(Learner {
-        model,
-        optimizer,
-        frozen,
-        adversaries,
-    })
-}
-
-/// Pretrains the source model, or reuses a checkpoint from an earlier run with the same
-/// source setup. Returns the checkpoint's path.
-fn pretrain(
-    exp: &Experiment,
-    schema: &Schema,
-    source: &Splits,
-    device: &Device,
-    options: &RunOptions,
-) -> Result<PathBuf, TrainError> {
-    let key = serde_json::json!({
-        "source": exp.data.source, "backbone": exp.model.backbone, "embedding": exp.model.embedding,
-        "pretrain": exp.pretrain, "batch_size": exp.train.batch_size, "seed": exp.train.seed,
-        "device": crate::device::describe(device), "valid_rows": exp.data.valid_rows,
-        "rows_version": crate::data::dataset::rows_version(&exp.data.source.kind),
-    });
-    let hash = crate::config::digest(&key);
-    let dir = exp.output.runs_dir.join("_source").join(hash);
-    let checkpoint = dir.join("model.safetensors");
-    if checkpoint.is_file() {
-        tracing::info!(checkpoint = %checkpoint.display(), "reusing the pretrained source model");
-        return Ok(checkpoint);
-    }
-    std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
-    let seed = exp.train.seed;
-    let all: Vec<u32> = (0..source.train.rows() as u32).collect();
-    let shuffled = epoch_order(&all, seed, "source/holdout", 0, true);
-    let holdout = exp.data.valid_rows.min(shuffled.len() / 10).max(1);
-    let (valid, train) = shuffled.split_at(holdout);
-    let model = Model::new(exp, schema, device, seed)?;
-    let p = &exp.pretrain;
-    let mut optimizer = Adam::new(model.params.trainable(), p.optimizer, p.lr, p.weight_decay);
-    let bar = bar(options.progress, "source");
-    let (mut best, mut bad) = (f64::NEG_INFINITY, 0);
-    let best_path = dir.join("best.safetensors");
-    for epoch in 0..p.epochs {
-        bar.set_message(format!("epoch {}", epoch + 1));
-        let order = epoch_order(train, seed, "shuffle/source", epoch as u64, true);
-        let mut batches = Batches::new(
-            &source.train,
-            order,
-            exp.train.batch_size,
-            LastBatch::Keep,
-            Some(model.offsets.clone()),
-        );
-        bar.set_length(train.len() as u64);
-        bar.set_position(0);
-        let mut noise = crate::rng::stream(seed, "dropout/source", epoch as u64);
-        let mut batch = Default::default();
-        while batches.next_into(&mut batch) {
-            bar.inc(batch.size as u64);
-            if batch.size < 2 {
-                continue;
-            }
-            let t = batch.to_tensors(
-                source.train.header.fields,
-                source.train.header.numerical,
-                device,
-            )?;
-            let out = model.forward(
-                &t.categorical,
-                &t.numerical,
-                &mut Mode {
-                    train: true,
-                    noise: Some(&mut noise),
-                },
-            )?;
-            let losses = out.task_losses(&t.labels)?;
-            let mut loss = losses[0].clone();
-            for l in &losses[1..] {
-                loss = (loss + l)?;
-            }
-            optimizer.step(&loss.backward()?)?;
-        }
-        let score = evaluate(
-            &model,
-            &source.train,
-            Some(valid),
-            &schema.labels,
-            exp.train.batch_size,
-            exp.train.auc,
-            device,
-        )?
-        .mean_auc("source validation")?;
-        bar.suspend(|| {
-            tracing::info!(
-                epoch = epoch + 1,
-                valid_mean_auc = score,
-                "source pretraining"
-            )
-        });
-        if score > best {
-            best = score;
-            bad = 0;
-            model.save(&best_path)?;
-        } else {
-            bad += 1;
-            if bad >= p.patience {
-                break;
-            }
-        }
-    }
-    bar.finish_and_clear();
-    write_json(
-        &dir.join("source.json"),
-        &serde_json::json!({"valid_mean_auc": best, "key": key}),
-    )?;
-    std::fs::rename(&best_path, &checkpoint).map_err(TrainError::io(&checkpoint))?;
-    Ok(checkpoint)
 }

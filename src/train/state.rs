@@ -1,26 +1,30 @@
 //! The resumable state of a target training run: one safetensors file per checkpoint with
-//! the model, the adversaries and both optimisers' moments, and progress.json naming it
-//! (written last, so a crash at any point leaves a consistent pair).
+//! the model, its optimiser's moments and the method's own state, and progress.json naming
+//! it (written last, so a crash at any point leaves a consistent pair).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use super::epoch::Learner;
 use super::outputs::write_json;
+use super::stopping::EarlyStopping;
+use crate::adapt::Adaptation;
+use crate::models::model::Model;
+use crate::nn::optim::Adam;
+use crate::nn::params::{prefixed, under};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Progress {
-    /// The first epoch still to run.
-    pub next_epoch: usize,
-    pub best_epoch: Option<usize>,
-    pub best_score: f64,
-    pub bad_epochs: usize,
+    /// Epochs finished (the next one is `epochs + 1`, counted from 1).
+    pub epochs: usize,
+    #[serde(flatten)]
+    pub stopping: EarlyStopping,
+    /// No epoch is left to run: patience ran out or the last epoch is done.
     pub finished: bool,
-    /// Seconds spent in earlier sessions of this run.
+    /// Seconds spent so far, over all sessions of this run.
     pub seconds: f64,
     /// The state file this progress belongs to.
     pub state: String,
@@ -29,10 +33,8 @@ pub struct Progress {
 impl Progress {
     pub fn start() -> Self {
         Progress {
-            next_epoch: 0,
-            best_epoch: None,
-            best_score: f64::NEG_INFINITY,
-            bad_epochs: 0,
+            epochs: 0,
+            stopping: EarlyStopping::default(),
             finished: false,
             seconds: 0.0,
             state: String::new(),
@@ -40,29 +42,24 @@ impl Progress {
     }
 }
 
-fn prefixed(
-    prefix: &str,
-    tensors: impl IntoIterator<Item = (String, Tensor)>,
-) -> impl Iterator<Item = (String, Tensor)> {
-    tensors
-        .into_iter()
-        .map(move |(k, v)| (format!("{prefix}{k}"), v))
+/// What a target training run learns: the model, its optimiser, the method's state.
+pub struct Learner<'a> {
+    pub model: &'a Model,
+    pub optimizer: &'a mut Adam,
+    pub adaptation: &'a mut dyn Adaptation,
 }
 
 /// Saves the learner and `progress` (whose `state` is set here) into `dir`.
-pub fn save(dir: &Path, learner: &Learner, progress: &mut Progress) -> Result<(), TrainError> {
+pub fn save(dir: &Path, learner: &Learner<'_>, progress: &mut Progress) -> Result<(), TrainError> {
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     tensors.extend(prefixed("model.", learner.model.params.state_dict()?));
     tensors.extend(prefixed("optimizer.", learner.optimizer.state()?));
-    if let Some(a) = &learner.adversaries {
-        tensors.extend(prefixed("adversaries.", a.params.state_dict()?));
-        tensors.extend(prefixed("adversaries_optimizer.", a.optimizer.state()?));
-    }
-    let name = format!("state-epoch{}.safetensors", progress.next_epoch);
+    tensors.extend(learner.adaptation.state()?);
+    let name = format!("state-epoch{}.safetensors", progress.epochs);
     let path = dir.join(&name);
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    candle_core::safetensors::save(&tensors, &tmp)?;
-    std::fs::rename(&tmp, &path).map_err(TrainError::io(&path))?;
+    crate::atomic::replace(&path, |tmp| -> Result<(), TrainError> {
+        Ok(candle_core::safetensors::save(&tensors, tmp)?)
+    })?;
     let previous = std::mem::replace(&mut progress.state, name);
     write_json(&dir.join("progress.json"), progress)?;
     if !previous.is_empty() && previous != progress.state {
@@ -73,8 +70,8 @@ pub fn save(dir: &Path, learner: &Learner, progress: &mut Progress) -> Result<()
 }
 
 /// The progress of an interrupted run in `dir`, with the learner restored, if there is one.
-pub fn restore(dir: &Path, learner: &mut Learner) -> Result<Option<Progress>, TrainError> {
-    let path: PathBuf = dir.join("progress.json");
+pub fn restore(dir: &Path, learner: &mut Learner<'_>) -> Result<Option<Progress>, TrainError> {
+    let path = dir.join("progress.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
@@ -82,21 +79,14 @@ pub fn restore(dir: &Path, learner: &mut Learner) -> Result<Option<Progress>, Tr
         .map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))?;
     let tensors =
         candle_core::safetensors::load(dir.join(&progress.state), &candle_core::Device::Cpu)?;
-    let part = |prefix: &str| -> HashMap<String, Tensor> {
-        tensors
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
-            .collect()
-    };
     let shown = dir.join(&progress.state).display().to_string();
     learner
         .model
         .params
-        .load_state_dict(&part("model."), &shown)?;
-    learner.optimizer.load_state(&part("optimizer."))?;
-    if let Some(a) = &mut learner.adversaries {
-        a.params.load_state_dict(&part("adversaries."), &shown)?;
-        a.optimizer.load_state(&part("adversaries_optimizer."))?;
-    }
+        .load_state_dict(&under(&tensors, "model."), &shown)?;
+    learner
+        .optimizer
+        .load_state(&under(&tensors, "optimizer."))?;
+    learner.adaptation.load_state(&tensors, &shown)?;
     Ok(Some(progress))
 }

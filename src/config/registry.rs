@@ -1,5 +1,7 @@
-//! The registry: named, reusable components as TOML files under `registry/<dir>/`, one
-//! table per directory mapping each entry's `kind` to its Rust configuration type.
+//! The registry store: named, reusable components as TOML files under `registry/<dir>/`.
+//! Each component family (backbones, data sets, critics, ...) owns a table of the `kind`s
+//! it accepts, with how each is checked and built; a [`Catalog`], composed above every
+//! component (`crate::catalog`), tells the store which tables serve which directory.
 
 use std::path::{Path, PathBuf};
 
@@ -7,69 +9,77 @@ use figment::Figment;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::check::{self, Validate};
-use crate::config::layer::{Layer, load_chain};
-use crate::config::{ConfigError, merge};
+use super::check::{self, Validate};
+use super::layer::{Layer, load_chain};
+use super::{ConfigError, merge};
 
 /// Checks the component at a key path and returns its parameters in canonical form.
 pub type Validator = fn(&Figment, &str) -> Result<serde_json::Value, ConfigError>;
 
-/// What a component of a kind is turned into.
-pub enum Build {
-    /// Parameters read directly by their user (critics, loss weights, schemas).
-    Params,
-    /// A backbone constructor.
-    Backbone(crate::models::Builder),
-    /// A data set opener, and the version of the code that makes its rows (a generator's
-    /// version; 0 for rows read from files): experiment hashes include it.
-    Dataset(crate::data::dataset::Opener, u32),
-}
-
-/// One `kind` a registry directory accepts: how its parameters are checked and built.
-pub struct KindEntry {
-    pub kind: &'static str,
+/// One `kind` a component family accepts: how its parameters are checked, the version of
+/// the code that makes its output (a data generator's; 0 for most kinds: experiment hashes
+/// include it when non-zero) and what its family builds from it (`B`: a backbone
+/// constructor, a data set opener, an adaptation method, or nothing).
+pub struct Kind<B: 'static> {
+    pub name: &'static str,
     pub validate: Validator,
-    pub build: Build,
+    pub version: u32,
+    pub build: B,
 }
 
-impl KindEntry {
-    pub const fn new(kind: &'static str, validate: Validator) -> Self {
-        KindEntry {
-            kind,
+impl<B> Kind<B> {
+    pub const fn new(name: &'static str, validate: Validator, build: B) -> Self {
+        Kind {
+            name,
             validate,
-            build: Build::Params,
+            version: 0,
+            build,
         }
     }
 
-    pub const fn backbone(
-        kind: &'static str,
+    /// A kind whose output changes with the `version` of the code that makes it.
+    pub const fn versioned(
+        name: &'static str,
         validate: Validator,
-        build: crate::models::Builder,
+        version: u32,
+        build: B,
     ) -> Self {
-        KindEntry {
-            kind,
+        Kind {
+            name,
             validate,
-            build: Build::Backbone(build),
-        }
-    }
-
-    pub const fn dataset(
-        kind: &'static str,
-        validate: Validator,
-        open: crate::data::dataset::Opener,
-        rows_version: u32,
-    ) -> Self {
-        KindEntry {
-            kind,
-            validate,
-            build: Build::Dataset(open, rows_version),
+            version,
+            build,
         }
     }
 }
 
-/// The entry of `kind` in registry directory `dir`.
-pub fn kind_entry(dir: &str, kind: &str) -> Option<&'static KindEntry> {
-    directory(dir).kinds.iter().find(|k| k.kind == kind)
+/// A family's kinds as the store sees them, whatever they build.
+pub trait KindTable: Sync {
+    fn names(&self) -> Vec<&'static str>;
+    /// The validator and version of `kind`.
+    fn find(&self, kind: &str) -> Option<(Validator, u32)>;
+}
+
+impl<B: Sync> KindTable for &'static [Kind<B>] {
+    fn names(&self) -> Vec<&'static str> {
+        self.iter().map(|k| k.name).collect()
+    }
+
+    fn find(&self, kind: &str) -> Option<(Validator, u32)> {
+        self.iter()
+            .find(|k| k.name == kind)
+            .map(|k| (k.validate, k.version))
+    }
+}
+
+/// Finds `kind` in a family's table.
+pub fn find<B>(table: &'static [Kind<B>], kind: &str) -> Option<&'static Kind<B>> {
+    table.iter().find(|k| k.name == kind)
+}
+
+/// A validator for kinds without parameters of their own.
+pub fn no_params(_: &Figment, _: &str) -> Result<serde_json::Value, ConfigError> {
+    Ok(serde_json::Value::Null)
 }
 
 /// The keys every registry entry carries besides its parameters.
@@ -90,53 +100,38 @@ where
 pub struct Directory {
     pub name: &'static str,
     pub about: &'static str,
-    pub kinds: &'static [KindEntry],
+    pub kinds: &'static dyn KindTable,
 }
 
-pub const DIRECTORIES: &[Directory] = &[
-    Directory {
-        name: "backbones",
-        about: "multi-task model architectures",
-        kinds: crate::models::BACKBONES,
-    },
-    Directory {
-        name: "embeddings",
-        about: "input layers over the categorical and numerical fields",
-        kinds: crate::nn::embedding::EMBEDDINGS,
-    },
-    Directory {
-        name: "datasets",
-        about: "data sets: files on disk or synthetic domains",
-        kinds: crate::data::DATASETS,
-    },
-    Directory {
-        name: "schemas",
-        about: "column layouts that data sets extend",
-        kinds: crate::data::SCHEMAS,
-    },
-    Directory {
-        name: "critics",
-        about: "domain critics and their optimiser",
-        kinds: crate::adapt::critic::CRITICS,
-    },
-    Directory {
-        name: "losses",
-        about: "loss-weight presets",
-        kinds: crate::adapt::weights::WEIGHTS,
-    },
-];
-
-pub fn directory(name: &str) -> &'static Directory {
-    DIRECTORIES
-        .iter()
-        .find(|d| d.name == name)
-        .expect("slots name registry directories that exist")
+/// What the component families contribute to resolving an experiment: the registry
+/// directories with their kinds, and the adaptation methods `adapt.method` may name.
+pub struct Catalog {
+    pub directories: &'static [Directory],
+    pub methods: &'static dyn KindTable,
 }
 
-/// A registry on disk.
-#[derive(Debug, Clone)]
+impl Catalog {
+    pub fn directory(&self, name: &str) -> &'static Directory {
+        self.directories
+            .iter()
+            .find(|d| d.name == name)
+            .expect("slots name registry directories that exist")
+    }
+}
+
+/// A registry on disk, read with the kinds of a catalog.
+#[derive(Clone)]
 pub struct Registry {
     pub root: PathBuf,
+    pub catalog: &'static Catalog,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("root", &self.root)
+            .finish()
+    }
 }
 
 /// One entry of a registry directory, resolved.
@@ -168,14 +163,14 @@ pub fn toml_names(dir: &Path) -> Vec<String> {
 impl Registry {
     /// The `registry/` directory nearest above `config` (a file or directory), else the
     /// one in the current directory.
-    pub fn locate(config: &Path) -> Result<Self, ConfigError> {
+    pub fn locate(config: &Path, catalog: &'static Catalog) -> Result<Self, ConfigError> {
         let start = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
         start
             .ancestors()
             .map(|dir| dir.join("registry"))
             .chain([PathBuf::from("registry")])
             .find(|candidate| candidate.is_dir())
-            .map(|root| Registry { root })
+            .map(|root| Registry { root, catalog })
             .ok_or_else(|| ConfigError::NoRegistry {
                 from: config.to_path_buf(),
             })
@@ -216,7 +211,7 @@ impl Registry {
             .map(|l| PathBuf::from(l.metadata.name.as_ref()))
             .unwrap_or_default();
         let figment = merge(layers.into_iter().map(|l| l.nested_under("entry")));
-        let (kind, params) = validate_component(&figment, "entry", directory(dir))?;
+        let (kind, params, _) = validate_component(&figment, "entry", self.catalog.directory(dir))?;
         let description: String = figment
             .extract_inner("entry.description")
             .unwrap_or_default();
@@ -231,27 +226,26 @@ impl Registry {
 }
 
 /// Checks that the component at `path` has a `kind` known to `dir` and valid parameters;
-/// returns the kind and the parameters in canonical form.
+/// returns the kind, the parameters in canonical form and the kind's version.
 pub fn validate_component(
     figment: &Figment,
     path: &str,
     dir: &Directory,
-) -> Result<(String, serde_json::Value), ConfigError> {
+) -> Result<(String, serde_json::Value, u32), ConfigError> {
     let kind_key = check::join(path, "kind");
     let kind: String = figment
         .extract_inner(&kind_key)
         .map_err(|e| check::from_figment(figment, &kind_key, e))?;
-    let entry =
-        dir.kinds
-            .iter()
-            .find(|k| k.kind == kind)
-            .ok_or_else(|| ConfigError::UnknownKind {
-                origin: check::origin(figment, &kind_key),
-                key: kind_key.clone(),
-                dir: dir.name.into(),
-                kind: kind.clone(),
-                known: dir.kinds.iter().map(|k| k.kind.to_string()).collect(),
-            })?;
-    let params = (entry.validate)(figment, path)?;
-    Ok((kind, params))
+    let (validate, version) = dir
+        .kinds
+        .find(&kind)
+        .ok_or_else(|| ConfigError::UnknownKind {
+            origin: check::origin(figment, &kind_key),
+            key: kind_key.clone(),
+            dir: dir.name.into(),
+            kind: kind.clone(),
+            known: dir.kinds.names().iter().map(|k| k.to_string()).collect(),
+        })?;
+    let params = validate(figment, path)?;
+    Ok((kind, params, version))
 }

@@ -5,8 +5,8 @@
 #[cfg(target_arch = "x86_64")]
 use super::avx512::{self, Avx512};
 use super::decimal::{self, Separators};
-use super::schema::{Oov, Schema};
-use super::table::Rows;
+use crate::data::schema::{Oov, Schema};
+use crate::data::table::Rows;
 
 #[derive(Debug, Clone, Copy)]
 enum Column {

@@ -210,8 +210,7 @@ fn join_split(
     items: &str,
     target: &Path,
 ) -> Result<Summary, DataError> {
-    let tmp = target.with_extension(format!("csv.{}.tmp", std::process::id()));
-    let result = (|| {
+    crate::atomic::replace(target, |tmp| {
         let merged = with_member(archive, users, |user_rows| {
             let current = user_rows.next(USER_COLUMNS)?;
             let mut merge = MergeUsers {
@@ -220,7 +219,7 @@ fn join_split(
                 last_item: None,
             };
             with_member(archive, items, |item_rows| {
-                write_joined(item_rows, &mut merge, &tmp)
+                write_joined(item_rows, &mut merge, tmp)
             })
         })?;
         if let Some(summary) = merged {
@@ -236,23 +235,13 @@ fn join_split(
         })?;
         let mut hash = HashUsers(table);
         let summary = with_member(archive, items, |item_rows| {
-            write_joined(item_rows, &mut hash, &tmp)
+            write_joined(item_rows, &mut hash, tmp)
         })?;
         Ok(Summary {
             merge_join: false,
             ..summary.expect("a hash join never needs sorted input")
         })
-    })();
-    match result {
-        Ok(summary) => {
-            std::fs::rename(&tmp, target).map_err(DataError::io(target))?;
-            Ok(summary)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    })
 }
 
 /// Writes the joined rows to `tmp`; `Ok(None)` when a merge finds unsorted input.

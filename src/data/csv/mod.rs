@@ -1,13 +1,27 @@
-//! CSV reading for any declared schema: the header must match the schema's columns, every
-//! value is checked (errors name file, line and column), and the rows are parsed in
-//! parallel chunks straight into a [`TableWriter`], so memory stays bounded.
+//! The CSV engine: reads any declared schema's CSV into a binary [`Table`] and writes one
+//! back.
+//!
+//! What it promises: the header must match the schema's columns; every value is checked,
+//! and a bad one is an error naming file, line and column, never a silent wrong value;
+//! numbers are the correctly rounded f32 of their decimal text whichever path reads them
+//! (the AVX-512 kernels of [`avx512`] where the CPU has them, the SSE2/scalar readers of
+//! [`decimal`] elsewhere, the checked line parser of [`lines`] for anything unusual, all
+//! tested against each other bit for bit); rows are parsed in parallel chunks straight into
+//! a [`TableWriter`], so memory stays bounded whatever the file's size, and the table
+//! appears only once complete.
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod decimal;
+mod lines;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-pub use super::csv_lines::fast_path;
-use super::csv_lines::{Layout, parse_chunk};
+pub use lines::fast_path;
+use lines::{Layout, parse_chunk};
+
 use super::schema::Schema;
 use super::table::{Header, Rows, TableWriter, ordered};
 use super::{DataError, Table};
@@ -176,13 +190,11 @@ pub fn write_csv(table: &Table, schema: &Schema, path: &Path) -> Result<(), Data
     let categories = table.categorical();
     let numbers = table.numerical();
     let labels = table.labels();
-    let tmp = path.with_extension(format!("csv.{}.tmp", std::process::id()));
-    let file = std::fs::File::create(&tmp).map_err(DataError::io(&tmp))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut line = schema.header().join(",");
     line.push('\n');
-    let result = (|| -> std::io::Result<()> {
-        out.write_all(line.as_bytes())?;
+    crate::atomic::write_with(path, |out| -> Result<(), DataError> {
+        out.write_all(line.as_bytes())
+            .map_err(DataError::io(path))?;
         for row in 0..h.rows {
             line.clear();
             if schema.id.is_some() {
@@ -202,15 +214,11 @@ pub fn write_csv(table: &Table, schema: &Schema, path: &Path) -> Result<(), Data
                 line.push_str(if *l == 1 { "1" } else { "0" });
                 line.push(if t + 1 == h.labels { '\n' } else { ',' });
             }
-            out.write_all(line.as_bytes())?;
+            out.write_all(line.as_bytes())
+                .map_err(DataError::io(path))?;
         }
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(&tmp)(e));
-    }
-    std::fs::rename(&tmp, path).map_err(DataError::io(path))
+        Ok(())
+    })
 }
 
 #[cfg(test)]

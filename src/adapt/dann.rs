@@ -1,0 +1,110 @@
+//! DANN (Ganin et al., JMLR 2016): one domain classifier on the target encoder's features of
+//! source and target rows, trained through a gradient reversal layer, so that the encoder
+//! learns to make the domains indistinguishable. The model's term is w_e * the
+//! classifier's BCE; the classifier steps on the same backward pass.
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use candle_core::backprop::GradStore;
+
+use super::adversaries::Adversaries;
+use super::critic::{Config as CriticConfig, Critic, Head};
+use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step, entry};
+use crate::config::registry::Kind;
+use crate::data::batch::Tensors;
+
+pub const DANN: Kind<Method> = entry(
+    "dann",
+    Method {
+        about: "one domain classifier with gradient reversal (Ganin et al.)",
+        needs: Needs {
+            source_model: true,
+            source_rows: true,
+            training: true,
+        },
+        build: Dann::build,
+    },
+);
+
+struct Dann {
+    classifier: Critic,
+    adversaries: Adversaries,
+    adversarial: f64,
+    /// Sum of the epoch's domain losses and their count.
+    domain_loss: f64,
+    steps: usize,
+}
+
+impl Dann {
+    fn build(setup: &Setup<'_>) -> Result<Box<dyn Adaptation>, AdaptError> {
+        let exp = setup.experiment;
+        let mut config: CriticConfig = exp.adapt.critic.params();
+        // The domain classifier is a logit, whatever the critic head.
+        config.head = Head::Linear;
+        let (adversaries, mut critics) = Adversaries::new(setup, 1, &config)?;
+        let weights: super::weights::Config = exp.adapt.weights.params();
+        Ok(Box::new(Dann {
+            classifier: critics.remove(0),
+            adversaries,
+            adversarial: weights.adversarial,
+            domain_loss: 0.0,
+            steps: 0,
+        }))
+    }
+}
+
+impl Adaptation for Dann {
+    fn forward(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        target: &Tensors,
+    ) -> Result<Adapted, AdaptError> {
+        let s = step.source_batch()?;
+        let output = step.forward(target)?;
+        let on_source = step.forward(&s)?;
+        let features = Tensor::cat(&[&on_source.feature, &output.feature], 0)?;
+        // Gradient reversal: the forward value is the features, the gradient negated.
+        let reversed = ((features.detach() * 2.0)? - &features)?;
+        let logits = self.classifier.forward(&reversed)?;
+        let (n_s, n_t) = (on_source.feature.dim(0)?, output.feature.dim(0)?);
+        let domains = Tensor::cat(
+            &[
+                Tensor::zeros((n_s, 1), logits.dtype(), step.device)?,
+                Tensor::ones((n_t, 1), logits.dtype(), step.device)?,
+            ],
+            0,
+        )?;
+        let domain = crate::nn::loss::bce_with_logits(&logits, &domains)?;
+        self.domain_loss += f64::from(domain.to_scalar::<f32>()?);
+        self.steps += 1;
+        Ok(Adapted {
+            output,
+            term: Some((domain * self.adversarial)?),
+        })
+    }
+
+    fn after_backward(&mut self, grads: &GradStore) -> Result<(), AdaptError> {
+        self.adversaries.step(grads)
+    }
+
+    fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
+        let mean = self.domain_loss / self.steps.max(1) as f64;
+        (self.domain_loss, self.steps) = (0.0, 0);
+        let mut report = serde_json::Map::new();
+        report.insert("domain_loss".into(), mean.into());
+        report
+    }
+
+    fn state(&self) -> Result<HashMap<String, Tensor>, AdaptError> {
+        self.adversaries.state()
+    }
+
+    fn load_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        shown: &str,
+    ) -> Result<(), AdaptError> {
+        self.adversaries.load_state(tensors, shown)
+    }
+}

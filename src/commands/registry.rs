@@ -1,0 +1,47 @@
+//! `daa registry list`: every registry entry with its kind and description, and the
+//! adaptation methods.
+
+use anyhow::{Context, Result, bail};
+use daa::config::Registry;
+
+use super::UsageError;
+
+/// The pseudo-directory that lists the adaptation methods (they live in code, not files).
+const METHODS: &str = "methods";
+
+pub fn list(registry: &Registry, only: Option<&str>) -> Result<()> {
+    let directories = registry.catalog.directories;
+    if let Some(name) = only
+        && name != METHODS
+        && !directories.iter().any(|d| d.name == name)
+    {
+        let mut known: Vec<&str> = directories.iter().map(|d| d.name).collect();
+        known.push(METHODS);
+        bail!(UsageError(format!(
+            "unknown registry kind `{name}`; known: {}",
+            known.join(", ")
+        )));
+    }
+    for dir in directories
+        .iter()
+        .filter(|d| only.is_none_or(|o| o == d.name))
+    {
+        println!("{} ({})", dir.name, dir.about);
+        for name in registry.names(dir.name) {
+            let entry = registry
+                .entry(dir.name, &name)
+                .with_context(|| format!("registry/{}/{name}.toml", dir.name))?;
+            println!(
+                "  {:<16} {:<16} {}",
+                entry.name, entry.kind, entry.description
+            );
+        }
+    }
+    if only.is_none_or(|o| o == METHODS) {
+        println!("{METHODS} (adaptation methods, `adapt.method`)");
+        for method in daa::adapt::METHODS {
+            println!("  {:<16} {}", method.name, method.build.about);
+        }
+    }
+    Ok(())
+}
