@@ -21,11 +21,17 @@ use crate::models::{BACKBONES, Backbone, Dims, build_backbone};
 use crate::nn::optim::Adam;
 use crate::nn::{Mode, Params};
 
+impl From<crate::config::ConfigError> for BenchError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        BenchError::Config(Box::new(e))
+    }
+}
+
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(Box<crate::config::ConfigError>),
     #[error("computation failed: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{0}")]

@@ -13,11 +13,9 @@ use candle_core::{Device, Tensor};
 use daa::data::batch::{Batches, LastBatch, field_offsets};
 use daa::data::cache::load_csv;
 use daa::models::{Dims, build_backbone};
-use daa::nn::embedding::{Config as Embedding, Init};
+use daa::nn::embedding::Config as Embedding;
 use daa::nn::{Mode, Params};
 use serde_json::json;
-
-const CARDS: [u32; 16] = [11, 4, 7, 2, 33, 7, 50, 8, 8, 2, 2, 2, 2, 2, 2, 2];
 
 /// The device under test: `PARITY_DEVICE` (`cpu`, `cuda:N`), the CPU by default.
 fn device() -> Device {
@@ -26,32 +24,41 @@ fn device() -> Device {
         .unwrap_or(Device::Cpu)
 }
 
+fn registry() -> daa::config::Registry {
+    daa::catalog::registry(common::repo().join("registry"))
+}
+
+fn schema() -> daa::data::Schema {
+    serde_json::from_value(
+        registry().entry("schemas", "aliexpress").unwrap().params["schema"].clone(),
+    )
+    .unwrap()
+}
+
+/// The AliExpress schema's sizes, the embedding narrowed as `SMALL` narrows it in
+/// tools/make_parity_fixtures.py.
 fn dims() -> Dims {
+    let schema = schema();
+    let mut embedding: Embedding =
+        serde_json::from_value(registry().entry("embeddings", "aliexpress").unwrap().params)
+            .unwrap();
+    embedding.dim = 8;
     Dims {
-        cardinalities: CARDS.to_vec(),
-        numerical: 63,
-        tasks: 2,
-        embedding: Embedding {
-            dim: 8,
-            init: Init::XavierUniform,
-        },
+        cardinalities: schema.categorical.cardinalities.clone(),
+        numerical: schema.numerical_names().len(),
+        tasks: schema.labels.len(),
+        embedding,
     }
 }
 
+/// The registry's backbone entry (its experts, gates and critics) at the fixtures' small
+/// widths (`SMALL` in tools/make_parity_fixtures.py).
 fn config(kind: &str) -> serde_json::Value {
-    let tower = json!([8, 4]);
-    match kind {
-        "omoe" | "mmoe" => {
-            json!({"bottom_dims": [16, 8], "experts": 3, "tower_dims": tower, "dropout": 0.0})
-        }
-        "ple" => {
-            json!({"bottom_dims": [16, 8], "shared_experts": 2, "task_experts": 2, "tower_dims": tower, "dropout": 0.0})
-        }
-        "metaheac" => {
-            json!({"bottom_dims": [16, 8], "experts": 3, "critics": 2, "tower_dims": tower, "dropout": 0.0})
-        }
-        _ => json!({"bottom_dims": [16, 8], "tower_dims": tower, "dropout": 0.0}),
-    }
+    let mut params = registry().entry("backbones", kind).unwrap().params;
+    params["bottom_dims"] = json!([16, 8]);
+    params["tower_dims"] = json!([8, 4]);
+    params["dropout"] = json!(0.0);
+    params
 }
 
 /// The 100 sample rows as one batch of tensors.
@@ -63,11 +70,7 @@ fn sample(device: &Device) -> (Tensor, Tensor, Tensor) {
         &csv,
     )
     .unwrap();
-    let registry = daa::catalog::registry(common::repo().join("registry"));
-    let schema = serde_json::from_value(
-        registry.entry("schemas", "aliexpress").unwrap().params["schema"].clone(),
-    )
-    .unwrap();
+    let schema = schema();
     let table = load_csv(&csv, &schema).unwrap().table;
     let order = (0..table.rows() as u32).collect();
     let batch = Batches::new(
@@ -75,7 +78,7 @@ fn sample(device: &Device) -> (Tensor, Tensor, Tensor) {
         order,
         100,
         LastBatch::Keep,
-        Some(field_offsets(&CARDS)),
+        Some(field_offsets(&schema.categorical.cardinalities)),
     )
     .next()
     .unwrap();

@@ -1,7 +1,8 @@
 """PyTorch parity fixtures for the seven backbones (run by hand, not by CI).
 
 Builds each backbone in PyTorch exactly as MTReclib defines it (REFERENCE.md section 5)
-with small dims, random weights and random BatchNorm statistics; saves its state_dict
+with the structure of its registry entry (experts, gates, critics) at small widths
+(`SMALL`, which tests/parity.rs applies the same way), random weights and random BatchNorm statistics; saves its state_dict
 (tests/fixtures/parity/<model>.safetensors) and, in <model>.expected.safetensors, its
 eval-mode probabilities on the shared sample rows and one training step's loss (the sum
 of the tasks' BCE), every gradient, the updated BatchNorm statistics (dropout off) and the
@@ -16,17 +17,20 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from mtreclib import MODELS
+import mtreclib
+from mtreclib import D, MODELS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "parity"
-CARDS = [11, 4, 7, 2, 33, 7, 50, 8, 8, 2, 2, 2, 2, 2, 2, 2]
+# Widths small enough for a committed fixture; tests/parity.rs narrows the registry entries
+# the same way.
+SMALL = {"embed": 8, "bottom": [16, 8], "tower": [8, 4], "dropout": 0.0}
 
 
 def sample_rows():
     with open(ROOT / "tests" / "fixtures" / "aliexpress-sample" / "train.csv") as f:
         rows = list(csv.reader(f))[1:]
-    offsets = np.concatenate([[0], np.cumsum(CARDS)[:-1]])
+    offsets = np.concatenate([[0], np.cumsum(D["cards"])[:-1]])
     cat = torch.tensor([[int(v) for v in r[1:17]] for r in rows], dtype=torch.long) + torch.tensor(offsets)
     num = torch.tensor([[float(v) for v in r[17:80]] for r in rows], dtype=torch.float32)
     labels = torch.tensor([[float(v) for v in r[80:82]] for r in rows], dtype=torch.float32)
@@ -35,8 +39,10 @@ def sample_rows():
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
+    mtreclib.configure("mmoe", **SMALL)
     cat, num, labels = sample_rows()
     for index, (name, cls) in enumerate(MODELS.items()):
+        mtreclib.configure(name, **SMALL)
         torch.manual_seed(100 + index)
         model = cls()
         for module in model.modules():

@@ -1,11 +1,33 @@
 """MTReclib's backbones in PyTorch, as REFERENCE.md section 5 defines them, with the sizes
-in `D` (set by the caller). Shared by make_parity_fixtures.py and torch_step_bench.py."""
+in `D`, read from daa's registry by `configure` (the backbone entry, the AliExpress schema
+and embedding entries), so that both frameworks build the same model. Shared by
+make_parity_fixtures.py and torch_step_bench.py."""
+import pathlib
+import tomllib
+
 import numpy as np
 import torch
 
-D = {"cards": [11, 4, 7, 2, 33, 7, 50, 8, 8, 2, 2, 2, 2, 2, 2, 2], "numerical": 63, "embed": 8,
-     "tasks": 2, "bottom": [16, 8], "tower": [8, 4], "experts": 3, "shared": 2, "specific": 2,
-     "critics": 2, "dropout": 0.0}
+REGISTRY = pathlib.Path(__file__).resolve().parent.parent / "registry"
+D = {}
+# Registry keys of the backbone entries and their names here.
+KEYS = {"bottom_dims": "bottom", "tower_dims": "tower", "experts": "experts", "shared_experts": "shared",
+        "task_experts": "specific", "critics": "critics", "dropout": "dropout"}
+
+
+def entry(directory, name):
+    with open(REGISTRY / directory / f"{name}.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def configure(name, **overrides):
+    """Sets `D` to backbone entry `name` at its registry sizes, then `overrides` (keys of D)."""
+    schema = entry("schemas", "aliexpress")["schema"]
+    D.clear()
+    D.update({"cards": schema["categorical"]["cardinalities"], "numerical": schema["numerical"]["count"],
+              "tasks": len(schema["labels"]), "embed": entry("embeddings", "aliexpress")["dim"]})
+    D.update({KEYS[k]: v for k, v in entry("backbones", name).items() if k in KEYS})
+    D.update(overrides)
 
 
 class EmbeddingLayer(torch.nn.Module):

@@ -1,5 +1,5 @@
 """Times one training step (forward, backward, Adam update) per backbone in PyTorch at the
-reference sizes and batch 2048, on CPU (2 threads by default) or CUDA. Prints one JSON
+sizes of daa's registry entries (mtreclib.configure) and batch 2048, on CPU (2 threads by default) or CUDA. Prints one JSON
 line per model: {"model": ..., "ms": ...}.
 
 With --serve it reads `MODEL STEPS` lines from standard input instead and answers each
@@ -31,8 +31,7 @@ def main():
     parser.add_argument("models", nargs="*", default=list(MODELS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    D.update({"embed": 128, "bottom": [512, 256], "tower": [128, 64], "experts": 8, "shared": 4,
-              "specific": 4, "critics": 5, "dropout": 0.2})
+    mtreclib.configure("mmoe")
     device = torch.device(args.device)
     g = torch.Generator().manual_seed(0)
     b = args.batch
@@ -45,6 +44,7 @@ def main():
 
     def stepper(name):
         if name not in steppers:
+            mtreclib.configure(name)
             torch.manual_seed(0)
             model = MODELS[name]().to(device).train()
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-6)
