@@ -29,6 +29,41 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Removes the temporary files of processes that no longer run from `dir` (a killed
+/// writer leaves its `<name>.<pid>.tmp` behind); those of live processes are kept.
+pub fn clean_stale(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.rsplit_once('.'))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !alive(pid) {
+            tracing::debug!(file = %entry.path().display(), "removing a dead process's temporary file");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists (on Unix; elsewhere every process counts as alive).
+fn alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+        let status = unsafe { libc::kill(pid as libc::pid_t, 0) };
+        status == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 /// Makes `path` by having `fill` write the temporary file it is given (and sync it), then
 /// renaming that into place; on any failure the temporary file is removed and `path` is
 /// left as it was.
@@ -96,5 +131,19 @@ mod tests {
         assert_eq!(names.len(), 1, "the temporary file was removed");
         write(&path, b"new").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    }
+
+    #[test]
+    fn stale_temporary_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid_max on Linux is at most 2^22: this process cannot exist.
+        let dead = dir.path().join("train.table.4194305.tmp");
+        let ours = temp_path(&dir.path().join("best.safetensors"));
+        let other = dir.path().join("notes.tmp");
+        for f in [&dead, &ours, &other] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        clean_stale(dir.path());
+        assert!(!dead.exists() && ours.exists() && other.exists());
     }
 }

@@ -39,8 +39,9 @@ pub struct SetArgs {
     /// Override one key (the value parsed as TOML; bare words are strings); repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Apply configs/profiles/NAME.toml over the file (smoke, cpu, paper).
-    #[arg(long)]
+    /// Apply a profile over the file: NAME from configs/profiles (smoke, cpu, paper) or a
+    /// PATH to a TOML file.
+    #[arg(long, value_name = "NAME|PATH")]
     pub profile: Option<String>,
 }
 
@@ -55,9 +56,16 @@ pub enum Command {
         /// Continue an interrupted run from its last checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Run again even if the run directory holds a finished result (which is otherwise
+        /// printed and reused).
+        #[arg(long, conflicts_with = "resume")]
+        rerun: bool,
         /// Stop after N epochs, as an interruption would (to test --resume).
         #[arg(long, hide = true)]
         stop_after_epochs: Option<usize>,
+        /// Stop source pretraining after N epochs, as an interruption would.
+        #[arg(long, hide = true)]
+        stop_pretraining_after: Option<usize>,
     },
     /// Reproduce a paper table or figure from reproduce/NAME.toml.
     Reproduce {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod digest;
+pub mod lock;
 pub mod metrics;
 pub mod models;
 pub mod nn;

@@ -24,42 +24,42 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            let usage = error.chain().any(|e| {
-                e.is::<daa::config::ConfigError>()
-                    || e.is::<UsageError>()
-                    || e.is::<daa::data::DataError>()
-                    || e.is::<daa::nn::params::CheckpointError>()
-                    || e.is::<daa::device::DeviceError>()
-                    || matches!(
-                        e.downcast_ref::<daa::reproduce::ReproduceError>(),
-                        Some(
-                            daa::reproduce::ReproduceError::Spec(_)
-                                | daa::reproduce::ReproduceError::Config(_)
-                        )
-                    )
-                    || matches!(
-                        e.downcast_ref::<daa::train::TrainError>(),
-                        Some(
-                            daa::train::TrainError::Data(_)
-                                | daa::train::TrainError::Checkpoint(_)
-                                | daa::train::TrainError::Device(_)
-                                | daa::train::TrainError::Invalid(_)
-                                | daa::train::TrainError::Adapt(
-                                    daa::adapt::AdaptError::Invalid(_)
-                                        | daa::adapt::AdaptError::Checkpoint(_)
-                                )
-                        )
-                    )
-                    || matches!(
-                        e.downcast_ref::<daa::bench::BenchError>(),
-                        Some(
-                            daa::bench::BenchError::Config(_) | daa::bench::BenchError::Invalid(_)
-                        )
-                    )
-            });
+            let usage = error.chain().find_map(bad_input).unwrap_or(false);
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// Whether `e` (one link of an error chain) is the user's to fix (exit code 2) or the
+/// environment's (exit code 1); `None` when this link does not say.
+fn bad_input(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    if e.is::<daa::config::ConfigError>()
+        || e.is::<UsageError>()
+        || e.is::<daa::device::DeviceError>()
+    {
+        return Some(true);
+    }
+    if e.is::<daa::atomic::FileError>() {
+        return Some(false);
+    }
+    e.downcast_ref::<daa::data::DataError>()
+        .map(|e| e.is_bad_input())
+        .or_else(|| {
+            e.downcast_ref::<daa::nn::checkpoint::CheckpointError>()
+                .map(|e| e.is_bad_input())
+        })
+        .or_else(|| {
+            e.downcast_ref::<daa::train::TrainError>()
+                .map(|e| e.is_bad_input())
+        })
+        .or_else(|| {
+            e.downcast_ref::<daa::reproduce::ReproduceError>()
+                .map(|e| e.is_bad_input())
+        })
+        .or_else(|| {
+            e.downcast_ref::<daa::bench::BenchError>()
+                .map(|e| !matches!(e, daa::bench::BenchError::Candle(_)))
+        })
 }
 
 fn init_logging(cli: &Cli) {
@@ -108,11 +108,15 @@ fn dispatch(cli: &Cli) -> Result<()> {
             config,
             set,
             resume,
+            rerun,
             stop_after_epochs,
+            stop_pretraining_after,
         } => {
             let options = daa::train::RunOptions {
                 resume: *resume,
+                rerun: *rerun,
                 stop_after_epochs: *stop_after_epochs,
+                stop_pretraining_after: *stop_pretraining_after,
                 progress: !cli.quiet,
             };
             commands::run::execute(&commands::resolve(cli, config, set)?, &options)

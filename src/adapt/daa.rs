@@ -60,6 +60,15 @@ enum Real {
     TargetOnSource,
 }
 
+impl Real {
+    fn name(self) -> &'static str {
+        match self {
+            Real::FrozenSource => "D1",
+            Real::TargetOnSource => "D2",
+        }
+    }
+}
+
 /// A critic and the features it takes as real.
 struct Duel {
     critic: Critic,
@@ -145,7 +154,15 @@ impl Daa {
                 &mut self.penalty_noise,
             )?;
             let loss = (penalty - &wasserstein)?;
-            duel.loss += f64::from(loss.to_scalar::<f32>()?);
+            let value = loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                return Err(AdaptError::NonFinite(format!(
+                    "critic {}'s loss is {value} after {} critic steps",
+                    duel.real.name(),
+                    self.critic_steps
+                )));
+            }
+            duel.loss += f64::from(value);
             duel.wasserstein += f64::from(wasserstein.to_scalar::<f32>()?);
             losses.push(loss);
         }

@@ -1,10 +1,25 @@
+impl AdaptError {
+    /// The user's input is at fault (a setting, a checkpoint), not the computation.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            AdaptError::Checkpoint(e) => e.is_bad_input(),
+            AdaptError::Invalid(_) | AdaptError::NonFinite(_) => true,
+            AdaptError::Candle(_) => false,
+        }
+    }
+}
+
 /// Why a method could not be built or could not step.
 #[derive(Debug, thiserror::Error)]
 pub enum AdaptError {
     #[error(transparent)]
-    Checkpoint(#[from] crate::nn::params::CheckpointError),
+    Checkpoint(#[from] crate::nn::checkpoint::CheckpointError),
     #[error("computation failed: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "{0}; lower the critics' learning rate (`adapt.critic.lr`) or the model's (`optim.lr`)"
+    )]
+    NonFinite(String),
 }

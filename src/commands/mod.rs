@@ -44,20 +44,34 @@ pub fn resolve(cli: &Cli, path: &Path, args: &SetArgs) -> Result<Resolved> {
     Ok(daa::config::resolve(path, &overrides, &registry)?)
 }
 
-/// `configs/profiles/NAME.toml` beside the registry.
+/// `--profile`: a path to a TOML file (anything with a `/` or ending in `.toml`), else a
+/// plain name of `configs/profiles/` beside the registry.
 fn profile_path(registry: &Registry, name: &str) -> Result<PathBuf> {
     let dir = registry
         .root
         .parent()
         .unwrap_or(Path::new("."))
         .join("configs/profiles");
-    let path = dir.join(format!("{name}.toml"));
-    if path.is_file() {
+    let explicit = name.contains(std::path::MAIN_SEPARATOR) || name.ends_with(".toml");
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let path = if explicit {
+        PathBuf::from(name)
+    } else {
+        dir.join(format!("{name}.toml"))
+    };
+    if (explicit || plain) && path.is_file() {
+        tracing::info!(profile = %path.display(), "applying the profile");
         return Ok(path);
     }
+    if explicit {
+        bail!(UsageError(format!("--profile {name}: no such file")));
+    }
     bail!(UsageError(format!(
-        "--profile {name}: no {}; available: {}",
-        path.display(),
+        "--profile {name}: not a profile name (no {}) nor a path to a TOML file; available: {}",
+        dir.join(format!("{name}.toml")).display(),
         daa::config::registry::toml_names(&dir).join(", ")
     )))
 }

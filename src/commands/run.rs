@@ -13,15 +13,19 @@ pub fn execute(resolved: &Resolved, options: &RunOptions) -> Result<()> {
         );
         return Ok(());
     };
+    if result.reused {
+        println!(
+            "finished earlier; its result is reused (--rerun runs it again): {}",
+            result.dir.display()
+        );
+    }
     println!(
-        "{} ({:?}, seed {}, {} target rows, best epoch {}), test set of {} rows:",
+        "{} ({}, seed {}, {} target rows, best epoch {}), test set of {} rows:",
         record.experiment,
         record.method,
         record.seed,
         record.target_train_rows,
-        record
-            .best_epoch
-            .map_or("-".into(), |e| (e + 1).to_string()),
+        record.best_epoch.map_or("-".into(), |e| e.to_string()),
         record.test.rows
     );
     println!(

@@ -45,6 +45,12 @@ impl From<crate::atomic::FileError> for DataError {
 }
 
 impl DataError {
+    /// The user's input is at fault (exit code 2), not the environment (a failed read or
+    /// write, exit code 1).
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, DataError::Io { .. })
+    }
+
     pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DataError + use<> {
         let path = path.to_path_buf();
         move |source| DataError::Io { path, source }

@@ -1,5 +1,7 @@
 //! The scarce target training subset and its validation rows, drawn once per
-//! (data set, rate, validation size, seed) and stored as a row-index file beside the table.
+//! (data set, rate, validation size, seed) and stored as a row-index file beside the table,
+//! ending in the CRC-32C of its bytes. A file that is damaged, names rows the table does
+//! not have, or belongs to another table size is drawn again (the same draw: it is seeded).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +10,7 @@ use rand::Rng;
 use super::{DataError, Table};
 use crate::rng;
 
-const MAGIC: &[u8; 8] = b"DAASPLIT";
+const MAGIC: &[u8; 8] = b"DAASPLT2";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
@@ -91,6 +93,9 @@ pub fn load_or_draw(
     if let Some(split) = read(&path, table.rows()) {
         return Ok(split);
     }
+    if path.exists() {
+        tracing::warn!(path = %path.display(), "split file damaged or stale: drawing it again");
+    }
     let split = draw(&table.label_column(0), rate, valid_rows, seed);
     write(&path, &split, table.rows())?;
     Ok(split)
@@ -98,6 +103,10 @@ pub fn load_or_draw(
 
 fn read(path: &Path, rows: usize) -> Option<Split> {
     let bytes = std::fs::read(path).ok()?;
+    let (bytes, stored) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    if crc32c::crc32c(bytes).to_le_bytes() != stored {
+        return None;
+    }
     let word = |i: usize| {
         bytes
             .get(8 + 8 * i..16 + 8 * i)
@@ -107,11 +116,17 @@ fn read(path: &Path, rows: usize) -> Option<Split> {
         return None;
     }
     let (n_train, n_valid) = (word(1)?, word(2)?);
-    let body = bytes.get(32..32 + 4 * (n_train + n_valid))?;
+    let body = bytes.get(32..)?;
+    if body.len() != 4 * n_train.checked_add(n_valid)? {
+        return None;
+    }
     let indices: Vec<u32> = body
         .chunks_exact(4)
         .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
         .collect();
+    if indices.iter().any(|&i| i as usize >= rows) {
+        return None;
+    }
     Some(Split {
         train: indices[..n_train].to_vec(),
         valid: indices[n_train..].to_vec(),
@@ -128,6 +143,7 @@ fn write(path: &Path, split: &Split, rows: usize) -> Result<(), DataError> {
     for i in split.train.iter().chain(&split.valid) {
         bytes.extend(i.to_le_bytes());
     }
+    bytes.extend(crc32c::crc32c(&bytes).to_le_bytes());
     Ok(crate::atomic::write(path, &bytes)?)
 }
 

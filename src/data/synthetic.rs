@@ -404,7 +404,15 @@ pub fn ensure(config: &SyntheticConfig) -> Result<(Table, Table), DataError> {
     let dir = domain_dir(config);
     let source = recipe(config);
     let paths = [dir.join("train.table"), dir.join("test.table")];
-    let fresh = |p: &Path| Table::open(p).ok().filter(|t| t.header.source == source);
+    let _lock = crate::lock::lock_dir(&dir, "this synthetic domain")?;
+    let fresh = |p: &Path| match Table::open(p) {
+        Ok(t) => Some(t).filter(|t| t.header.source == source),
+        Err(DataError::Corrupt { message, .. }) => {
+            tracing::warn!(table = %p.display(), "generated table unusable ({message}): generating it again");
+            None
+        }
+        Err(_) => None,
+    };
     if let (Some(train), Some(test)) = (fresh(&paths[0]), fresh(&paths[1])) {
         return Ok((train, test));
     }

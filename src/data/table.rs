@@ -3,6 +3,8 @@
 //! each row-major so that gathering a batch copies contiguous bytes. Little-endian.
 //!
 //! Layout: `DAATABLE` | u64 header length | JSON [`Header`] | blocks, each 64-byte aligned.
+//! The header holds the CRC-32C of the blocks' bytes, verified whenever a table is opened:
+//! a table damaged on disk is refused (a cache is then rebuilt), never read.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::DataError;
 
 const MAGIC: &[u8; 8] = b"DAATABLE";
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const ALIGN: u64 = 64;
 /// Bytes reserved at the start of the file for the magic, the header length and the header.
 const PREAMBLE: u64 = 4096;
@@ -36,6 +38,9 @@ pub struct Header {
     /// Byte offsets of the categorical, numerical, label and probability blocks.
     #[serde(default)]
     pub offsets: [u64; 4],
+    /// CRC-32C of the blocks' bytes, in block order.
+    #[serde(default)]
+    pub checksum: u32,
 }
 
 impl Header {
@@ -53,7 +58,20 @@ impl Header {
             schema_hash: schema.hash(),
             source,
             offsets: [0; 4],
+            checksum: 0,
         }
+    }
+
+    /// The CRC-32C of the blocks in `bytes` (the whole file), in block order.
+    fn checksum_of(&self, bytes: &[u8]) -> Option<u32> {
+        let sizes = self.row_bytes().map(|b| b * self.rows as u64);
+        self.offsets
+            .iter()
+            .zip(sizes)
+            .try_fold(0, |crc, (&offset, size)| {
+                let block = bytes.get(offset as usize..(offset + size) as usize)?;
+                Some(crc32c::crc32c_append(crc, block))
+            })
     }
 
     /// Bytes per row of each block.
@@ -115,7 +133,14 @@ impl TableWriter {
             at = align(at + row_bytes * capacity as u64);
         }
         let temporary = crate::atomic::temp_path(path);
-        let file = File::create(&temporary).map_err(DataError::io(&temporary))?;
+        // Readable too: `finish` maps what was written to checksum it.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temporary)
+            .map_err(DataError::io(&temporary))?;
         file.set_len(at).map_err(DataError::io(&temporary))?;
         Ok(TableWriter {
             path: path.to_path_buf(),
@@ -166,8 +191,16 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Writes the header, syncs, and renames the table into place.
+    /// Writes the header with the blocks' checksum, syncs, and renames the table into place.
     pub fn finish(mut self) -> Result<Header, DataError> {
+        // SAFETY: this process alone writes the temporary file, and no write happens while
+        // the mapping lives.
+        let written = unsafe { Mmap::map(&self.file) }.map_err(DataError::io(&self.temporary))?;
+        self.header.checksum = self
+            .header
+            .checksum_of(&written)
+            .expect("the file was sized for its blocks");
+        drop(written);
         let json = serde_json::to_vec(&self.header).expect("headers serialize");
         let mut preamble = MAGIC.to_vec();
         preamble.extend((json.len() as u64).to_le_bytes());
@@ -306,6 +339,9 @@ impl Table {
             .all(|(&offset, size)| offset >= PREAMBLE && offset + size <= map.len() as u64);
         if !within {
             return Err(corrupt("truncated blocks"));
+        }
+        if header.checksum_of(&map) != Some(header.checksum) {
+            return Err(corrupt("its checksum does not match its contents"));
         }
         let offsets = header.offsets.map(|o| o as usize);
         Ok(Table {

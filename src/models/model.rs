@@ -8,7 +8,7 @@ use super::{Backbone, Dims, Output, build_backbone};
 use crate::config::Experiment;
 use crate::data::Schema;
 use crate::data::batch::field_offsets;
-use crate::nn::params::CheckpointError;
+use crate::nn::checkpoint::CheckpointError;
 use crate::nn::{Mode, Params};
 
 pub struct Model {

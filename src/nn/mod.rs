@@ -1,6 +1,7 @@
 //! Building blocks shared by the backbones and critics.
 
 pub mod batchnorm;
+pub mod checkpoint;
 mod cpu_kernel;
 pub mod embedding;
 mod fused_adam;

@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 use rand_distr::StandardNormal;
 
+use super::checkpoint::CheckpointError;
 use crate::rng;
 
 /// How a shard's initial values are drawn (from the stream (seed, "init", shard name)).
@@ -76,35 +77,6 @@ pub struct Params {
     seed: u64,
     slots: Vec<Slot>,
     counters: Vec<(Vec<String>, Arc<AtomicI64>)>,
-}
-
-/// Problems matching a checkpoint to a model; each list is complete.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    #[error(transparent)]
-    Write(#[from] crate::atomic::FileError),
-    #[error("{path}: {message}")]
-    Read { path: String, message: String },
-    #[error(
-        "{path} does not match the model:{}{}{}",
-        list("missing tensors", missing),
-        list("unexpected tensors", unexpected),
-        list("mis-shaped tensors", misshaped)
-    )]
-    Mismatch {
-        path: String,
-        missing: Vec<String>,
-        unexpected: Vec<String>,
-        misshaped: Vec<String>,
-    },
-}
-
-fn list(title: &str, items: &[String]) -> String {
-    if items.is_empty() {
-        String::new()
-    } else {
-        format!("\n  {title} ({}): {}", items.len(), items.join(", "))
-    }
 }
 
 /// `tensors` with `prefix` before each name (the parts of a checkpoint that holds several
@@ -254,30 +226,35 @@ impl Params {
         Ok(out)
     }
 
+    /// The name of the first trainable tensor holding a NaN or an infinity, if any.
+    pub fn first_non_finite(&self) -> candle_core::Result<Option<String>> {
+        for slot in self.slots.iter().filter(|s| s.role == Role::Trainable) {
+            // x * 0 is 0 for every finite x and NaN for NaN and the infinities.
+            let probe = (slot.var.as_tensor() * 0.0)?
+                .sum_all()?
+                .to_dtype(candle_core::DType::F64)?
+                .to_scalar::<f64>()?;
+            if !probe.is_finite() {
+                return Ok(Some(slot.shards[0].name.clone()));
+            }
+        }
+        Ok(None)
+    }
+
     /// Writes the state dict as safetensors, atomically.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let read = |message: String| CheckpointError::Read {
+        let tensors = self.state_dict().map_err(|e| CheckpointError::Read {
             path: path.display().to_string(),
-            message,
-        };
-        let tensors = self.state_dict().map_err(|e| read(e.to_string()))?;
-        let tensors: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
-        crate::atomic::replace(path, |tmp| {
-            candle_core::safetensors::save(&tensors, tmp).map_err(|e| read(e.to_string()))
-        })
+            message: e.to_string(),
+        })?;
+        super::checkpoint::save(&tensors.into_iter().collect(), path)
     }
 
     /// Loads a state dict from safetensors; every missing, unexpected or mis-shaped tensor
     /// is listed in the error, and nothing is changed unless all match.
     pub fn load(&self, path: &Path) -> Result<(), CheckpointError> {
-        let shown = path.display().to_string();
-        let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
-            CheckpointError::Read {
-                path: shown.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        self.load_state_dict(&tensors, &shown)
+        let tensors = super::checkpoint::load(path)?;
+        self.load_state_dict(&tensors, &path.display().to_string())
     }
 
     pub fn load_state_dict(

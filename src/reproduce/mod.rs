@@ -41,6 +41,18 @@ pub enum ReproduceError {
     },
 }
 
+impl ReproduceError {
+    /// The user's input is at fault (the grid file, a cell's config or data), not the
+    /// environment.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            ReproduceError::Spec(_) | ReproduceError::Config(_) => true,
+            ReproduceError::Run { source, .. } => source.is_bad_input(),
+            ReproduceError::Io { .. } => false,
+        }
+    }
+}
+
 impl From<crate::atomic::FileError> for ReproduceError {
     fn from(e: crate::atomic::FileError) -> Self {
         ReproduceError::Io {
@@ -168,8 +180,8 @@ pub fn run(plan: &Plan, options: &Options) -> Result<Outcome, ReproduceError> {
                 &planned.resolved,
                 &RunOptions {
                     resume: true,
-                    stop_after_epochs: None,
                     progress: options.progress,
+                    ..RunOptions::default()
                 },
             )
             .map_err(|source| ReproduceError::Run {

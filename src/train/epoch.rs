@@ -33,6 +33,10 @@ pub type TaskLoss<'a> = &'a dyn Fn(&Output, &Tensor) -> candle_core::Result<Tens
 
 /// The rows one phase trains on, and the purposes of its random streams.
 pub struct Phase<'a> {
+    /// What the phase is, for errors: "target training", "source pretraining".
+    pub name: &'static str,
+    /// The key of the phase's learning rate, for the hint when training diverges.
+    pub lr_key: &'static str,
     pub table: &'a Table,
     pub rows: &'a [u32],
     pub batch_size: usize,
@@ -105,12 +109,35 @@ pub fn run_epoch(
             Some(term) => (&task + term)?,
             None => task.clone(),
         };
-        stats.task_loss += f64::from(task.to_scalar::<f32>()?);
-        stats.loss += f64::from(loss.to_scalar::<f32>()?);
+        let (task_value, loss_value) = (task.to_scalar::<f32>()?, loss.to_scalar::<f32>()?);
+        let diverged = |what: &str, value: f32| TrainError::NonFinite {
+            phase: phase.name,
+            epoch: epoch as usize + 1,
+            step: stats.steps + 1,
+            what: format!("the {what} is {value}"),
+            lr_key: phase.lr_key,
+        };
+        if !task_value.is_finite() {
+            return Err(diverged("task loss", task_value));
+        }
+        if !loss_value.is_finite() {
+            return Err(diverged("adaptation term", loss_value - task_value));
+        }
+        stats.task_loss += f64::from(task_value);
+        stats.loss += f64::from(loss_value);
         let grads = loss.backward()?;
         optimizer.step(&grads)?;
         adaptation.after_backward(&grads)?;
         stats.steps += 1;
+    }
+    if let Some(name) = model.params.first_non_finite()? {
+        return Err(TrainError::NonFinite {
+            phase: phase.name,
+            epoch: epoch as usize + 1,
+            step: stats.steps,
+            what: format!("parameter {name} is not finite"),
+            lr_key: phase.lr_key,
+        });
     }
     let steps = stats.steps.max(1) as f64;
     stats.task_loss /= steps;

@@ -4,7 +4,7 @@ pub enum TrainError {
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
     #[error(transparent)]
-    Checkpoint(#[from] crate::nn::params::CheckpointError),
+    Checkpoint(#[from] crate::nn::checkpoint::CheckpointError),
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
     #[error(transparent)]
@@ -20,6 +20,16 @@ pub enum TrainError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "{phase} diverged at epoch {epoch}, step {step}: {what}; nothing was recorded as a result. Lower the learning rate (`{lr_key}`) or check the data"
+    )]
+    NonFinite {
+        phase: &'static str,
+        epoch: usize,
+        step: usize,
+        what: String,
+        lr_key: &'static str,
+    },
 }
 
 impl From<crate::atomic::FileError> for TrainError {
@@ -32,6 +42,18 @@ impl From<crate::atomic::FileError> for TrainError {
 }
 
 impl TrainError {
+    /// The user's input is at fault (data, settings, checkpoints, a diverging learning
+    /// rate): exit code 2; the environment (disk, computation) is: exit code 1.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            TrainError::Data(e) => e.is_bad_input(),
+            TrainError::Checkpoint(e) => e.is_bad_input(),
+            TrainError::Adapt(e) => e.is_bad_input(),
+            TrainError::Device(_) | TrainError::Invalid(_) | TrainError::NonFinite { .. } => true,
+            TrainError::Metric(_) | TrainError::Candle(_) | TrainError::Io { .. } => false,
+        }
+    }
+
     pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + use<> {
         let path = path.to_path_buf();
         move |source| TrainError::Io { path, source }

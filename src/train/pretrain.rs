@@ -1,6 +1,8 @@
 //! Source pretraining (MTReclib-style supervised training on the source domain), once per
 //! source setup: the checkpoint under `<runs_dir>/_source/<key hash>/` serves every method
-//! and experiment that shares the setup.
+//! and experiment that shares the setup. One process pretrains while others wait for its
+//! checkpoint (a lock on the directory); an interrupted pretraining continues from its last
+//! epoch, bit-identically, the next time any run needs it.
 
 use std::path::PathBuf;
 
@@ -9,7 +11,7 @@ use candle_core::Device;
 use super::epoch::{Phase, run_epoch};
 use super::evaluate::evaluate;
 use super::outputs::{progress_bar, write_json};
-use super::stopping::EarlyStopping;
+use super::state::{self, Learner, Progress};
 use super::{RunOptions, TrainError};
 use crate::adapt::Supervised;
 use crate::config::Experiment;
@@ -20,14 +22,15 @@ use crate::models::model::Model;
 use crate::nn::optim::Adam;
 
 /// Pretrains the source model, or reuses a checkpoint from an earlier run with the same
-/// source setup. Returns the checkpoint's path.
+/// source setup. Returns the checkpoint's path (`None`: stopped early as
+/// [`RunOptions::stop_pretraining_after`] asks).
 pub fn pretrain(
     exp: &Experiment,
     schema: &Schema,
     source: &Splits,
     device: &Device,
     options: &RunOptions,
-) -> Result<PathBuf, TrainError> {
+) -> Result<Option<PathBuf>, TrainError> {
     let key = serde_json::json!({
         "source": exp.data.source, "backbone": exp.model.backbone, "embedding": exp.model.embedding,
         "pretrain": exp.pretrain, "batch_size": exp.train.batch_size, "seed": exp.train.seed,
@@ -37,11 +40,11 @@ pub fn pretrain(
     let hash = crate::config::digest(&key);
     let dir = exp.output.runs_dir.join("_source").join(hash);
     let checkpoint = dir.join("model.safetensors");
+    let _lock = crate::lock::lock_dir(&dir, "this source pretraining")?;
     if checkpoint.is_file() {
         tracing::info!(checkpoint = %checkpoint.display(), "reusing the pretrained source model");
-        return Ok(checkpoint);
+        return Ok(Some(checkpoint));
     }
-    std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
     let seed = exp.train.seed;
     let all: Vec<u32> = (0..source.train.rows() as u32).collect();
     let shuffled = epoch_order(&all, seed, "source/holdout", 0, true);
@@ -51,6 +54,8 @@ pub fn pretrain(
     let p = &exp.pretrain;
     let mut optimizer = Adam::new(model.params.trainable(), p.optimizer, p.lr, p.weight_decay);
     let phase = Phase {
+        name: "source pretraining",
+        lr_key: "pretrain.lr",
         table: &source.train,
         rows: train,
         batch_size: exp.train.batch_size,
@@ -69,15 +74,31 @@ pub fn pretrain(
         Ok(loss)
     };
     let bar = progress_bar(options.progress, "source");
-    let mut stopping = EarlyStopping::default();
+    let mut learner = Learner {
+        model: &model,
+        optimizer: &mut optimizer,
+        adaptation: &mut Supervised,
+    };
+    let mut progress = match state::restore(&dir, &mut learner)? {
+        Some(progress) => {
+            tracing::info!(
+                next_epoch = progress.epochs + 1,
+                "resuming source pretraining"
+            );
+            progress
+        }
+        None => Progress::start(),
+    };
     let best_path = dir.join("best.safetensors");
-    for index in 0..p.epochs {
+    let mut session_epochs = 0;
+    while !progress.finished {
+        let index = progress.epochs;
         let epoch = index + 1;
         bar.set_message(format!("epoch {epoch}"));
         let stats = run_epoch(
-            &model,
-            &mut optimizer,
-            &mut Supervised,
+            learner.model,
+            learner.optimizer,
+            learner.adaptation,
             &phase,
             &summed,
             seed,
@@ -102,17 +123,32 @@ pub fn pretrain(
                 "source pretraining"
             )
         });
-        if stopping.observe(epoch, score) {
+        if progress.stopping.observe(epoch, score) {
             model.save(&best_path)?;
-        } else if stopping.exhausted(p.patience) {
-            break;
+        }
+        progress.epochs = epoch;
+        progress.finished = progress.stopping.exhausted(p.patience) || epoch >= p.epochs;
+        state::save(&dir, &learner, &mut progress)?;
+        session_epochs += 1;
+        if options
+            .stop_pretraining_after
+            .is_some_and(|n| session_epochs >= n)
+            && !progress.finished
+        {
+            bar.finish_and_clear();
+            return Ok(None);
         }
     }
     bar.finish_and_clear();
+    let stopping = &progress.stopping;
     write_json(
         &dir.join("source.json"),
-        &serde_json::json!({"valid_mean_auc": stopping.best_score, "best_epoch": stopping.best_epoch, "key": key}),
+        &serde_json::json!({"valid_mean_auc": stopping.best_score, "best_epoch": stopping.best_epoch, "epochs": progress.epochs, "key": key}),
     )?;
     std::fs::rename(&best_path, &checkpoint).map_err(TrainError::io(&checkpoint))?;
-    Ok(checkpoint)
+    state::remove_states(&dir)?;
+    for done in ["progress.json", "last.safetensors"] {
+        let _ = std::fs::remove_file(dir.join(done));
+    }
+    Ok(Some(checkpoint))
 }

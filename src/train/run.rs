@@ -26,8 +26,12 @@ use crate::nn::optim::Adam;
 pub struct RunOptions {
     /// Continue an interrupted run from its last checkpoint.
     pub resume: bool,
+    /// Run again even if the run directory holds a finished result.
+    pub rerun: bool,
     /// Stop after this many epochs of this session, as an interruption would (tests resume).
     pub stop_after_epochs: Option<usize>,
+    /// Stop source pretraining after this many epochs of this session, likewise.
+    pub stop_pretraining_after: Option<usize>,
     /// Progress bars on the terminal.
     pub progress: bool,
 }
@@ -57,6 +61,37 @@ pub struct RunResult {
     pub dir: PathBuf,
     /// `None` when stopped early by `stop_after_epochs`.
     pub record: Option<RunRecord>,
+    /// The run directory already held this finished result.
+    pub reused: bool,
+}
+
+/// The files of a run directory that belong to one attempt at the run.
+const RUN_FILES: [&str; 5] = [
+    "result.json",
+    "progress.json",
+    "metrics.jsonl",
+    "best.safetensors",
+    "last.safetensors",
+];
+
+/// The finished result in `dir`, if there is one that reads.
+fn finished(dir: &std::path::Path) -> Option<RunRecord> {
+    let text = std::fs::read_to_string(dir.join("result.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Removes a run's result first (so that no result outlives the files it describes), then
+/// its other files.
+fn clear(dir: &std::path::Path) -> Result<(), TrainError> {
+    for name in RUN_FILES {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(TrainError::io(&path)(e)),
+        }
+    }
+    state::remove_states(dir)
 }
 
 /// The experiment's name: its file's stem.
@@ -117,7 +152,19 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         .ok_or_else(|| TrainError::Invalid(format!("unknown method `{}`", exp.adapt.method)))?;
     let device = exp.train.device.open()?;
     let dir = run_dir(resolved);
-    std::fs::create_dir_all(&dir).map_err(TrainError::io(&dir))?;
+    let _lock = crate::lock::lock_dir(&dir, "this run directory")?;
+    if !options.rerun
+        && let Some(record) = finished(&dir)
+    {
+        return Ok(RunResult {
+            dir,
+            record: Some(record),
+            reused: true,
+        });
+    }
+    if options.rerun || !options.resume {
+        clear(&dir)?;
+    }
     crate::atomic::write(
         &dir.join("config.resolved.toml"),
         crate::config::render(resolved, false).as_bytes(),
@@ -149,7 +196,16 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         .then(|| open_splits(&exp.data.source))
         .transpose()?;
     let source_checkpoint = match (&source, needs.source_model) {
-        (Some(source), true) => Some(pretrain(exp, &schema, source, &device, options)?),
+        (Some(source), true) => match pretrain(exp, &schema, source, &device, options)? {
+            Some(checkpoint) => Some(checkpoint),
+            None => {
+                return Ok(RunResult {
+                    dir,
+                    record: None,
+                    reused: false,
+                });
+            }
+        },
         _ => None,
     };
 
@@ -174,14 +230,12 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     };
     let metrics_path = dir.join("metrics.jsonl");
     let mut progress = Progress::start();
-    if options.resume
-        && let Some(p) = state::restore(&dir, &mut learner)?
-    {
+    if let Some(p) = state::restore(&dir, &mut learner)? {
         tracing::info!(next_epoch = p.epochs + 1, "resuming");
         truncate_lines(&metrics_path, p.epochs)?;
         progress = p;
     } else {
-        let _ = std::fs::remove_file(&metrics_path);
+        clear(&dir)?;
     }
     let earlier_seconds = progress.seconds;
     let (select_table, select_rows) = match exp.train.select_on {
@@ -189,6 +243,8 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         SelectOn::Test => (&target.test, None),
     };
     let phase = Phase {
+        name: "target training",
+        lr_key: "optim.lr",
         table: &target.train,
         rows: &split.train,
         batch_size: exp.train.batch_size,
@@ -254,7 +310,11 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
             && !progress.finished
         {
             bar.finish_and_clear();
-            return Ok(RunResult { dir, record: None });
+            return Ok(RunResult {
+                dir,
+                record: None,
+                reused: false,
+            });
         }
     }
     bar.finish_and_clear();
@@ -299,5 +359,6 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     Ok(RunResult {
         dir,
         record: Some(record),
+        reused: false,
     })
 }

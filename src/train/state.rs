@@ -57,15 +57,25 @@ pub fn save(dir: &Path, learner: &Learner<'_>, progress: &mut Progress) -> Resul
     tensors.extend(learner.adaptation.state()?);
     let name = format!("state-epoch{}.safetensors", progress.epochs);
     let path = dir.join(&name);
-    crate::atomic::replace(&path, |tmp| -> Result<(), TrainError> {
-        Ok(candle_core::safetensors::save(&tensors, tmp)?)
-    })?;
+    crate::nn::checkpoint::save(&tensors, &path)?;
     let previous = std::mem::replace(&mut progress.state, name);
     write_json(&dir.join("progress.json"), progress)?;
     if !previous.is_empty() && previous != progress.state {
         let _ = std::fs::remove_file(dir.join(previous));
     }
     learner.model.save(&dir.join("last.safetensors"))?;
+    Ok(())
+}
+
+/// Removes every state file of `dir` (a run begun afresh, or a pretraining that finished).
+pub fn remove_states(dir: &Path) -> Result<(), TrainError> {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("state-epoch") && name.ends_with(".safetensors") {
+            std::fs::remove_file(entry.path()).map_err(TrainError::io(&entry.path()))?;
+        }
+    }
     Ok(())
 }
 
@@ -77,8 +87,7 @@ pub fn restore(dir: &Path, learner: &mut Learner<'_>) -> Result<Option<Progress>
     };
     let progress: Progress = serde_json::from_str(&text)
         .map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))?;
-    let tensors =
-        candle_core::safetensors::load(dir.join(&progress.state), &candle_core::Device::Cpu)?;
+    let tensors = crate::nn::checkpoint::load(&dir.join(&progress.state))?;
     let shown = dir.join(&progress.state).display().to_string();
     learner
         .model
