@@ -85,6 +85,44 @@ fn second_load_uses_the_cache_and_a_modified_source_rebuilds_it() {
     );
 }
 
+#[test]
+fn an_edit_inside_a_large_csv_with_size_and_mtime_kept_rebuilds_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("train.csv");
+    let text = std::fs::read_to_string(sample("train.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    // Over 2 MiB, so that the edit is neither in the first nor in the last MiB.
+    let mut big = format!("{header}\n");
+    while big.len() < 3 << 20 {
+        for row in &rows {
+            big.push_str(row);
+            big.push('\n');
+        }
+    }
+    std::fs::write(&csv, &big).unwrap();
+    let built = load_csv(&csv, &aliexpress()).unwrap();
+    assert!(built.built);
+    let first = built.table.numerical()[0];
+    let modified = std::fs::metadata(&csv).unwrap().modified().unwrap();
+    // Rewrite one numerical value in the middle with another of the same length.
+    let middle = big.len() / 2;
+    let at = middle + big[middle..].find(",0.").unwrap() + 3;
+    let mut bytes = big.into_bytes();
+    bytes[at] = if bytes[at] == b'5' { b'6' } else { b'5' };
+    std::fs::write(&csv, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&csv)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    let again = load_csv(&csv, &aliexpress()).unwrap();
+    assert!(again.built, "the content changed: the cache is rebuilt");
+    assert_eq!(again.table.numerical()[0], first);
+}
+
 /// The sample's header and first data row, with `edit` applied to the row's columns.
 fn with_row_edit(edit: impl Fn(&mut Vec<String>)) -> String {
     let text = std::fs::read_to_string(sample("train.csv")).unwrap();

@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use daa::atomic::FileError;
 use daa::config::Resolved;
 use daa::data::Schema;
 use daa::data::batch::{Batches, LastBatch};
@@ -26,34 +27,21 @@ pub fn predict(resolved: &Resolved, checkpoint: &Path, data: &Path, out: &Path) 
         LastBatch::Keep,
         Some(model.offsets.clone()),
     );
-    let tmp = out.with_extension(format!("csv.{}.tmp", std::process::id()));
-    let written = (|| -> Result<usize> {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    let rows = daa::atomic::write_with(out, |file| -> Result<usize> {
         let header: Vec<String> = schema.labels.iter().map(|l| format!("{l}_prob")).collect();
-        writeln!(file, "{}", header.join(","))?;
+        writeln!(file, "{}", header.join(",")).map_err(FileError::at(out))?;
         let mut rows = 0;
         for batch in batches {
             let t = batch.to_tensors(table.header.fields, table.header.numerical, &device)?;
             let output = model.forward(&t.categorical, &t.numerical, &mut Mode::eval())?;
             for row in output.probabilities.to_vec2::<f32>()? {
                 let text: Vec<String> = row.iter().map(|p| p.to_string()).collect();
-                writeln!(file, "{}", text.join(","))?;
+                writeln!(file, "{}", text.join(",")).map_err(FileError::at(out))?;
                 rows += 1;
             }
         }
-        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         Ok(rows)
-    })();
-    match written {
-        Ok(rows) => {
-            std::fs::rename(&tmp, out)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            tracing::info!(rows, out = %out.display(), "predictions written");
-            Ok(())
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    })?;
+    tracing::info!(rows, out = %out.display(), "predictions written");
+    Ok(())
 }

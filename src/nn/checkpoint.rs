@@ -56,11 +56,16 @@ fn read_error(path: &Path) -> impl Fn(String) -> CheckpointError + '_ {
     }
 }
 
-/// The data section of a safetensors buffer and its metadata.
-fn split(bytes: &[u8]) -> Result<(&[u8], Option<HashMap<String, String>>), String> {
+/// The data section of a safetensors buffer and the checksum its header stores, if any.
+fn split(bytes: &[u8]) -> Result<(&[u8], Option<String>), String> {
     let (n, metadata) =
         safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
-    Ok((&bytes[8 + n..], metadata.metadata().clone()))
+    let stored = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(KEY))
+        .cloned();
+    Ok((&bytes[8 + n..], stored))
 }
 
 /// Writes `tensors` to `path` (atomically) with the checksum of their bytes.
@@ -79,11 +84,11 @@ pub fn save(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(), Checkp
 pub fn load(path: &Path) -> Result<HashMap<String, Tensor>, CheckpointError> {
     let error = read_error(path);
     let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
-    let (data, metadata) =
+    let (data, stored) =
         split(&bytes).map_err(|e| error(format!("not a safetensors file ({e})")))?;
-    if let Some(stored) = metadata.as_ref().and_then(|m| m.get(KEY)) {
+    if let Some(stored) = stored {
         let actual = format!("{:08x}", crc32c::crc32c(data));
-        if *stored != actual {
+        if stored != actual {
             return Err(CheckpointError::Corrupt {
                 path: path.display().to_string(),
                 message: format!("checksum {actual}, written as {stored}"),

@@ -1,0 +1,379 @@
+//! The run store under concurrency, interruption and damage: two processes on one run
+//! directory or one source cache both finish with the same bits; a finished run is reused
+//! and `--rerun` runs it again; damaged tables and split files are rebuilt to the same
+//! bits, damaged checkpoints and states are errors naming the file; a diverging run stops
+//! with a clear error and records nothing; source pretraining resumes bit-identically;
+//! temporary files of dead processes are removed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{command, daa, repo, stderr, stdout};
+
+/// The smoke-profile MMoE experiment in `dir` with `sets` and `extra` arguments.
+fn args(dir: &Path, sets: &[&str], extra: &[&str]) -> Vec<String> {
+    let config = repo().join("configs/mmoe_nl.toml");
+    let mut args: Vec<String> = [
+        "-q",
+        "run",
+        config.to_str().unwrap(),
+        "--profile",
+        "smoke",
+        "--set",
+        "output.runs_dir='runs'",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for role in ["source", "target"] {
+        args.push("--set".into());
+        args.push(format!("data.{role}.dir='{}'", dir.join("data").display()));
+    }
+    for s in sets {
+        args.push("--set".into());
+        args.push(s.to_string());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn run(dir: &Path, sets: &[&str], extra: &[&str]) -> Output {
+    let args = args(dir, sets, extra);
+    daa(
+        dir,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    )
+}
+
+/// The run directory a successful run names.
+fn run_dir(dir: &Path, out: &Output) -> PathBuf {
+    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
+    let text = stdout(out);
+    let line = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("run directory: ")
+                .or_else(|| l.split("--resume (").nth(1))
+        })
+        .unwrap_or_else(|| panic!("no run directory in {text}"));
+    dir.join(line.split(" (").next().unwrap().trim_end_matches(')'))
+}
+
+/// The test metrics, selected epoch and epochs of a run's result.json.
+fn metrics(run: &Path) -> serde_json::Value {
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
+    serde_json::json!({"test": r["test"], "best": r["best_epoch"], "epochs": r["epochs_run"]})
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+#[test]
+fn two_processes_on_one_run_directory_and_one_source_cache_both_finish_with_the_same_bits() {
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = run_dir(reference_dir.path(), &run(reference_dir.path(), &[], &[]));
+    let expected = metrics(&reference);
+
+    let dir = tempfile::tempdir().unwrap();
+    let start = |sets: &[&str]| {
+        let args = args(dir.path(), sets, &[]);
+        command(
+            dir.path(),
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            &[],
+        )
+        .output()
+    };
+    // Two identical runs (one run directory, one source cache) and a third method that
+    // shares only the source cache, all at once.
+    let (a, b, c) = std::thread::scope(|s| {
+        let a = s.spawn(|| start(&[]));
+        let b = s.spawn(|| start(&[]));
+        let c = s.spawn(|| start(&["adapt.method=finetune"]));
+        (
+            a.join().unwrap().unwrap(),
+            b.join().unwrap().unwrap(),
+            c.join().unwrap().unwrap(),
+        )
+    });
+    let (ra, rb) = (run_dir(dir.path(), &a), run_dir(dir.path(), &b));
+    run_dir(dir.path(), &c);
+    assert_eq!(ra, rb);
+    assert_eq!(metrics(&ra), expected, "the same bits as a run alone");
+    let epochs = expected["epochs"].as_u64().unwrap() as usize;
+    assert_eq!(
+        lines(&ra.join("metrics.jsonl")),
+        epochs,
+        "one line per epoch"
+    );
+    let reused = [&a, &b]
+        .iter()
+        .filter(|o| stdout(o).contains("finished earlier"))
+        .count();
+    assert_eq!(
+        reused, 1,
+        "the second process reused the first one's result"
+    );
+    let sources = std::fs::read_dir(dir.path().join("runs/_source"))
+        .unwrap()
+        .count();
+    assert_eq!(sources, 1, "one source pretraining served all three");
+}
+
+#[test]
+fn a_finished_run_is_reused_and_rerun_runs_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    let expected = metrics(&first);
+    let again = run(dir.path(), &[], &[]);
+    assert!(
+        stdout(&again).contains("finished earlier"),
+        "{}",
+        stdout(&again)
+    );
+    let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let before = mtime(&first.join("result.json"));
+    let rerun = run(dir.path(), &[], &["--rerun"]);
+    assert!(!stdout(&rerun).contains("finished earlier"));
+    assert_eq!(run_dir(dir.path(), &rerun), first);
+    assert!(mtime(&first.join("result.json")) > before, "written anew");
+    assert_eq!(metrics(&first), expected);
+}
+
+/// Flips the bits of the byte at `at` (counted back from the end when negative).
+fn damage_at(path: &Path, at: i64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = if at < 0 { bytes.len() as i64 + at } else { at } as usize;
+    bytes[at] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Flips a byte near the end of `path` (inside a checkpoint's tensors).
+fn damage(path: &Path) {
+    damage_at(path, -100);
+}
+
+fn find(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                found.push(p);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn damaged_tables_and_split_files_are_rebuilt_to_the_same_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    let expected = metrics(&first);
+    let tables = find(&dir.path().join("data"), "train.table");
+    let splits = find(&dir.path().join("data"), ".idx");
+    assert!(
+        tables.len() == 2 && splits.len() == 1,
+        "{tables:?} {splits:?}"
+    );
+    // Tables: every row's first category set to 0 (valid values, other rows: a table read
+    // as it is would train differently). Split files: a row index.
+    for path in &tables {
+        let mut bytes = std::fs::read(path).unwrap();
+        let len = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[16..16 + len]).unwrap();
+        let (rows, fields) = (
+            header["rows"].as_u64().unwrap(),
+            header["fields"].as_u64().unwrap(),
+        );
+        assert_eq!(header["category_width"], 1);
+        let start = header["offsets"][0].as_u64().unwrap();
+        for row in 0..rows {
+            bytes[(start + row * fields) as usize] = 0;
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+    damage_at(&splits[0], -8);
+    let again = run_dir(dir.path(), &run(dir.path(), &[], &["--rerun"]));
+    assert_eq!(metrics(&again), expected);
+}
+
+#[test]
+fn damaged_checkpoints_and_states_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = run_dir(
+        dir.path(),
+        &run(
+            dir.path(),
+            &["train.patience=10"],
+            &["--stop-after-epochs", "1"],
+        ),
+    );
+    let states = find(&stopped, ".safetensors");
+    let state = states
+        .iter()
+        .find(|p| p.to_string_lossy().contains("state-epoch"))
+        .expect("a state file");
+    damage(state);
+    let resumed = run(dir.path(), &["train.patience=10"], &["--resume"]);
+    assert_eq!(resumed.status.code(), Some(2), "{}", stderr(&resumed));
+    let err = stderr(&resumed);
+    assert!(
+        err.contains(state.file_name().unwrap().to_str().unwrap()) && err.contains("damaged"),
+        "{err}"
+    );
+    assert!(!stopped.join("result.json").exists());
+
+    let source = find(&dir.path().join("runs/_source"), "model.safetensors");
+    damage(&source[0]);
+    let out = run(dir.path(), &["adapt.method=finetune"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("model.safetensors"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["optim.lr=1e30", "adapt.method=finetune"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("target training diverged at epoch")
+            && err.contains("step")
+            && err.contains("optim.lr"),
+        "{err}"
+    );
+    assert!(
+        find(&dir.path().join("runs"), "result.json").is_empty(),
+        "no result recorded"
+    );
+}
+
+#[test]
+fn interrupted_source_pretraining_resumes_bit_identically() {
+    let sets = ["pretrain.epochs=3", "pretrain.patience=3"];
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole = run_dir(whole_dir.path(), &run(whole_dir.path(), &sets, &[]));
+    let expected = metrics(&whole);
+    let source = |dir: &Path| {
+        std::fs::read(&find(&dir.join("runs/_source"), "model.safetensors")[0]).unwrap()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = run(dir.path(), &sets, &["--stop-pretraining-after", "1"]);
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    assert!(find(&dir.path().join("runs/_source"), "model.safetensors").is_empty());
+    assert_eq!(
+        find(&dir.path().join("runs/_source"), "progress.json").len(),
+        1
+    );
+    let resumed = run_dir(dir.path(), &run(dir.path(), &sets, &[]));
+    assert_eq!(metrics(&resumed), expected);
+    assert_eq!(
+        source(dir.path()),
+        source(whole_dir.path()),
+        "the same source model"
+    );
+}
+
+#[test]
+fn temporary_files_of_dead_processes_are_removed_and_files_follow_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    // pid_max on Linux is at most 2^22: no process has this id.
+    let stale = first.join("best.safetensors.4194305.tmp");
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
+    run_dir(dir.path(), &run(dir.path(), &[], &["--rerun"]));
+    assert!(!stale.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(first.join("best.safetensors"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_ne!(
+            mode & 0o044,
+            0,
+            "readable by others as the umask allows: {mode:o}"
+        );
+    }
+}
+
+#[test]
+fn profiles_are_names_or_paths_and_say_which_file_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("tiny.toml");
+    std::fs::copy(repo().join("configs/profiles/smoke.toml"), &profile).unwrap();
+    let config = repo().join("configs/mmoe_nl.toml");
+    let show = |p: &str| {
+        daa(
+            dir.path(),
+            &["config", "show", config.to_str().unwrap(), "--profile", p],
+            &[],
+        )
+    };
+    let by_path = show(profile.to_str().unwrap());
+    assert!(by_path.status.success(), "{}", stderr(&by_path));
+    assert!(
+        stderr(&by_path).contains("tiny.toml"),
+        "{}",
+        stderr(&by_path)
+    );
+    assert_eq!(stdout(&by_path), stdout(&show("smoke")));
+    let missing = show("../../nowhere.toml");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("no such file"),
+        "{}",
+        stderr(&missing)
+    );
+    let escaping = show("..");
+    assert_eq!(escaping.status.code(), Some(2), "{}", stderr(&escaping));
+}
+
+#[test]
+fn an_unwritable_output_is_an_environment_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    let config = repo().join("configs/mmoe_nl.toml");
+    let csv = dir.path().join("rows.csv");
+    std::fs::copy(
+        repo().join("tests/fixtures/aliexpress-sample/train.csv"),
+        &csv,
+    )
+    .unwrap();
+    let checkpoint = first.join("best.safetensors");
+    let out = daa(
+        dir.path(),
+        &[
+            "predict",
+            config.to_str().unwrap(),
+            "--profile",
+            "smoke",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--data",
+            csv.to_str().unwrap(),
+            "--out",
+            "/dev/null/p.csv",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/dev/null/p.csv"), "{}", stderr(&out));
+}
