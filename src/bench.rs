@@ -318,14 +318,7 @@ impl<'r> Bench<'r> {
         let mut noise = crate::rng::stream(0, "dropout", 0);
         let (categorical, numerical, labels) = (&self.categorical, &self.numerical, &self.labels);
         let mut one = || -> candle_core::Result<()> {
-            let out = model.forward(
-                categorical,
-                numerical,
-                &mut Mode {
-                    train: true,
-                    noise: Some(&mut noise),
-                },
-            )?;
+            let out = model.forward(categorical, numerical, &mut Mode::train(Some(&mut noise)))?;
             let losses = out.task_losses(labels)?;
             let mut loss = losses[0].clone();
             for l in &losses[1..] {

@@ -445,7 +445,7 @@ fn unknown_profiles_and_tables_exit_2_listing_the_known_ones() {
 }
 
 #[test]
-fn hash_covers_the_synthetic_generator_version() {
+fn hash_covers_the_synthetic_generator_and_numerics_versions() {
     let resolved = resolve_with(&repo().join("configs/mmoe_nl.toml"), &[], &[]);
     let mut value = serde_json::to_value(&resolved.experiment).unwrap();
     value.as_object_mut().unwrap().remove("output");
@@ -453,6 +453,8 @@ fn hash_covers_the_synthetic_generator_version() {
     for role in ["source", "target"] {
         value["data"][role]["rows_version"] = daa::data::synthetic::GENERATOR_VERSION.into();
     }
+    assert_ne!(resolved.hash, daa::config::digest(&value));
+    value["numerics"] = daa::config::NUMERICS_VERSION.into();
     assert_eq!(resolved.hash, daa::config::digest(&value));
     assert_eq!(
         resolved.experiment.model.backbone.version, 0,

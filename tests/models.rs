@@ -236,10 +236,7 @@ fn print_digest(backbone: &str, registry: &Registry, overrides: &Overrides) {
                 .forward(
                     &t.categorical,
                     &t.numerical,
-                    &mut Mode {
-                        train: true,
-                        noise: Some(&mut noise),
-                    },
+                    &mut Mode::train(Some(&mut noise)),
                 )
                 .unwrap();
             let losses = out.task_losses(&t.labels).unwrap();

@@ -135,10 +135,7 @@ fn check(kind: &str) {
     assert!(diff <= 1e-5, "{kind}: eval probabilities differ by {diff}");
     assert_eq!(eval.feature.dims(), &[100, model.feature_width()]);
 
-    let mut train = Mode {
-        train: true,
-        noise: None,
-    };
+    let mut train = Mode::train(None);
     let out = model.forward(&categorical, &numerical, &mut train).unwrap();
     let losses = out.task_losses(&labels).unwrap();
     let loss = losses

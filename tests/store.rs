@@ -108,8 +108,8 @@ fn two_processes_on_one_run_directory_and_one_source_cache_both_finish_with_the_
     let epochs = expected["epochs"].as_u64().unwrap() as usize;
     assert_eq!(
         lines(&ra.join("metrics.jsonl")),
-        epochs,
-        "one line per epoch"
+        epochs + 1,
+        "one line per epoch, and one for the start model"
     );
     let reused = [&a, &b]
         .iter()

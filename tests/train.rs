@@ -82,6 +82,14 @@ fn every_method_runs_and_writes_its_run_directory() {
                 first["valid"]["tasks"][0]["auc"].is_number(),
                 "{method}: {first}"
             );
+            // The first line is the start model's (epoch 0) where the method starts from
+            // the source model; the first trained epoch follows.
+            let starts_from_source = method != "single_domain";
+            assert_eq!(first["epoch"], if starts_from_source { 0 } else { 1 });
+            let first: serde_json::Value =
+                serde_json::from_str(lines.lines().nth(usize::from(starts_from_source)).unwrap())
+                    .unwrap();
+            assert_eq!(first["epoch"], 1, "{method}");
             if method == "daa" {
                 assert_eq!(
                     first["train"]["wasserstein"].as_array().unwrap().len(),
@@ -131,11 +139,15 @@ fn resume_after_an_interruption_gives_the_same_bits() {
     assert_eq!(resumed, stopped);
     assert_eq!(metrics(&resumed), reference);
     let lines = std::fs::read_to_string(resumed.join("metrics.jsonl")).unwrap();
-    assert_eq!(
-        lines.lines().count(),
-        4,
-        "one line per epoch, none repeated"
-    );
+    let epochs: Vec<u64> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(epochs, [0, 1, 2, 3, 4], "one line per epoch, none repeated");
 }
 
 fn tensors(path: &Path) -> std::collections::HashMap<String, candle_core::Tensor> {
@@ -196,7 +208,7 @@ fn released_log_softmax_critic_equals_no_adversarial_term() {
     // The released critics never move: their gradient is exactly zero, and Adam with L2 decay
     // only shrinks them by the decay term, identically in every run.
     let lines = std::fs::read_to_string(released.join("metrics.jsonl")).unwrap();
-    for line in lines.lines() {
+    for line in lines.lines().skip(1) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         for w in v["train"]["wasserstein"].as_array().unwrap() {
             assert_eq!(
@@ -221,4 +233,99 @@ fn the_pretrained_source_model_is_never_changed() {
     let before = std::fs::read(&source).unwrap();
     run(dir.path(), &["adapt.weights.adversarial=0.25"], &[], &[]);
     assert_eq!(std::fs::read(&source).unwrap(), before);
+}
+
+/// SHA-256 of a checkpoint's tensor bytes (its header left out).
+fn tensor_digest(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    daa::digest::sha256_short(&bytes[8 + n..])
+}
+
+#[test]
+fn daa_without_its_adversarial_weight_trains_the_same_bits_as_finetune() {
+    // Critic steps, source draws and passes over source rows must not touch the supervised
+    // path: not its dropout masks, not BatchNorm's running statistics.
+    let dir = tempfile::tempdir().unwrap();
+    let sets = ["train.patience=10"];
+    let finetune = run(dir.path(), &[sets[0], "adapt.method=finetune"], &[], &[]);
+    let silent = run(
+        dir.path(),
+        &[sets[0], "adapt.method=daa", "adapt.weights.adversarial=0.0"],
+        &[],
+        &[],
+    );
+    assert_ne!(finetune, silent);
+    assert_eq!(metrics(&silent), metrics(&finetune));
+    for file in ["best.safetensors", "last.safetensors"] {
+        assert_eq!(
+            tensor_digest(&silent.join(file)),
+            tensor_digest(&finetune.join(file)),
+            "{file}"
+        );
+    }
+    // The released code's behaviour (source rows enter the running statistics) breaks it.
+    let released = run(
+        dir.path(),
+        &[
+            sets[0],
+            "adapt.method=daa",
+            "adapt.weights.adversarial=0.0",
+            "adapt.source_batchnorm=update",
+        ],
+        &[],
+        &[],
+    );
+    assert_ne!(
+        tensor_digest(&released.join("last.safetensors")),
+        tensor_digest(&finetune.join("last.safetensors"))
+    );
+}
+
+#[test]
+fn a_destructive_run_keeps_the_start_model_and_reproduces_source_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // A source model worth keeping: the smoke profile's two epochs are too few.
+    let source = [
+        "pretrain.epochs=10",
+        "pretrain.patience=10",
+        "pretrain.lr=0.003",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        source.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let reference = run(
+        dir.path(),
+        &with(&["adapt.method=source_only"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[],
+        &[],
+    );
+    let destroyed = run(
+        dir.path(),
+        &with(&["adapt.method=finetune", "optim.lr=1000.0"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[],
+        &[],
+    );
+    let r = result(&destroyed);
+    assert_eq!(r["best_epoch"], 0, "the start model was kept");
+    assert!(r["epochs_run"].as_u64().unwrap() >= 1, "training ran");
+    assert_eq!(r["test"], result(&reference)["test"]);
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(destroyed.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        first["epoch"], 0,
+        "metrics.jsonl starts with the start model"
+    );
 }

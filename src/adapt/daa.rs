@@ -136,7 +136,7 @@ impl Daa {
             ),
             None => None,
         };
-        let on_source = step.forward(&s)?.feature.detach();
+        let on_source = step.forward_source(&s)?.feature.detach();
         let mut losses = Vec::with_capacity(self.duels.len());
         for duel in &mut self.duels {
             let real = match duel.real {
@@ -188,11 +188,13 @@ impl Adaptation for Daa {
         step: &mut Step<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
-        let fake = step.forward(target)?.feature.detach();
+        // One pass over the target batch serves both games: its detached features are the
+        // critics' fakes, and the model's term scores them with the updated critics.
+        let output = step.forward(target)?;
+        let fake = output.feature.detach();
         for _ in 0..self.config.n_critic {
             self.critic_step(step, &fake)?;
         }
-        let output = step.forward(target)?;
         let fooling = self
             .duels
             .iter()

@@ -62,7 +62,7 @@ impl Adaptation for Dann {
     ) -> Result<Adapted, AdaptError> {
         let s = step.source_batch()?;
         let output = step.forward(target)?;
-        let on_source = step.forward(&s)?;
+        let on_source = step.forward_source(&s)?;
         let features = Tensor::cat(&[&on_source.feature, &output.feature], 0)?;
         // Gradient reversal: the forward value is the features, the gradient negated.
         let reversed = ((features.detach() * 2.0)? - &features)?;

@@ -1,4 +1,4 @@
-//! What a method sees of one training step: the target model, its dropout stream and the
+//! What a method sees of one training step: the target model, its dropout streams and the
 //! epoch's source batches.
 
 use candle_core::Device;
@@ -12,22 +12,39 @@ use crate::rng;
 
 pub struct Step<'s, 'a> {
     pub model: &'s Model,
-    /// The target model's dropout stream for this epoch.
+    /// The target model's dropout stream on target rows for this epoch.
     pub noise: &'s mut rng::Stream,
+    /// Its dropout stream on source rows: a method's extra passes draw from their own
+    /// stream, so that they do not shift the target rows' masks.
+    pub source_noise: &'s mut rng::Stream,
+    /// Whether passes over source rows update BatchNorm's running statistics (the released
+    /// code's behaviour); by default only target rows do.
+    pub source_statistics: bool,
     /// The epoch's source batches, for methods that need source rows.
     pub source: Option<&'s mut SourceBatches<'a>>,
     pub device: &'s Device,
 }
 
 impl Step<'_, '_> {
-    /// The target model in train mode on `batch` (dropout from the epoch's stream).
+    /// The target model in train mode on target rows `batch`.
     pub fn forward(&mut self, batch: &Tensors) -> candle_core::Result<Output> {
+        self.model.forward(
+            &batch.categorical,
+            &batch.numerical,
+            &mut Mode::train(Some(self.noise)),
+        )
+    }
+
+    /// The target model in train mode on source rows `batch`: batch statistics, its own
+    /// dropout stream, the running statistics left as they are unless asked.
+    pub fn forward_source(&mut self, batch: &Tensors) -> candle_core::Result<Output> {
         self.model.forward(
             &batch.categorical,
             &batch.numerical,
             &mut Mode {
                 train: true,
-                noise: Some(self.noise),
+                noise: Some(self.source_noise),
+                statistics: self.source_statistics,
             },
         )
     }

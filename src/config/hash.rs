@@ -1,13 +1,21 @@
 use super::Experiment;
 
+/// The version of daa's numerics: bump it whenever a change moves the bits that training
+/// produces (tests/numerics.rs pins a digest per backbone and fails until it is bumped).
+/// Experiment hashes and source-pretraining keys include it, so that run directories and
+/// pretrained models made by other numerics are never reused.
+pub const NUMERICS_VERSION: u32 = 2;
+
 /// A stable name for a resolved experiment: SHA-256 over its canonical JSON (typed values,
-/// keys sorted, no descriptions, no output directory) and the version of the code that
+/// keys sorted, no descriptions, no output directory), the numerics version and the
+/// version of the code that
 /// makes each component's output (a generated data set's rows), first 16 hex digits. Key order, whitespace and
 /// which file set a value do not change it; a new synthetic generator does.
 pub fn experiment_hash(experiment: &Experiment) -> String {
     let mut value = serde_json::to_value(experiment).expect("experiments serialize to JSON");
     if let serde_json::Value::Object(map) = &mut value {
         map.remove("output");
+        map.insert("numerics".into(), NUMERICS_VERSION.into());
     }
     for ((slot, _), component) in super::SLOTS.iter().zip(experiment.components()) {
         if component.version > 0 {

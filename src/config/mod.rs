@@ -17,7 +17,7 @@ use figment::Figment;
 use figment::value::Value;
 
 pub use error::ConfigError;
-pub use hash::digest;
+pub use hash::{NUMERICS_VERSION, digest};
 pub use layer::Layer;
 pub use overrides::{ENV_PREFIX, Overrides};
 pub use schema::{Component, Experiment};

@@ -71,6 +71,18 @@ pub struct AdaptConfig {
     pub critic: Component,
     /// The loss weights (a `registry/losses` entry).
     pub weights: Component,
+    /// What passes of the target model over source rows do to its BatchNorm running
+    /// statistics.
+    pub source_batchnorm: SourceBatchNorm,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceBatchNorm {
+    /// Batch statistics only: the running statistics come from target rows alone.
+    BatchOnly,
+    /// Released-code behaviour: source rows enter the running statistics too.
+    Update,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -120,8 +132,17 @@ pub enum AucMode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TrainConfig {
     pub seed: u64,
+    /// The most epochs of target training; each ends in a validation (the start model is
+    /// epoch 0's candidate).
     pub epochs: usize,
+    /// Batch size of source pretraining and of evaluation.
     pub batch_size: usize,
+    /// Batch size of target training steps (scarce targets want batches that fit their rows).
+    pub target_batch_size: usize,
+    /// The fewest optimiser steps an epoch of target training holds: an epoch is as many
+    /// passes over the target rows as that takes (one pass when one pass has enough).
+    pub steps_per_epoch: usize,
+    /// Epochs without a better validation score before target training stops.
     pub patience: usize,
     pub select_on: SelectOn,
     pub auc: AucMode,
@@ -170,6 +191,16 @@ impl Validate for Experiment {
         let t = &self.train;
         ensure(t.epochs > 0, "train.epochs", "must be positive")?;
         ensure(t.batch_size > 0, "train.batch_size", "must be positive")?;
+        ensure(
+            t.target_batch_size > 1,
+            "train.target_batch_size",
+            "must be at least 2 (BatchNorm needs a batch variance)",
+        )?;
+        ensure(
+            t.steps_per_epoch > 0,
+            "train.steps_per_epoch",
+            "must be positive",
+        )?;
         ensure(t.patience > 0, "train.patience", "must be positive")
     }
 }

@@ -86,7 +86,9 @@ impl BatchNorm {
             stats_shape[batch_dim] = 1;
             let shifted = x.broadcast_add(&shift.reshape(stats_shape.as_slice())?)?;
             let h = dropout(
-                &self.forward(&shifted, batch_dim, mode.train)?.relu()?,
+                &self
+                    .forward(&shifted, batch_dim, mode.train, mode.statistics)?
+                    .relu()?,
                 p,
                 mode,
             )?;
@@ -129,7 +131,9 @@ impl BatchNorm {
             + shift.flatten_all()?.detach())?;
         let unbiased = (Tensor::from_slice(&stats.variance, stats.variance.len(), device)?
             * (batch as f64 / (batch as f64 - 1.0).max(1.0)))?;
-        self.update_running(mean, unbiased)?;
+        if mode.statistics {
+            self.update_running(mean, unbiased)?;
+        }
         Ok(y)
     }
 
@@ -144,8 +148,15 @@ impl BatchNorm {
     }
 
     /// Normalises `x` over `batch_dim`; the statistics broadcast as `stats_shape` (the
-    /// shape of a per-feature mean with the batch dimension kept).
-    pub fn forward(&self, x: &Tensor, batch_dim: usize, train: bool) -> Result<Tensor> {
+    /// shape of a per-feature mean with the batch dimension kept). In training, `update`
+    /// says whether the batch statistics enter the running ones.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        batch_dim: usize,
+        train: bool,
+        update: bool,
+    ) -> Result<Tensor> {
         let mut stats_shape = x.dims().to_vec();
         stats_shape[batch_dim] = 1;
         let w = self.weight.reshape(stats_shape.as_slice())?;
@@ -164,14 +175,11 @@ impl BatchNorm {
         let centred = x.broadcast_sub(&mean)?;
         let variance = centred.sqr()?.mean_keepdim(batch_dim)?;
         let normalised = centred.broadcast_div(&(&variance + EPS)?.sqrt()?)?;
-        let unbiased =
-            (variance.detach() * (n as f64 / (n as f64 - 1.0).max(1.0)))?.flatten_all()?;
-        let update = |running: &Var, batch: Tensor| -> Result<()> {
-            running.set(&((running.as_tensor() * (1.0 - MOMENTUM))? + (batch * MOMENTUM)?)?)
-        };
-        update(&self.running_mean, mean.detach().flatten_all()?)?;
-        update(&self.running_var, unbiased)?;
-        self.tracked.fetch_add(1, Ordering::Relaxed);
+        if update {
+            let unbiased =
+                (variance.detach() * (n as f64 / (n as f64 - 1.0).max(1.0)))?.flatten_all()?;
+            self.update_running(mean.detach().flatten_all()?, unbiased)?;
+        }
         normalised.broadcast_mul(&w)?.broadcast_add(&b)
     }
 }
@@ -200,10 +208,7 @@ mod tests {
         let shift = Tensor::from_vec(draw(12), 12, &device)?;
         let weights = Tensor::from_vec(draw(108), (3, 9, 4), &device)?;
         let mut noise = seed.map(|s| rng::stream(s, "dropout", 0));
-        let mut mode = Mode {
-            train: true,
-            noise: noise.as_mut(),
-        };
+        let mut mode = Mode::train(noise.as_mut());
         let y = norm.norm_relu_dropout(x.as_tensor(), &shift, batch_dim, 0.5, &mut mode)?;
         let grads = (&y * &weights)?.sum_all()?.backward()?;
         let dx = grads.get(&x).expect("input gradient").flatten_all()?;
@@ -227,5 +232,48 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    #[test]
+    fn a_pass_without_statistics_leaves_the_running_ones_alone() -> Result<()> {
+        let check = || -> Result<()> {
+            let device = Device::Cpu;
+            let mut params = Params::new(&device, 1);
+            let norm = BatchNorm::new(&mut params, &["n".to_string()], 4)?;
+            let x = Tensor::from_vec((0..32).map(|i| i as f32 * 0.37).collect(), (8, 4), &device)?;
+            let shift = Tensor::zeros(4, candle_core::DType::F32, &device)?;
+            let before = params.state_dict()?;
+            let mut mode = Mode {
+                statistics: false,
+                ..Mode::train(None)
+            };
+            let frozen = norm.norm_relu_dropout(&x, &shift, 0, 0.0, &mut mode)?;
+            let after = params.state_dict()?;
+            for (name, t) in &before {
+                let same = (t
+                    .to_dtype(candle_core::DType::F64)?
+                    .flatten_all()?
+                    .to_vec1::<f64>()?)
+                    == (after[name]
+                        .to_dtype(candle_core::DType::F64)?
+                        .flatten_all()?
+                        .to_vec1::<f64>()?);
+                assert!(same, "{name} changed");
+            }
+            let updating = norm.norm_relu_dropout(&x, &shift, 0, 0.0, &mut Mode::train(None))?;
+            assert_eq!(
+                frozen.flatten_all()?.to_vec1::<f32>()?,
+                updating.flatten_all()?.to_vec1::<f32>()?,
+                "both normalise with the batch statistics"
+            );
+            let moved = params.state_dict()?;
+            assert_ne!(
+                moved["n.running_mean"].to_vec1::<f32>()?,
+                before["n.running_mean"].to_vec1::<f32>()?
+            );
+            Ok(())
+        };
+        check()?;
+        with_portable_kernels(check)
     }
 }

@@ -49,13 +49,26 @@ pub struct Mode<'a> {
     pub train: bool,
     /// The seeded stream dropout masks are drawn from; `None` disables dropout.
     pub noise: Option<&'a mut rng::Stream>,
+    /// Whether a training pass updates BatchNorm's running statistics (a pass over another
+    /// domain's rows normalises with its batch statistics and leaves them alone).
+    pub statistics: bool,
 }
 
-impl Mode<'_> {
+impl<'a> Mode<'a> {
     pub fn eval() -> Mode<'static> {
         Mode {
             train: false,
             noise: None,
+            statistics: false,
+        }
+    }
+
+    /// Training: batch statistics (accumulated into the running ones), dropout from `noise`.
+    pub fn train(noise: Option<&'a mut rng::Stream>) -> Self {
+        Mode {
+            train: true,
+            noise,
+            statistics: true,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod plot;
 mod report;
+pub mod significance;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
@@ -212,14 +213,15 @@ pub fn run(plan: &Plan, options: &Options) -> Result<Outcome, ReproduceError> {
         path: out.clone(),
         source,
     })?;
-    let markdown = report::markdown(spec, &aggregates, &options.profile, synthetic);
+    let comparisons = report::comparisons(spec, &results);
+    let markdown = report::markdown(spec, &aggregates, &comparisons, &options.profile, synthetic);
     write(&out.join("table.md"), &markdown)?;
     write(&out.join("table.csv"), &report::csv(&aggregates))?;
     let records: Vec<serde_json::Value> = results
         .iter()
         .map(|(c, r)| serde_json::json!({"cell": c.name, "record": r}))
         .collect();
-    let json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "runs": records});
+    let json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "comparisons": comparisons, "runs": records});
     write(
         &out.join("results.json"),
         &serde_json::to_string_pretty(&json).expect("results serialize"),

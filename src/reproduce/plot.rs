@@ -273,6 +273,7 @@ mod tests {
             std_auc: 0.01,
             mean_log_loss: 0.1,
             oracle_auc: Some(0.8),
+            kept_start: 0,
         }
     }
 

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::significance::{Paired, paired};
 use super::spec::{Cell, Spec};
 use crate::train::RunRecord;
 
@@ -18,6 +19,67 @@ pub struct Aggregate {
     pub std_auc: f64,
     pub mean_log_loss: f64,
     pub oracle_auc: Option<f64>,
+    /// Seeds whose selection kept the start model (best epoch 0).
+    pub kept_start: usize,
+}
+
+/// The improved method against one baseline in one row and task, paired by seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub row: String,
+    pub task: String,
+    pub method: String,
+    pub baseline: String,
+    #[serde(flatten)]
+    pub paired: Paired,
+}
+
+/// Paired comparisons of `spec.improve` against each baseline, per row and task.
+pub fn comparisons(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Comparison> {
+    let Some(improve) = &spec.improve else {
+        return Vec::new();
+    };
+    // (row, column, seed) -> record
+    let key = |cell: &Cell| {
+        (
+            spec.row_label(cell),
+            cell.labels[&spec.column].clone(),
+            cell.seed,
+        )
+    };
+    let mut out = Vec::new();
+    let rows = distinct(results.iter().map(|(c, _)| spec.row_label(c)));
+    for row in &rows {
+        for base in &spec.baselines {
+            let Some((_, first)) = results.iter().find(|(c, _)| key(c).0 == *row) else {
+                continue;
+            };
+            for (t, task) in first.test.tasks.iter().enumerate() {
+                let differences: Vec<f64> = results
+                    .iter()
+                    .filter(|(c, _)| key(c).0 == *row && &key(c).1 == improve)
+                    .filter_map(|(c, r)| {
+                        let other = results.iter().find(|(o, _)| {
+                            let (orow, ocol, oseed) = key(o);
+                            orow == *row && &ocol == base && oseed == c.seed
+                        })?;
+                        Some(r.test.tasks[t].auc? - other.1.test.tasks[t].auc?)
+                    })
+                    .collect();
+                if differences.is_empty() {
+                    continue;
+                }
+                out.push(Comparison {
+                    row: row.clone(),
+                    task: task.task.clone(),
+                    method: improve.clone(),
+                    baseline: base.clone(),
+                    paired: paired(&differences),
+                });
+            }
+        }
+    }
+    out
 }
 
 fn mean_std(values: &[f64]) -> (f64, f64) {
@@ -59,6 +121,7 @@ pub fn aggregate(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Aggregate> {
                 std_auc,
                 mean_log_loss: mean_std(&losses).0,
                 oracle_auc: task.oracle_auc,
+                kept_start: records.iter().filter(|r| r.best_epoch == Some(0)).count(),
             });
         }
     }
@@ -138,7 +201,13 @@ pub(super) fn ordered_columns(spec: &Spec, aggregates: &[Aggregate]) -> Vec<Stri
     keyed.into_iter().map(|(_, c)| c).collect()
 }
 
-pub fn markdown(spec: &Spec, aggregates: &[Aggregate], profile: &str, synthetic: bool) -> String {
+pub fn markdown(
+    spec: &Spec,
+    aggregates: &[Aggregate],
+    comparisons: &[Comparison],
+    profile: &str,
+    synthetic: bool,
+) -> String {
     let rows = distinct(aggregates.iter().map(|a| a.row.clone()));
     let columns = ordered_columns(spec, aggregates);
     let tasks = distinct(aggregates.iter().map(|a| a.task.clone()));
@@ -146,7 +215,9 @@ pub fn markdown(spec: &Spec, aggregates: &[Aggregate], profile: &str, synthetic:
     let mut md = format!("# {}\n\n{}\n\n", spec.title, spec.description.trim());
     let _ = writeln!(
         md,
-        "Profile `{profile}`, {seeds} seed(s) per cell; test AUC, mean ± std over seeds."
+        "Profile `{profile}`, {seeds} seed(s) per cell; test AUC, mean ± std over seeds; \
+         `[k/n start]`: k of n seeds kept the start model (best epoch 0). Relative gains \
+         marked `*` have a paired 95% confidence interval that excludes 0 (table below)."
     );
     if synthetic {
         md.push_str("**The data is synthetic** (the embedded default, not AliExpress): the oracle column is the Bayes limit of each target, and no number here is comparable to the paper's.\n");
@@ -178,7 +249,12 @@ pub fn markdown(spec: &Spec, aggregates: &[Aggregate], profile: &str, synthetic:
         for c in &columns {
             for t in &tasks {
                 cells.push(find(aggregates, row, c, t).map_or("n/a".into(), |a| {
-                    format!("{:.4} ± {:.4}", a.mean_auc, a.std_auc)
+                    let start = if a.kept_start > 0 {
+                        format!(" [{}/{} start]", a.kept_start, a.seeds)
+                    } else {
+                        String::new()
+                    };
+                    format!("{:.4} ± {:.4}{start}", a.mean_auc, a.std_auc)
                 }));
             }
         }
@@ -188,7 +264,14 @@ pub fn markdown(spec: &Spec, aggregates: &[Aggregate], profile: &str, synthetic:
                     let g = gains
                         .iter()
                         .find(|(r, task, base, _)| r == row && task == t && base == b);
-                    cells.push(g.map_or("".into(), |(_, _, _, g)| format!("{:+.2}%", 100.0 * g)));
+                    let mark = comparisons
+                        .iter()
+                        .find(|c| &c.row == row && &c.task == t && &c.baseline == b)
+                        .filter(|c| c.paired.significant())
+                        .map_or("", |_| "*");
+                    cells.push(g.map_or("".into(), |(_, _, _, g)| {
+                        format!("{:+.2}%{mark}", 100.0 * g)
+                    }));
                 }
             }
         }
@@ -262,12 +345,47 @@ pub fn markdown(spec: &Spec, aggregates: &[Aggregate], profile: &str, synthetic:
             let _ = writeln!(md, "| {row} | {} |", v.join(" | "));
         }
     }
-    md.push_str(&summary(spec, &gains, synthetic));
+    md.push_str(&paired_table(comparisons));
+    md.push_str(&summary(spec, &gains, comparisons, synthetic));
+    md
+}
+
+/// The paired comparisons as a table: n, mean difference, 95% CI, p.
+fn paired_table(comparisons: &[Comparison]) -> String {
+    if comparisons.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n## Paired differences\n\nTest AUC of the method minus the baseline's, paired by seed (same split, same source model): mean, 95% Student-t interval, two-sided p; `*` where the interval excludes 0.\n\n| row | task | comparison | seeds | Δ mean | 95% CI | p |\n|---|---|---|---|---|---|---|\n",
+    );
+    for c in comparisons {
+        let p = &c.paired;
+        let ci = p
+            .ci95
+            .map_or("n/a".into(), |[l, h]| format!("[{l:+.4}, {h:+.4}]"));
+        let pv = p.p_value.map_or("n/a".into(), |v| format!("{v:.3}"));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} − {} | {} | {:+.4}{} | {ci} | {pv} |",
+            c.row,
+            c.task,
+            c.method,
+            c.baseline,
+            p.seeds,
+            p.delta_mean,
+            if p.significant() { "*" } else { "" }
+        );
+    }
     md
 }
 
 /// The closing reading: does the improved method beat each baseline, by how much.
-fn summary(spec: &Spec, gains: &[(String, String, String, f64)], synthetic: bool) -> String {
+fn summary(
+    spec: &Spec,
+    gains: &[(String, String, String, f64)],
+    comparisons: &[Comparison],
+    synthetic: bool,
+) -> String {
     let Some(improve) = &spec.improve else {
         return String::new();
     };
@@ -279,12 +397,22 @@ fn summary(spec: &Spec, gains: &[(String, String, String, f64)], synthetic: bool
         }
         let wins = g.iter().filter(|v| **v > 0.0).count();
         let (mean, std) = mean_std(&g);
+        let paired: Vec<&Comparison> = comparisons.iter().filter(|c| &c.baseline == base).collect();
+        let better = paired
+            .iter()
+            .filter(|c| c.paired.significant() && c.paired.delta_mean > 0.0)
+            .count();
+        let worse = paired
+            .iter()
+            .filter(|c| c.paired.significant() && c.paired.delta_mean < 0.0)
+            .count();
         let _ = writeln!(
             text,
-            "- {improve} vs {base}: higher AUC in {wins} of {} row×task cells; mean relative gain {:+.2}% (std {:.2}%).",
+            "- {improve} vs {base}: higher AUC in {wins} of {} row×task cells; mean relative gain {:+.2}% (std {:.2}%); significantly higher in {better}, significantly lower in {worse} of {} paired comparisons.",
             g.len(),
             100.0 * mean,
-            100.0 * std
+            100.0 * std,
+            paired.len()
         );
     }
     if synthetic {

@@ -46,10 +46,13 @@ pub struct Phase<'a> {
     /// Source rows for methods that need them: the table and the fraction drawn afresh
     /// each epoch.
     pub source: Option<(&'a Table, f64)>,
+    /// Whether passes over source rows update BatchNorm's running statistics.
+    pub source_statistics: bool,
     pub device: &'a Device,
 }
 
-/// Trains `model` for one epoch (`epoch` counts from 0 and keys the epoch's streams).
+/// Trains `model` for one epoch: the passes over the phase's rows numbered `passes`
+/// (counted from 0 over the whole run; each pass's streams are keyed by its number).
 #[allow(clippy::too_many_arguments)]
 pub fn run_epoch(
     model: &Model,
@@ -58,77 +61,83 @@ pub fn run_epoch(
     phase: &Phase<'_>,
     task_loss: TaskLoss<'_>,
     seed: u64,
-    epoch: u64,
+    passes: std::ops::Range<u64>,
     bar: &ProgressBar,
 ) -> Result<EpochStats, TrainError> {
-    let order = epoch_order(phase.rows, seed, phase.shuffle, epoch, true);
     // At least two rows per batch: BatchNorm needs a batch variance.
-    let batch_size = phase.batch_size.min(order.len().max(2));
-    let mut batches = Batches::new(
-        phase.table,
-        order,
-        batch_size,
-        LastBatch::Keep,
-        Some(model.offsets.clone()),
-    );
-    bar.set_length(phase.rows.len() as u64);
+    let batch_size = phase.batch_size.min(phase.rows.len().max(2));
+    bar.set_length(phase.rows.len() as u64 * (passes.end - passes.start));
     bar.set_position(0);
-    let mut source = phase.source.map(|(table, fraction)| {
-        SourceBatches::new(
-            table,
-            fraction,
-            seed,
-            epoch,
-            batch_size,
-            model.offsets.clone(),
-        )
-    });
-    let mut noise = rng::stream(seed, phase.dropout, epoch);
-    adaptation.begin_epoch(seed, epoch);
     let mut stats = EpochStats::default();
-    let mut batch = Batch::default();
-    while batches.next_into(&mut batch) {
-        bar.inc(batch.size as u64);
-        if batch.size < 2 {
-            continue;
+    let epoch = passes.start / (passes.end - passes.start).max(1);
+    for pass in passes {
+        let order = epoch_order(phase.rows, seed, phase.shuffle, pass, true);
+        let mut batches = Batches::new(
+            phase.table,
+            order,
+            batch_size,
+            LastBatch::Keep,
+            Some(model.offsets.clone()),
+        );
+        let mut source = phase.source.map(|(table, fraction)| {
+            SourceBatches::new(
+                table,
+                fraction,
+                seed,
+                pass,
+                batch_size,
+                model.offsets.clone(),
+            )
+        });
+        let mut noise = rng::stream(seed, phase.dropout, pass);
+        let mut source_noise = rng::stream(seed, "dropout/source-rows", pass);
+        adaptation.begin_epoch(seed, pass);
+        let mut batch = Batch::default();
+        while batches.next_into(&mut batch) {
+            bar.inc(batch.size as u64);
+            if batch.size < 2 {
+                continue;
+            }
+            let t = batch.to_tensors(
+                phase.table.header.fields,
+                phase.table.header.numerical,
+                phase.device,
+            )?;
+            let mut step = Step {
+                model,
+                noise: &mut noise,
+                source_noise: &mut source_noise,
+                source_statistics: phase.source_statistics,
+                source: source.as_mut(),
+                device: phase.device,
+            };
+            let adapted = adaptation.forward(&mut step, &t)?;
+            let task = task_loss(&adapted.output, &t.labels)?;
+            let loss = match adapted.term {
+                Some(term) => (&task + term)?,
+                None => task.clone(),
+            };
+            let (task_value, loss_value) = (task.to_scalar::<f32>()?, loss.to_scalar::<f32>()?);
+            let diverged = |what: &str, value: f32| TrainError::NonFinite {
+                phase: phase.name,
+                epoch: epoch as usize + 1,
+                step: stats.steps + 1,
+                what: format!("the {what} is {value}"),
+                lr_key: phase.lr_key,
+            };
+            if !task_value.is_finite() {
+                return Err(diverged("task loss", task_value));
+            }
+            if !loss_value.is_finite() {
+                return Err(diverged("adaptation term", loss_value - task_value));
+            }
+            stats.task_loss += f64::from(task_value);
+            stats.loss += f64::from(loss_value);
+            let grads = loss.backward()?;
+            optimizer.step(&grads)?;
+            adaptation.after_backward(&grads)?;
+            stats.steps += 1;
         }
-        let t = batch.to_tensors(
-            phase.table.header.fields,
-            phase.table.header.numerical,
-            phase.device,
-        )?;
-        let mut step = Step {
-            model,
-            noise: &mut noise,
-            source: source.as_mut(),
-            device: phase.device,
-        };
-        let adapted = adaptation.forward(&mut step, &t)?;
-        let task = task_loss(&adapted.output, &t.labels)?;
-        let loss = match adapted.term {
-            Some(term) => (&task + term)?,
-            None => task.clone(),
-        };
-        let (task_value, loss_value) = (task.to_scalar::<f32>()?, loss.to_scalar::<f32>()?);
-        let diverged = |what: &str, value: f32| TrainError::NonFinite {
-            phase: phase.name,
-            epoch: epoch as usize + 1,
-            step: stats.steps + 1,
-            what: format!("the {what} is {value}"),
-            lr_key: phase.lr_key,
-        };
-        if !task_value.is_finite() {
-            return Err(diverged("task loss", task_value));
-        }
-        if !loss_value.is_finite() {
-            return Err(diverged("adaptation term", loss_value - task_value));
-        }
-        stats.task_loss += f64::from(task_value);
-        stats.loss += f64::from(loss_value);
-        let grads = loss.backward()?;
-        optimizer.step(&grads)?;
-        adaptation.after_backward(&grads)?;
-        stats.steps += 1;
     }
     if let Some(name) = model.params.first_non_finite()? {
         return Err(TrainError::NonFinite {
@@ -144,4 +153,28 @@ pub fn run_epoch(
     stats.loss /= steps;
     stats.adaptation = adaptation.end_epoch();
     Ok(stats)
+}
+
+/// Passes over `rows` in batches of `batch_size` per epoch, so that an epoch holds at
+/// least `min_steps` optimiser steps (one pass when a pass already does).
+pub fn passes_per_epoch(rows: usize, batch_size: usize, min_steps: usize) -> u64 {
+    let per_pass = rows.div_ceil(batch_size.min(rows.max(2)).max(1)).max(1);
+    min_steps.div_ceil(per_pass).max(1) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passes_per_epoch;
+
+    #[test]
+    fn an_epoch_holds_enough_steps() {
+        // 1,000 rows in batches of 256: 4 steps a pass.
+        assert_eq!(passes_per_epoch(1000, 256, 1), 1);
+        assert_eq!(passes_per_epoch(1000, 256, 4), 1);
+        assert_eq!(passes_per_epoch(1000, 256, 5), 2);
+        assert_eq!(passes_per_epoch(1000, 256, 20), 5);
+        // A batch larger than the rows is all the rows: one step a pass.
+        assert_eq!(passes_per_epoch(1000, 2048, 20), 20);
+        assert_eq!(passes_per_epoch(0, 256, 3), 3);
+    }
 }

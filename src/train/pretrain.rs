@@ -31,11 +31,14 @@ pub fn pretrain(
     device: &Device,
     options: &RunOptions,
 ) -> Result<Option<PathBuf>, TrainError> {
+    // The source rows by content (a CSV's checksum, a generator's recipe and version), not
+    // by where they are stored.
     let key = serde_json::json!({
-        "source": exp.data.source, "backbone": exp.model.backbone, "embedding": exp.model.embedding,
+        "source_rows": source.train.header.source, "schema": source.train.header.schema_hash,
+        "backbone": exp.model.backbone, "embedding": exp.model.embedding,
         "pretrain": exp.pretrain, "batch_size": exp.train.batch_size, "seed": exp.train.seed,
         "device": crate::device::describe(device), "valid_rows": exp.data.valid_rows,
-        "rows_version": exp.data.source.version,
+        "numerics": crate::config::NUMERICS_VERSION,
     });
     let hash = crate::config::digest(&key);
     let dir = exp.output.runs_dir.join("_source").join(hash);
@@ -62,6 +65,7 @@ pub fn pretrain(
         shuffle: "shuffle/source",
         dropout: "dropout/source",
         source: None,
+        source_statistics: false,
         device,
     };
     // The unweighted sum of the task losses, as MTReclib trains.
@@ -102,7 +106,7 @@ pub fn pretrain(
             &phase,
             &summed,
             seed,
-            index as u64,
+            index as u64..index as u64 + 1,
             &bar,
         )?;
         let score = evaluate(

@@ -15,7 +15,7 @@ use super::state::{self, Learner, Progress};
 use crate::adapt::Setup;
 use crate::adapt::weights::Config as Weights;
 use crate::config::Resolved;
-use crate::config::schema::SelectOn;
+use crate::config::schema::{SelectOn, SourceBatchNorm};
 use crate::data::dataset::{Splits, open};
 use crate::data::{Schema, split};
 use crate::models::Output;
@@ -214,8 +214,19 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     if let Some(path) = &source_checkpoint {
         model.load(path)?;
     }
-    let o = &exp.optim;
-    let mut optimizer = Adam::new(model.params.trainable(), o.optimizer, o.lr, o.weight_decay);
+    // A model trained from scratch on the target takes the source training's optimiser
+    // settings (as MTReclib trains single-domain models); one that starts from the source
+    // model takes the adaptation's.
+    let (kind, lr, decay) = if needs.source_model {
+        (exp.optim.optimizer, exp.optim.lr, exp.optim.weight_decay)
+    } else {
+        (
+            exp.pretrain.optimizer,
+            exp.pretrain.lr,
+            exp.pretrain.weight_decay,
+        )
+    };
+    let mut optimizer = Adam::new(model.params.trainable(), kind, lr, decay);
     let mut adaptation = (method.build)(&Setup {
         experiment: exp,
         schema: &schema,
@@ -247,31 +258,18 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         lr_key: "optim.lr",
         table: &target.train,
         rows: &split.train,
-        batch_size: exp.train.batch_size,
+        batch_size: exp.train.target_batch_size,
         shuffle: "shuffle/target",
         dropout: "dropout/target",
         source: source
             .as_ref()
             .filter(|_| needs.source_rows)
             .map(|s| (&s.train, exp.data.source_fraction)),
+        source_statistics: exp.adapt.source_batchnorm == SourceBatchNorm::Update,
         device: &device,
     };
     let task_loss = weighted_task_loss(&weights);
-    let bar = progress_bar(options.progress, "target");
-    let mut session_epochs = 0;
-    while needs.training && !progress.finished && progress.epochs < exp.train.epochs {
-        let epoch = progress.epochs + 1;
-        bar.set_message(format!("epoch {epoch}"));
-        let stats = run_epoch(
-            learner.model,
-            learner.optimizer,
-            learner.adaptation,
-            &phase,
-            &task_loss,
-            seed,
-            progress.epochs as u64,
-            &bar,
-        )?;
+    let validate = || -> Result<(Evaluation, f64), TrainError> {
         let valid = evaluate(
             &model,
             select_table,
@@ -282,6 +280,44 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
             &device,
         )?;
         let score = valid.mean_auc("validation")?;
+        Ok((valid, score))
+    };
+    if needs.source_model && progress.epochs == 0 && progress.stopping.best_epoch.is_none() {
+        // Epoch 0: the source model the target model starts from is the first candidate,
+        // so that a method whose training only hurts falls back to its start. (A fresh
+        // initialisation is no candidate: its score is that of a random projection.)
+        let (valid, score) = validate()?;
+        tracing::info!(epoch = 0, valid_mean_auc = score, "start model");
+        append_line(
+            &metrics_path,
+            &serde_json::json!({"epoch": 0, "valid": valid, "valid_mean_auc": score}),
+        )?;
+        progress.stopping.observe(0, score);
+        model.save(&dir.join("best.safetensors"))?;
+        state::save(&dir, &learner, &mut progress)?;
+    }
+    let passes = super::epoch::passes_per_epoch(
+        split.train.len(),
+        exp.train.target_batch_size,
+        exp.train.steps_per_epoch,
+    );
+    let bar = progress_bar(options.progress, "target");
+    let mut session_epochs = 0;
+    while needs.training && !progress.finished && progress.epochs < exp.train.epochs {
+        let epoch = progress.epochs + 1;
+        bar.set_message(format!("epoch {epoch}"));
+        let first = progress.epochs as u64 * passes;
+        let stats = run_epoch(
+            learner.model,
+            learner.optimizer,
+            learner.adaptation,
+            &phase,
+            &task_loss,
+            seed,
+            first..first + passes,
+            &bar,
+        )?;
+        let (valid, score) = validate()?;
         bar.suspend(|| {
             tracing::info!(
                 epoch,
@@ -318,9 +354,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         }
     }
     bar.finish_and_clear();
-    if progress.stopping.best_epoch.is_some() {
-        model.load(&dir.join("best.safetensors"))?;
-    }
+    model.load(&dir.join("best.safetensors"))?;
     let test = evaluate(
         &model,
         &target.test,
