@@ -15,7 +15,6 @@ use rand::Rng;
 
 use crate::config::Registry;
 use crate::config::registry::find;
-use crate::data::Schema;
 use crate::data::batch::field_offsets;
 use crate::models::{BACKBONES, Backbone, Dims, build_backbone};
 use crate::nn::optim::Adam;
@@ -227,10 +226,8 @@ impl<'r> Bench<'r> {
         device: &Device,
         batch: usize,
     ) -> Result<Self, BenchError> {
-        let schema: Schema = serde_json::from_value(
-            registry.entry("schemas", "aliexpress")?.params["schema"].clone(),
-        )
-        .map_err(|e| BenchError::Invalid(e.to_string()))?;
+        let schema = crate::data::dataset::schema(&registry.entry("schemas", "aliexpress")?.params)
+            .map_err(|e| BenchError::Invalid(e.to_string()))?;
         let embedding = serde_json::from_value(registry.entry("embeddings", "aliexpress")?.params)
             .map_err(|e| BenchError::Invalid(e.to_string()))?;
         let cards = schema.categorical.cardinalities.clone();

@@ -100,6 +100,12 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Print a shell completion script: `daa completions bash > /etc/bash_completion.d/daa`
+    /// (zsh: into a directory on $fpath as `_daa`; fish: ~/.config/fish/completions/daa.fish).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Predict with a trained checkpoint, one row of probabilities per input row.
     Predict {
         /// The experiment file the checkpoint was trained with.

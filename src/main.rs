@@ -152,6 +152,11 @@ fn dispatch(cli: &Cli) -> Result<()> {
                 *dry_run,
             )
         }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "daa", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Data(DataCommand::Synth {
             preset,
             profile,

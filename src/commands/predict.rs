@@ -6,7 +6,6 @@ use std::path::Path;
 use anyhow::Result;
 use daa::atomic::FileError;
 use daa::config::Resolved;
-use daa::data::Schema;
 use daa::data::batch::{Batches, LastBatch};
 use daa::data::cache::load_csv;
 use daa::models::model::Model;
@@ -14,7 +13,7 @@ use daa::nn::Mode;
 
 pub fn predict(resolved: &Resolved, checkpoint: &Path, data: &Path, out: &Path) -> Result<()> {
     let experiment = &resolved.experiment;
-    let schema: Schema = serde_json::from_value(experiment.data.target.params["schema"].clone())?;
+    let schema = daa::data::dataset::schema(&experiment.data.target.params)?;
     let device = experiment.train.device.open()?;
     let model = Model::new(experiment, &schema, &device, experiment.train.seed)?;
     model.load(checkpoint)?;

@@ -91,6 +91,13 @@ fn open_synthetic(params: &serde_json::Value) -> Result<Splits, DataError> {
     })
 }
 
+/// The schema in a data set's (or a schema entry's) canonical parameters: the one place
+/// that reads it.
+pub fn schema(params: &serde_json::Value) -> Result<Schema, DataError> {
+    serde_json::from_value(params["schema"].clone())
+        .map_err(|e| DataError::Invalid(format!("the data set's schema: {e}")))
+}
+
 /// Opens the splits of a data set of `kind` with `params`, building caches on first use.
 pub fn open(kind: &str, params: &serde_json::Value) -> Result<Splits, DataError> {
     let opener = find(DATASETS, kind)

@@ -17,7 +17,7 @@ use crate::adapt::weights::Config as Weights;
 use crate::config::Resolved;
 use crate::config::schema::{SelectOn, SourceBatchNorm};
 use crate::data::dataset::{Splits, open};
-use crate::data::{Schema, split};
+use crate::data::split;
 use crate::models::Output;
 use crate::models::model::Model;
 use crate::nn::optim::Adam;
@@ -112,11 +112,6 @@ pub fn run_dir(resolved: &Resolved) -> PathBuf {
         .join(&resolved.hash)
 }
 
-fn schema_of(component: &crate::config::Component) -> Result<Schema, TrainError> {
-    serde_json::from_value(component.params["schema"].clone())
-        .map_err(|e| TrainError::Invalid(e.to_string()))
-}
-
 fn open_splits(component: &crate::config::Component) -> Result<Splits, TrainError> {
     Ok(open(&component.kind, &component.params)?)
 }
@@ -169,10 +164,10 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         &dir.join("config.resolved.toml"),
         crate::config::render(resolved, false).as_bytes(),
     )?;
-    let schema = schema_of(&exp.data.target)?;
+    let schema = crate::data::dataset::schema(&exp.data.target.params)?;
     let needs = method.needs;
     let uses_source = needs.source_model || needs.source_rows;
-    if uses_source && schema_of(&exp.data.source)? != schema {
+    if uses_source && crate::data::dataset::schema(&exp.data.source.params)? != schema {
         return Err(TrainError::Invalid("data.source and data.target have different schemas; a source model cannot serve the target".into()));
     }
     let weights: Weights = exp.adapt.weights.params();
