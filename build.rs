@@ -1,4 +1,6 @@
-//! Records the candle version from Cargo.lock, for result.json.
+//! Records, for result.json, the candle version from Cargo.lock and the git commit the
+//! binary was built from (a run records the code that made it, not whatever the working
+//! directory holds when it runs).
 fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
     let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
@@ -8,7 +10,40 @@ fn main() {
         .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
         .map(|v| v.trim_end_matches('"').to_string())
         .unwrap_or_else(|| "unknown".into());
-    // Not `DAA_`-prefixed: `cargo run` passes this to the binary too, whose configuration
+    // Not `DAA_`-prefixed: `cargo run` passes these to the binary too, whose configuration
     // reads every `DAA_*` variable as an override.
     println!("cargo:rustc-env=CANDLE_VERSION_OF_DAA={version}");
+    // The commit moves with HEAD and its refs; the dirty flag with the sources.
+    for watched in [
+        ".git/HEAD",
+        ".git/refs",
+        ".git/packed-refs",
+        "src",
+        "vendor",
+        "Cargo.toml",
+    ] {
+        println!("cargo:rerun-if-changed={watched}");
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = match git(&["rev-parse", "HEAD"]) {
+        Some(commit) => {
+            // Tracked files changed since the commit: the build is not that commit's code.
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{commit}-dirty")
+            } else {
+                commit
+            }
+        }
+        None => String::new(),
+    };
+    println!("cargo:rustc-env=GIT_COMMIT_OF_DAA={commit}");
 }

@@ -28,6 +28,13 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunsFormat {
+    Md,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -100,6 +107,18 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Every finished run under a runs directory in one table: experiment, method, seed,
+    /// hash, best epoch, test AUCs, wall time, commit.
+    Runs {
+        /// The runs directory.
+        #[arg(long, default_value = "runs")]
+        runs_dir: PathBuf,
+        /// Only runs of experiments whose name contains this.
+        #[arg(long)]
+        experiment: Option<String>,
+        #[arg(long, value_enum, default_value_t = RunsFormat::Md)]
+        format: RunsFormat,
+    },
     /// Print a shell completion script: `daa completions bash > /etc/bash_completion.d/daa`
     /// (zsh: into a directory on $fpath as `_daa`; fish: ~/.config/fish/completions/daa.fish).
     Completions {

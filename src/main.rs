@@ -152,6 +152,11 @@ fn dispatch(cli: &Cli) -> Result<()> {
                 *dry_run,
             )
         }
+        Command::Runs {
+            runs_dir,
+            experiment,
+            format,
+        } => commands::runs::list(runs_dir, experiment.as_deref(), *format),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "daa", &mut std::io::stdout());

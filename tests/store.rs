@@ -143,6 +143,24 @@ fn a_finished_run_is_reused_and_rerun_runs_it_again() {
     assert_eq!(run_dir(dir.path(), &rerun), first);
     assert!(mtime(&first.join("result.json")) > before, "written anew");
     assert_eq!(metrics(&first), expected);
+
+    // The index of finished runs lists it once, with its hash and best epoch.
+    let index = daa(dir.path(), &["runs", "--format", "csv"], &[]);
+    assert!(index.status.success(), "{}", stderr(&index));
+    let text = stdout(&index);
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    let hash = first.file_name().unwrap().to_str().unwrap();
+    assert!(
+        rows[0].starts_with("mmoe_nl,daa,1,") && rows[0].contains(hash),
+        "{text}"
+    );
+    let json = daa(
+        dir.path(),
+        &["runs", "--format", "json", "--experiment", "ple"],
+        &[],
+    );
+    assert_eq!(stdout(&json).trim(), "[]");
 }
 
 /// Flips the bits of the byte at `at` (counted back from the end when negative).

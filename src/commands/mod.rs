@@ -8,6 +8,7 @@ pub mod predict;
 pub mod registry;
 pub mod reproduce;
 pub mod run;
+pub mod runs;
 
 use std::path::{Path, PathBuf};
 

@@ -5,6 +5,7 @@
 mod epoch;
 mod error;
 pub mod evaluate;
+pub mod index;
 mod outputs;
 mod pretrain;
 mod run;

@@ -116,14 +116,9 @@ fn open_splits(component: &crate::config::Component) -> Result<Splits, TrainErro
     Ok(open(&component.kind, &component.params)?)
 }
 
+/// The git commit the binary was built from (`-dirty` when tracked files differed).
 fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    Some(env!("GIT_COMMIT_OF_DAA").to_string()).filter(|c| !c.is_empty())
 }
 
 /// Σ_t w_t BCE_t / T (the reference's (w_c BCE_ctr + w_ac BCE_ctcvr) / 2).
