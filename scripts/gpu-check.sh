@@ -42,7 +42,7 @@ done
 
 { echo; echo "## Training step"; echo; echo '```'; } >> "$report"
 BENCH_PYTHON="$python" BENCH_TORCH_SCRIPT="$repo/tools/torch_step_bench.py" \
-  "$repo/scripts/gpu-env.sh" "$daa" bench step --device cuda:0 --steps 10 >> "$report" 2>&1 || status=1
+  "$repo/scripts/gpu-env.sh" "$daa" --registry "$repo/registry" bench step --device cuda:0 --steps 10 >> "$report" 2>&1 || status=1
 echo '```' >> "$report"
 cat "$report"
 exit $status

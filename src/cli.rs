@@ -76,7 +76,9 @@ pub enum Command {
     },
     /// Reproduce a paper table or figure from reproduce/NAME.toml.
     Reproduce {
-        /// A file of reproduce/ without .toml: table3, table4, fig_sensitivity.
+        /// A grid of reproduce/ by name (table3, table4, fig_sensitivity), or a path to any
+        /// grid file (its `config` patterns relative to that file).
+        #[arg(value_name = "NAME|PATH")]
         name: String,
         /// The overlay from configs/profiles: smoke (seconds), cpu (about an hour on 2
         /// cores), paper (the reference sizes, GPU-sized).
@@ -91,7 +93,7 @@ pub enum Command {
         /// List the cells with their config hashes and whether they are finished.
         #[arg(long)]
         dry_run: bool,
-        /// Output directory (default: reproduce/out/NAME).
+        /// Output directory (default: reproduce/out/NAME, NAME the grid file's stem).
         #[arg(long)]
         out: Option<PathBuf>,
     },

@@ -97,3 +97,53 @@ fn a_closed_stdout_ends_the_listing_quietly() {
     assert!(!stderr.contains("error"), "{stderr}");
     assert_ne!(status.code(), Some(101), "a panic's exit code");
 }
+
+#[test]
+fn a_grid_file_outside_the_project_resolves_its_configs_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let grids = dir.path().join("grids");
+    std::fs::create_dir_all(grids.join("exp")).unwrap();
+    let base = repo().join("configs/mmoe_nl.toml");
+    std::fs::write(
+        grids.join("exp/mine.toml"),
+        format!("extends = [{:?}]\n", base.display().to_string()),
+    )
+    .unwrap();
+    std::fs::write(
+        grids.join("small.toml"),
+        "title = \"Mine\"\ndescription = \"two methods\"\norder = [\"method\"]\n\
+         config = \"exp/mine.toml\"\nrows = [\"method\"]\ncolumn = \"method\"\n\
+         [axes.method]\nfinetune = [\"adapt.method=finetune\"]\ndaa = [\"adapt.method=daa\"]\n\
+         [profiles]\nsmoke = { seeds = 2 }\n",
+    )
+    .unwrap();
+    let grid = grids.join("small.toml");
+    let out = daa(
+        dir.path(),
+        &[
+            "reproduce",
+            grid.to_str().unwrap(),
+            "--profile",
+            "smoke",
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("small (smoke): 4 cells, 0 finished, 4 to run"),
+        "{text}"
+    );
+    let missing = daa(
+        dir.path(),
+        &["reproduce", "nowhere/x.toml", "--dry-run"],
+        &[],
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("no such grid file"),
+        "{}",
+        stderr(&missing)
+    );
+}

@@ -9,7 +9,7 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, dry_run: bo
     if dry_run {
         println!(
             "{} ({}): {} cells, {} finished, {} to run",
-            name,
+            plan.name,
             options.profile,
             plan.cells.len(),
             plan.finished(),

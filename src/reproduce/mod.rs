@@ -107,21 +107,41 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The cells of `reproduce/NAME.toml` under `options`' profile, seeds and filter.
-    pub fn new(name: &str, registry: &Registry, options: &Options) -> Result<Self, ReproduceError> {
+    /// The cells of a grid under `options`' profile, seeds and filter. `grid` is a name
+    /// of the project's `reproduce/` (its `config` patterns relative to the project) or a
+    /// path to any grid file (anything with a `/` or ending in `.toml`; its patterns
+    /// relative to the file's folder).
+    pub fn new(grid: &str, registry: &Registry, options: &Options) -> Result<Self, ReproduceError> {
         let project = registry
             .root
             .parent()
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let path = project.join("reproduce").join(format!("{name}.toml"));
+        let explicit = grid.contains(std::path::MAIN_SEPARATOR) || grid.ends_with(".toml");
+        let (path, base) = if explicit {
+            let path = PathBuf::from(grid);
+            let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            (path, base)
+        } else {
+            (
+                project.join("reproduce").join(format!("{grid}.toml")),
+                project.clone(),
+            )
+        };
         if !path.is_file() {
-            return Err(ReproduceError::Spec(format!(
-                "no {}; available: {}",
-                path.display(),
-                crate::config::registry::toml_names(&project.join("reproduce")).join(", ")
-            )));
+            return Err(ReproduceError::Spec(if explicit {
+                format!("{grid}: no such grid file")
+            } else {
+                format!(
+                    "no {}; available: {} (or give a path to a grid file)",
+                    path.display(),
+                    crate::config::registry::toml_names(&project.join("reproduce")).join(", ")
+                )
+            }));
         }
+        let name = path
+            .file_stem()
+            .map_or_else(|| grid.to_string(), |s| s.to_string_lossy().into_owned());
         let spec = Spec::load(&path).map_err(ReproduceError::Spec)?;
         let profile = spec.profiles.get(&options.profile).ok_or_else(|| {
             ReproduceError::Spec(format!(
@@ -136,7 +156,7 @@ impl Plan {
             .join(format!("{}.toml", options.profile));
         let seeds = options.seeds.unwrap_or(profile.seeds);
         let cells = spec
-            .cells(&project, seeds)
+            .cells(&base, seeds)
             .into_iter()
             .filter(|c| {
                 options
@@ -152,7 +172,7 @@ impl Plan {
             })
             .collect::<Result<_, ReproduceError>>()?;
         Ok(Plan {
-            name: name.to_string(),
+            name,
             project,
             spec,
             seeds,
