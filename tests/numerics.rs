@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{daa, repo, stderr, stdout};
+use common::{daa, named_run_dir, repo, smoke_run_args, tensor_digest};
 
 const PINNED: &str = "tests/fixtures/numerics.json";
 
@@ -26,46 +26,11 @@ fn cpu_class() -> &'static str {
     }
 }
 
-/// SHA-256 of a safetensors file's tensor bytes (its header left out).
-fn digest(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    daa::digest::sha256_short(&bytes[8 + n..])
-}
-
 fn train(dir: &Path, backbone: &str) -> String {
     let config = repo().join(format!("configs/{backbone}_nl.toml"));
-    let data = format!("data.source.dir='{}'", dir.join("data").display());
-    let target = format!("data.target.dir='{}'", dir.join("data").display());
-    let out = daa(
-        dir,
-        &[
-            "-q",
-            "run",
-            config.to_str().unwrap(),
-            "--profile",
-            "smoke",
-            "--set",
-            "output.runs_dir='runs'",
-            "--set",
-            &data,
-            "--set",
-            &target,
-            "--set",
-            "train.epochs=2",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    let run = text
-        .lines()
-        .find_map(|l| l.strip_prefix("run directory: "))
-        .unwrap()
-        .split(" (")
-        .next()
-        .unwrap();
-    digest(&dir.join(run).join("last.safetensors"))
+    let args = smoke_run_args(dir, &config, &["train.epochs=2"], &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    tensor_digest(&named_run_dir(dir, &daa(dir, &args, &[])).join("last.safetensors"))
 }
 
 #[test]

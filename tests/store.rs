@@ -10,33 +10,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{command, daa, repo, stderr, stdout};
+use common::{command, daa, named_run_dir, repo, smoke_run_args, stderr, stdout};
 
 /// The smoke-profile MMoE experiment in `dir` with `sets` and `extra` arguments.
 fn args(dir: &Path, sets: &[&str], extra: &[&str]) -> Vec<String> {
-    let config = repo().join("configs/mmoe_nl.toml");
-    let mut args: Vec<String> = [
-        "-q",
-        "run",
-        config.to_str().unwrap(),
-        "--profile",
-        "smoke",
-        "--set",
-        "output.runs_dir='runs'",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for role in ["source", "target"] {
-        args.push("--set".into());
-        args.push(format!("data.{role}.dir='{}'", dir.join("data").display()));
-    }
-    for s in sets {
-        args.push("--set".into());
-        args.push(s.to_string());
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    smoke_run_args(dir, &repo().join("configs/mmoe_nl.toml"), sets, extra)
 }
 
 fn run(dir: &Path, sets: &[&str], extra: &[&str]) -> Output {
@@ -50,16 +28,7 @@ fn run(dir: &Path, sets: &[&str], extra: &[&str]) -> Output {
 
 /// The run directory a successful run names.
 fn run_dir(dir: &Path, out: &Output) -> PathBuf {
-    assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
-    let text = stdout(out);
-    let line = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("run directory: ")
-                .or_else(|| l.split("--resume (").nth(1))
-        })
-        .unwrap_or_else(|| panic!("no run directory in {text}"));
-    dir.join(line.split(" (").next().unwrap().trim_end_matches(')'))
+    named_run_dir(dir, out)
 }
 
 /// The test metrics, selected epoch and epochs of a run's result.json.

@@ -6,37 +6,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{daa, repo, stderr, stdout};
+use common::{daa, named_run_dir, repo, smoke_run_args, tensor_digest};
 
 /// Runs `daa run configs/mmoe_nl.toml --profile smoke` with `sets` in `dir`; returns the run
 /// directory named in the output.
 fn run(dir: &Path, sets: &[&str], extra: &[&str], env: &[(&str, &str)]) -> PathBuf {
-    let config = repo().join("configs/mmoe_nl.toml");
-    let mut args = vec![
-        "-q",
-        "run",
-        config.to_str().unwrap(),
-        "--profile",
-        "smoke",
-        "--set",
-        "output.runs_dir='runs'",
-    ];
-    let data = format!("data.source.dir='{}'", dir.join("data").display());
-    let target_data = format!("data.target.dir='{}'", dir.join("data").display());
-    args.extend(["--set", &data, "--set", &target_data]);
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    args.extend(extra);
-    let out = daa(dir, &args, env);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    let text = stdout(&out);
-    let line = text.lines().find_map(|l| {
-        l.strip_prefix("run directory: ")
-            .or_else(|| l.split("--resume (").nth(1))
-    });
-    let shown = line.unwrap_or_else(|| panic!("no run directory in {text}"));
-    dir.join(shown.split(" (").next().unwrap().trim_end_matches(')'))
+    let args = smoke_run_args(dir, &repo().join("configs/mmoe_nl.toml"), sets, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    named_run_dir(dir, &daa(dir, &args, env))
 }
 
 fn result(dir: &Path) -> serde_json::Value {
@@ -233,13 +210,6 @@ fn the_pretrained_source_model_is_never_changed() {
     let before = std::fs::read(&source).unwrap();
     run(dir.path(), &["adapt.weights.adversarial=0.25"], &[], &[]);
     assert_eq!(std::fs::read(&source).unwrap(), before);
-}
-
-/// SHA-256 of a checkpoint's tensor bytes (its header left out).
-fn tensor_digest(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    daa::digest::sha256_short(&bytes[8 + n..])
 }
 
 #[test]

@@ -55,3 +55,52 @@ pub fn experiment(body: &str) -> String {
     let base = repo().join("configs/base.toml");
     format!("extends = [{:?}]\n{body}", base.display().to_string())
 }
+
+/// `daa run CONFIG --profile smoke` with its runs and data under `dir`, then `sets` as
+/// `--set` flags and `extra` arguments.
+pub fn smoke_run_args(dir: &Path, config: &Path, sets: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["-q", "run", config.to_str().unwrap(), "--profile", "smoke"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let data = dir.join("data");
+    let fixed = [
+        "output.runs_dir='runs'".to_string(),
+        format!("data.source.dir='{}'", data.display()),
+        format!("data.target.dir='{}'", data.display()),
+    ];
+    for set in fixed.iter().map(String::as_str).chain(sets.iter().copied()) {
+        args.push("--set".into());
+        args.push(set.to_string());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// The run directory named in a `daa run` output ("run directory: ..." or, when stopped
+/// early, "... --resume (DIR)"), under `dir`.
+pub fn named_run_dir(dir: &Path, output: &Output) -> PathBuf {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stdout(output),
+        stderr(output)
+    );
+    let text = stdout(output);
+    let line = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("run directory: ")
+                .or_else(|| l.split("--resume (").nth(1))
+        })
+        .unwrap_or_else(|| panic!("no run directory in {text}"));
+    dir.join(line.split(" (").next().unwrap().trim_end_matches(')'))
+}
+
+/// The short SHA-256 of a safetensors file's tensor bytes (its header, which holds a
+/// checksum, left out).
+pub fn tensor_digest(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    daa::digest::sha256_short(&bytes[8 + n..])
+}
