@@ -26,11 +26,6 @@ fn run(dir: &Path, sets: &[&str], extra: &[&str]) -> Output {
     )
 }
 
-/// The run directory a successful run names.
-fn run_dir(dir: &Path, out: &Output) -> PathBuf {
-    named_run_dir(dir, out)
-}
-
 /// The test metrics, selected epoch and epochs of a run's result.json.
 fn metrics(run: &Path) -> serde_json::Value {
     let r: serde_json::Value =
@@ -45,7 +40,7 @@ fn lines(path: &Path) -> usize {
 #[test]
 fn two_processes_on_one_run_directory_and_one_source_cache_both_finish_with_the_same_bits() {
     let reference_dir = tempfile::tempdir().unwrap();
-    let reference = run_dir(reference_dir.path(), &run(reference_dir.path(), &[], &[]));
+    let reference = named_run_dir(reference_dir.path(), &run(reference_dir.path(), &[], &[]));
     let expected = metrics(&reference);
 
     let dir = tempfile::tempdir().unwrap();
@@ -70,8 +65,8 @@ fn two_processes_on_one_run_directory_and_one_source_cache_both_finish_with_the_
             c.join().unwrap().unwrap(),
         )
     });
-    let (ra, rb) = (run_dir(dir.path(), &a), run_dir(dir.path(), &b));
-    run_dir(dir.path(), &c);
+    let (ra, rb) = (named_run_dir(dir.path(), &a), named_run_dir(dir.path(), &b));
+    named_run_dir(dir.path(), &c);
     assert_eq!(ra, rb);
     assert_eq!(metrics(&ra), expected, "the same bits as a run alone");
     let epochs = expected["epochs"].as_u64().unwrap() as usize;
@@ -97,7 +92,7 @@ fn two_processes_on_one_run_directory_and_one_source_cache_both_finish_with_the_
 #[test]
 fn a_finished_run_is_reused_and_rerun_runs_it_again() {
     let dir = tempfile::tempdir().unwrap();
-    let first = run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    let first = named_run_dir(dir.path(), &run(dir.path(), &[], &[]));
     let expected = metrics(&first);
     let again = run(dir.path(), &[], &[]);
     assert!(
@@ -109,7 +104,7 @@ fn a_finished_run_is_reused_and_rerun_runs_it_again() {
     let before = mtime(&first.join("result.json"));
     let rerun = run(dir.path(), &[], &["--rerun"]);
     assert!(!stdout(&rerun).contains("finished earlier"));
-    assert_eq!(run_dir(dir.path(), &rerun), first);
+    assert_eq!(named_run_dir(dir.path(), &rerun), first);
     assert!(mtime(&first.join("result.json")) > before, "written anew");
     assert_eq!(metrics(&first), expected);
 
@@ -165,7 +160,7 @@ fn find(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 #[test]
 fn damaged_tables_and_split_files_are_rebuilt_to_the_same_bits() {
     let dir = tempfile::tempdir().unwrap();
-    let first = run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    let first = named_run_dir(dir.path(), &run(dir.path(), &[], &[]));
     let expected = metrics(&first);
     let tables = find(&dir.path().join("data"), "train.table");
     let splits = find(&dir.path().join("data"), ".idx");
@@ -191,14 +186,14 @@ fn damaged_tables_and_split_files_are_rebuilt_to_the_same_bits() {
         std::fs::write(path, bytes).unwrap();
     }
     damage_at(&splits[0], -8);
-    let again = run_dir(dir.path(), &run(dir.path(), &[], &["--rerun"]));
+    let again = named_run_dir(dir.path(), &run(dir.path(), &[], &["--rerun"]));
     assert_eq!(metrics(&again), expected);
 }
 
 #[test]
 fn damaged_checkpoints_and_states_are_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let stopped = run_dir(
+    let stopped = named_run_dir(
         dir.path(),
         &run(
             dir.path(),
@@ -254,7 +249,7 @@ fn a_diverging_run_stops_with_a_clear_error_and_records_nothing() {
 fn interrupted_source_pretraining_resumes_bit_identically() {
     let sets = ["pretrain.epochs=3", "pretrain.patience=3"];
     let whole_dir = tempfile::tempdir().unwrap();
-    let whole = run_dir(whole_dir.path(), &run(whole_dir.path(), &sets, &[]));
+    let whole = named_run_dir(whole_dir.path(), &run(whole_dir.path(), &sets, &[]));
     let expected = metrics(&whole);
     let source = |dir: &Path| {
         std::fs::read(&find(&dir.join("runs/_source"), "model.safetensors")[0]).unwrap()
@@ -268,7 +263,7 @@ fn interrupted_source_pretraining_resumes_bit_identically() {
         find(&dir.path().join("runs/_source"), "progress.json").len(),
         1
     );
-    let resumed = run_dir(dir.path(), &run(dir.path(), &sets, &[]));
+    let resumed = named_run_dir(dir.path(), &run(dir.path(), &sets, &[]));
     assert_eq!(metrics(&resumed), expected);
     assert_eq!(
         source(dir.path()),
@@ -280,11 +275,11 @@ fn interrupted_source_pretraining_resumes_bit_identically() {
 #[test]
 fn temporary_files_of_dead_processes_are_removed_and_files_follow_the_umask() {
     let dir = tempfile::tempdir().unwrap();
-    let first = run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    let first = named_run_dir(dir.path(), &run(dir.path(), &[], &[]));
     // pid_max on Linux is at most 2^22: no process has this id.
     let stale = first.join("best.safetensors.4194305.tmp");
     std::fs::write(&stale, b"half a checkpoint").unwrap();
-    run_dir(dir.path(), &run(dir.path(), &[], &["--rerun"]));
+    named_run_dir(dir.path(), &run(dir.path(), &[], &["--rerun"]));
     assert!(!stale.exists());
     #[cfg(unix)]
     {
@@ -336,7 +331,7 @@ fn profiles_are_names_or_paths_and_say_which_file_was_read() {
 #[test]
 fn an_unwritable_output_is_an_environment_error_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
-    let first = run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    let first = named_run_dir(dir.path(), &run(dir.path(), &[], &[]));
     let config = repo().join("configs/mmoe_nl.toml");
     let csv = dir.path().join("rows.csv");
     std::fs::copy(

@@ -127,11 +127,9 @@ pub fn pretrain(
                 "source pretraining"
             )
         });
-        if progress.stopping.observe(epoch, score) {
+        if progress.end_epoch(epoch, score, p.patience, p.epochs) {
             model.save(&best_path)?;
         }
-        progress.epochs = epoch;
-        progress.finished = progress.stopping.exhausted(p.patience) || epoch >= p.epochs;
         state::save(&dir, &learner, &mut progress)?;
         session_epochs += 1;
         if options

@@ -321,12 +321,9 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
             &metrics_path,
             &serde_json::json!({"epoch": epoch, "train": stats, "valid": valid, "valid_mean_auc": score}),
         )?;
-        if progress.stopping.observe(epoch, score) {
+        if progress.end_epoch(epoch, score, exp.train.patience, exp.train.epochs) {
             model.save(&dir.join("best.safetensors"))?;
         }
-        progress.epochs = epoch;
-        progress.finished =
-            progress.stopping.exhausted(exp.train.patience) || epoch >= exp.train.epochs;
         progress.seconds = earlier_seconds + started.elapsed().as_secs_f64();
         state::save(&dir, &learner, &mut progress)?;
         session_epochs += 1;

@@ -42,6 +42,18 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// Closes epoch `epoch` (counted from 1) with its validation `score`: true when it is
+    /// the best so far (keep this model). The run is finished when `patience` epochs
+    /// brought nothing or `epoch` was the `last`.
+    pub fn end_epoch(&mut self, epoch: usize, score: f64, patience: usize, last: usize) -> bool {
+        let best = self.stopping.observe(epoch, score);
+        self.epochs = epoch;
+        self.finished = self.stopping.exhausted(patience) || epoch >= last;
+        best
+    }
+}
+
 /// What a target training run learns: the model, its optimiser, the method's state.
 pub struct Learner<'a> {
     pub model: &'a Model,
