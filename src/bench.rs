@@ -228,7 +228,7 @@ impl<'r> Bench<'r> {
     ) -> Result<Self, BenchError> {
         let schema = crate::data::dataset::schema(&registry.entry("schemas", "aliexpress")?.params)
             .map_err(|e| BenchError::Invalid(e.to_string()))?;
-        let embedding = serde_json::from_value(registry.entry("embeddings", "aliexpress")?.params)
+        let embedding = serde_json::from_value(registry.entry("embeddings", "fields")?.params)
             .map_err(|e| BenchError::Invalid(e.to_string()))?;
         let cards = schema.categorical.cardinalities.clone();
         let (fields, numerical) = (cards.len(), schema.numerical_names().len());

@@ -121,18 +121,27 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = RunsFormat::Md)]
         format: RunsFormat,
     },
+    /// Draw a run's training curves into RUN_DIR/curves.svg (also written when a run
+    /// finishes): losses, each critic's loss and Wasserstein estimate, validation AUC.
+    Plot {
+        /// A run directory (runs/EXPERIMENT/HASH), finished or still going.
+        run_dir: PathBuf,
+    },
     /// Print a shell completion script: `daa completions bash > /etc/bash_completion.d/daa`
     /// (zsh: into a directory on $fpath as `_daa`; fish: ~/.config/fish/completions/daa.fish).
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Predict with a trained checkpoint, one row of probabilities per input row.
+    /// Predict with a trained checkpoint: the row's id (or row number) and one
+    /// probability per task for each input row; AUCs when the file has the label columns.
     Predict {
         /// The experiment file the checkpoint was trained with.
         config: PathBuf,
+        /// The checkpoint (default: best.safetensors of the experiment's finished run).
         #[arg(long)]
-        checkpoint: PathBuf,
+        checkpoint: Option<PathBuf>,
+        /// A CSV in the target's schema, with or without the label columns.
         #[arg(long)]
         data: PathBuf,
         #[arg(long)]
@@ -176,6 +185,9 @@ pub enum DataCommand {
         /// The generator's seed (default: the registry entries' seed).
         #[arg(long)]
         seed: Option<u64>,
+        /// Where to write the domains (default: each entry's `dir`, relative to its file).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Convert raw Tianchi zips into the processed layout.
     PrepareAliexpress {

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod metrics;
 pub mod models;
 pub mod nn;
+pub mod plot;
 pub mod reproduce;
 pub mod rng;
 pub mod train;

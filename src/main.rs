@@ -127,9 +127,12 @@ fn dispatch(cli: &Cli) -> Result<()> {
             checkpoint,
             data,
             out,
-        } => {
-            commands::predict::predict(&commands::resolve(cli, config, set)?, checkpoint, data, out)
-        }
+        } => commands::predict::predict(
+            &commands::resolve(cli, config, set)?,
+            checkpoint.as_deref(),
+            data,
+            out,
+        ),
         Command::Reproduce {
             name,
             profile,
@@ -157,6 +160,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
             experiment,
             format,
         } => commands::runs::list(runs_dir, experiment.as_deref(), *format),
+        Command::Plot { run_dir } => commands::plot::curves(run_dir),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "daa", &mut std::io::stdout());
@@ -166,7 +170,14 @@ fn dispatch(cli: &Cli) -> Result<()> {
             preset,
             profile,
             seed,
-        }) => commands::data::synth(&commands::registry_for(cli, here)?, preset, profile, *seed),
+            dir,
+        }) => commands::data::synth(
+            &commands::registry_for(cli, here)?,
+            preset,
+            profile,
+            *seed,
+            dir.as_deref(),
+        ),
         Command::Data(DataCommand::PrepareAliexpress { raw, country, out }) => {
             let out = out.clone().unwrap_or_else(|| "data/aliexpress".into());
             commands::data::prepare_aliexpress(raw, country, &out)

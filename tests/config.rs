@@ -388,6 +388,11 @@ fn unknown_registry_name_lists_available_entries() {
         err.contains("available: aitm, metaheac, mmoe, omoe, ple, sharedbottom, singletask"),
         "{err}"
     );
+    // The folder searched, and the nearest name (a transposition is one edit).
+    assert!(
+        err.contains("registry/backbones has no mmeo.toml") && err.contains("did you mean `mmoe`?"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -452,6 +457,13 @@ fn hash_covers_the_synthetic_generator_and_numerics_versions() {
     assert_ne!(resolved.hash, daa::config::digest(&value));
     for role in ["source", "target"] {
         value["data"][role]["rows_version"] = daa::data::synthetic::GENERATOR_VERSION.into();
+        // Where a generated domain is cached is no part of what it is.
+        let params = value["data"][role]["params"].as_object_mut().unwrap();
+        assert!(
+            std::path::Path::new(params["dir"].as_str().unwrap()).is_absolute(),
+            "resolved against the entry's file"
+        );
+        params.remove("dir");
     }
     assert_ne!(resolved.hash, daa::config::digest(&value));
     value["numerics"] = daa::config::NUMERICS_VERSION.into();
@@ -460,4 +472,39 @@ fn hash_covers_the_synthetic_generator_and_numerics_versions() {
         resolved.experiment.model.backbone.version, 0,
         "only generators have versions"
     );
+    let elsewhere = resolve_with(
+        &repo().join("configs/mmoe_nl.toml"),
+        &[],
+        &["data.target.dir='/tmp/elsewhere'"],
+    );
+    assert_eq!(
+        elsewhere.hash, resolved.hash,
+        "the cache folder is not hashed"
+    );
+}
+
+#[test]
+fn entry_paths_resolve_against_the_entry_file_home_or_as_absolute() {
+    let entry = |train: &str| {
+        format!(
+            "extends = [\"../schemas/aliexpress.toml\"]\nkind = \"csv\"\ndescription = \"mine\"\n\
+             train = \"{train}\"\ntest = \"/data/test.csv\"\n"
+        )
+    };
+    let schema = std::fs::read_to_string(repo().join("registry/schemas/aliexpress.toml")).unwrap();
+    let dir = project(&[
+        ("registry/schemas/aliexpress.toml", &schema),
+        ("registry/datasets/near.toml", &entry("../../csv/train.csv")),
+        ("registry/datasets/home.toml", &entry("~/csv/train.csv")),
+    ]);
+    let registry = daa::catalog::registry(dir.path().join("registry"));
+    let path = |name: &str, key: &str| {
+        let entry = registry.entry("datasets", name).unwrap();
+        std::path::PathBuf::from(entry.params[key].as_str().unwrap())
+    };
+    let root = std::path::absolute(dir.path()).unwrap();
+    assert_eq!(path("near", "train"), root.join("csv/train.csv"));
+    assert_eq!(path("near", "test"), std::path::Path::new("/data/test.csv"));
+    let home = std::path::PathBuf::from(std::env::var_os("HOME").unwrap());
+    assert_eq!(path("home", "train"), home.join("csv/train.csv"));
 }

@@ -138,7 +138,7 @@ fn with_row_edit(edit: impl Fn(&mut Vec<String>)) -> String {
 fn rejected(text: Option<&str>, expected: &[&str]) {
     let registry_schema =
         std::fs::read_to_string(repo().join("registry/schemas/aliexpress.toml")).unwrap();
-    let entry = "extends = [\"../schemas/aliexpress.toml\"]\nkind = \"csv\"\ndescription = \"bad\"\ntrain = \"bad.csv\"\ntest = \"bad.csv\"\n";
+    let entry = "extends = [\"../schemas/aliexpress.toml\"]\nkind = \"csv\"\ndescription = \"bad\"\ntrain = \"../../bad.csv\"\ntest = \"../../bad.csv\"\n";
     let dir = project(&[
         ("registry/schemas/aliexpress.toml", &registry_schema),
         ("registry/datasets/bad.toml", entry),
@@ -270,7 +270,14 @@ fn category_at_cardinality_is_an_error_unless_clamped() {
 
 #[test]
 fn missing_empty_and_header_mismatch_files() {
-    rejected(None, &["bad.csv: no such file", "prepare-aliexpress"]);
+    rejected(
+        None,
+        &[
+            "bad.csv: no such file",
+            "data set entry `bad`",
+            "relative to the entry's file",
+        ],
+    );
     rejected(Some(""), &["bad.csv: the file is empty"]);
     let header_only = std::fs::read_to_string(sample("train.csv"))
         .unwrap()
@@ -557,6 +564,8 @@ fn synth_and_split_commands_work_end_to_end() {
             "smoke",
             "--seed",
             "9",
+            "--dir",
+            "data/synthetic",
         ],
         &[],
     );

@@ -145,12 +145,32 @@ fn predict_writes_one_probability_row_per_input_row() {
     assert!(result.status.success(), "{}", stderr(&result));
     let text = std::fs::read_to_string(&out).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("click_prob,conversion_prob"));
-    let rows: Vec<Vec<f64>> = lines
-        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+    assert_eq!(lines.next(), Some("search_id,click_prob,conversion_prob"));
+    let input = std::fs::read_to_string(&data).unwrap();
+    let ids: Vec<&str> = input
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
         .collect();
+    let (written_ids, rows): (Vec<&str>, Vec<Vec<f64>>) = lines
+        .map(|l| {
+            let (id, probabilities) = l.split_once(',').unwrap();
+            let p = probabilities
+                .split(',')
+                .map(|v| v.parse().unwrap())
+                .collect();
+            (id, p)
+        })
+        .unzip();
     assert_eq!(rows.len(), 100);
+    assert_eq!(written_ids, ids, "each row's id, in input order");
     assert!(rows.iter().flatten().all(|p| *p > 0.0 && *p < 1.0));
+    // The file has labels: the AUCs are printed.
+    let printed = stdout(&result);
+    assert!(
+        printed.contains("click: AUC") && printed.contains("conversion: AUC"),
+        "{printed}"
+    );
 
     let wrong = daa(
         &repo(),

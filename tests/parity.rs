@@ -40,8 +40,7 @@ fn schema() -> daa::data::Schema {
 fn dims() -> Dims {
     let schema = schema();
     let mut embedding: Embedding =
-        serde_json::from_value(registry().entry("embeddings", "aliexpress").unwrap().params)
-            .unwrap();
+        serde_json::from_value(registry().entry("embeddings", "fields").unwrap().params).unwrap();
     embedding.dim = 8;
     Dims {
         cardinalities: schema.categorical.cardinalities.clone(),

@@ -25,7 +25,7 @@ def configure(name, **overrides):
     schema = entry("schemas", "aliexpress")["schema"]
     D.clear()
     D.update({"cards": schema["categorical"]["cardinalities"], "numerical": schema["numerical"]["count"],
-              "tasks": len(schema["labels"]), "embed": entry("embeddings", "aliexpress")["dim"]})
+              "tasks": len(schema["labels"]), "embed": entry("embeddings", "fields")["dim"]})
     D.update({KEYS[k]: v for k, v in entry("backbones", name).items() if k in KEYS})
     D.update(overrides)
 

@@ -10,7 +10,13 @@ use daa::metrics;
 use super::UsageError;
 
 /// Generates every synthetic domain of the registry whose schema is `preset`'s.
-pub fn synth(registry: &Registry, preset: &str, profile: &str, seed: Option<u64>) -> Result<()> {
+pub fn synth(
+    registry: &Registry,
+    preset: &str,
+    profile: &str,
+    seed: Option<u64>,
+    dir: Option<&std::path::Path>,
+) -> Result<()> {
     let schema = registry
         .entry("schemas", preset)
         .map_err(|e| UsageError(format!("--preset {preset}: {e}")))?
@@ -32,6 +38,9 @@ pub fn synth(registry: &Registry, preset: &str, profile: &str, seed: Option<u64>
         let mut config: SyntheticConfig = serde_json::from_value(entry.params)?;
         config.profile = profile;
         config.seed = seed.unwrap_or(config.seed);
+        if let Some(dir) = dir {
+            config.dir = dir.to_path_buf();
+        }
         let (train, test) = daa::data::synthetic::ensure(&config)
             .with_context(|| format!("registry/datasets/{name}.toml"))?;
         let tasks = test.header.labels;
@@ -85,7 +94,7 @@ pub fn split(
     let entry = registry
         .entry("datasets", dataset)
         .map_err(|e| UsageError(format!("--dataset: {e}")))?;
-    let splits = open(&entry.kind, &entry.params)?;
+    let splits = open(&entry.name, &entry.description, &entry.kind, &entry.params)?;
     let drawn = split::load_or_draw(&splits.train, rate, valid_rows, seed)?;
     let positives = |rows: &[u32]| {
         let first = splits.train.label_column(0);

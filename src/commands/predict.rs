@@ -1,23 +1,68 @@
-//! `daa predict`: eval-mode probabilities of a checkpoint, one row per input row.
+//! `daa predict`: eval-mode probabilities of a checkpoint, one row per input row, with the
+//! row's id so that they join back; AUCs when the file has the label columns.
 
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use daa::atomic::FileError;
 use daa::config::Resolved;
+use daa::data::Schema;
 use daa::data::batch::{Batches, LastBatch};
 use daa::data::cache::load_csv;
+use daa::data::csv::first_column;
+use daa::metrics;
 use daa::models::model::Model;
 use daa::nn::Mode;
 
-pub fn predict(resolved: &Resolved, checkpoint: &Path, data: &Path, out: &Path) -> Result<()> {
+use super::UsageError;
+
+pub fn predict(
+    resolved: &Resolved,
+    checkpoint: Option<&Path>,
+    data: &Path,
+    out: &Path,
+) -> Result<()> {
     let experiment = &resolved.experiment;
+    let checkpoint = match checkpoint {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let run = daa::train::run_dir(resolved);
+            if !run.join("result.json").is_file() {
+                bail!(UsageError(format!(
+                    "{} has no finished run at {}: run `daa run` with the same file and \
+                     overrides first, or pass --checkpoint",
+                    resolved.path.display(),
+                    run.display()
+                )));
+            }
+            run.join("best.safetensors")
+        }
+    };
+    let checkpoint = checkpoint.as_path();
     let schema = daa::data::dataset::schema(&experiment.data.target.params)?;
     let device = experiment.train.device.open()?;
     let model = Model::new(experiment, &schema, &device, experiment.train.seed)?;
     model.load(checkpoint)?;
-    let table = load_csv(data, &schema)?.table;
+    // A file to predict on may lack the label columns; one with them gets AUCs too.
+    let layout = if has_labels(data, &schema)? {
+        schema.clone()
+    } else {
+        schema.without_labels()
+    };
+    let table = load_csv(data, &layout)?.table;
+    let ids = match &schema.id {
+        Some(_) => first_column(data)?,
+        None => (0..table.rows()).map(|row| row.to_string()).collect(),
+    };
+    if ids.len() != table.rows() {
+        bail!(UsageError(format!(
+            "{}: {} rows parsed but {} id values found; the file changed while it was read",
+            data.display(),
+            table.rows(),
+            ids.len()
+        )));
+    }
     let order: Vec<u32> = (0..table.rows() as u32).collect();
     let batches = Batches::new(
         &table,
@@ -26,21 +71,54 @@ pub fn predict(resolved: &Resolved, checkpoint: &Path, data: &Path, out: &Path) 
         LastBatch::Keep,
         Some(model.offsets.clone()),
     );
-    let rows = daa::atomic::write_with(out, |file| -> Result<usize> {
-        let header: Vec<String> = schema.labels.iter().map(|l| format!("{l}_prob")).collect();
+    let tasks = schema.labels.len();
+    let mut scores = vec![Vec::with_capacity(table.rows()); tasks];
+    daa::atomic::write_with(out, |file| -> Result<()> {
+        let id_column = schema.id.clone().unwrap_or_else(|| "row".into());
+        let header: Vec<String> = std::iter::once(id_column)
+            .chain(schema.labels.iter().map(|l| format!("{l}_prob")))
+            .collect();
         writeln!(file, "{}", header.join(",")).map_err(FileError::at(out))?;
-        let mut rows = 0;
+        let mut ids = ids.iter();
         for batch in batches {
             let t = batch.to_tensors(table.header.fields, table.header.numerical, &device)?;
             let output = model.forward(&t.categorical, &t.numerical, &mut Mode::eval())?;
             for row in output.probabilities.to_vec2::<f32>()? {
+                let id = ids.next().expect("one id per row, checked above");
                 let text: Vec<String> = row.iter().map(|p| p.to_string()).collect();
-                writeln!(file, "{}", text.join(",")).map_err(FileError::at(out))?;
-                rows += 1;
+                writeln!(file, "{id},{}", text.join(",")).map_err(FileError::at(out))?;
+                for (task, p) in row.into_iter().enumerate() {
+                    scores[task].push(p);
+                }
             }
         }
-        Ok(rows)
+        Ok(())
     })?;
-    tracing::info!(rows, out = %out.display(), "predictions written");
+    println!("{} predictions written to {}", table.rows(), out.display());
+    if table.header.labels == tasks {
+        for (task, name) in schema.labels.iter().enumerate() {
+            let labels = table.label_column(task);
+            let auc = metrics::auc(&scores[task], &labels)
+                .map_or_else(|e| format!("undefined ({e})"), |a| format!("{a:.6}"));
+            let log_loss = metrics::log_loss(&scores[task], &labels);
+            println!("{name}: AUC {auc}, log-loss {log_loss:.6}");
+        }
+    }
     Ok(())
+}
+
+/// Whether `data` has the label columns: whether its header is not exactly as long as the
+/// columns without labels (a header wrong either way is reported against the whole schema).
+fn has_labels(data: &Path, schema: &Schema) -> Result<bool> {
+    use std::io::BufRead;
+    // An unreadable file is reported by the loader, with what to do.
+    let Ok(file) = std::fs::File::open(data) else {
+        return Ok(true);
+    };
+    let mut header = String::new();
+    std::io::BufReader::new(file)
+        .read_line(&mut header)
+        .map_err(FileError::at(data))?;
+    let columns = header.split(',').count();
+    Ok(columns != schema.without_labels().header().len())
 }

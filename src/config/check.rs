@@ -28,6 +28,12 @@ pub trait Validate {
     fn validate(&self) -> Result<(), Invalid> {
         Ok(())
     }
+
+    /// The file-system paths among the values, by key, so that registry entries resolve
+    /// them against the file that wrote them ([`super::paths::resolve`]).
+    fn paths_mut(&mut self) -> Vec<(&'static str, &mut std::path::PathBuf)> {
+        Vec::new()
+    }
 }
 
 /// `Ok` when `condition` holds, else an [`Invalid`] for `key`.

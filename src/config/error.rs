@@ -42,13 +42,15 @@ pub enum ConfigError {
         "missing key `{key}` in the configuration resolved from {origin}: set it there or extend a file that does (configs/base.toml)"
     )]
     MissingKey { origin: String, key: String },
-    #[error("{origin}: `{key}` names registry entry `{name}`, but registry/{dir}/ has no such entry; available: {}", available.join(", "))]
+    #[error("{origin}: `{key}` names registry entry `{name}`, but {} has no {name}.toml{choices}", folder.display())]
     UnknownEntry {
         origin: String,
         key: String,
-        dir: String,
+        /// The registry folder that was searched.
+        folder: PathBuf,
         name: String,
-        available: Vec<String>,
+        /// The nearest entry, if one is close, and the available ones.
+        choices: String,
     },
     #[error("{origin}: `{key}` is `{kind}`, which is not a known kind for registry/{dir}/; known kinds: {}", known.join(", "))]
     UnknownKind {

@@ -18,8 +18,13 @@ pub fn experiment_hash(experiment: &Experiment) -> String {
         map.insert("numerics".into(), NUMERICS_VERSION.into());
     }
     for ((slot, _), component) in super::SLOTS.iter().zip(experiment.components()) {
+        let (section, key) = slot.split_once('.').expect("slots are section.key");
+        // Where a generated data set is cached (an absolute path) does not change its
+        // rows; leaving it out keeps hashes the same on every machine.
+        if let Some(params) = value[section][key]["params"].as_object_mut() {
+            params.remove("dir");
+        }
         if component.version > 0 {
-            let (section, key) = slot.split_once('.').expect("slots are section.key");
             // Named for data sets, so far the only kinds with a version (their generators).
             value[section][key]["rows_version"] = component.version.into();
         }

@@ -11,6 +11,9 @@ use super::ConfigError;
 pub struct Layer {
     pub metadata: Metadata,
     pub table: toml::Table,
+    /// A profile's layer: its keys in a registry slot apply only where the slot's entry
+    /// has them.
+    pub overlay: bool,
 }
 
 impl Layer {
@@ -19,6 +22,7 @@ impl Layer {
         Layer {
             metadata: Metadata::from(name, Source::File(path.to_path_buf())),
             table,
+            overlay: false,
         }
     }
 
@@ -26,6 +30,7 @@ impl Layer {
         Layer {
             metadata: Metadata::from(name.clone(), Source::Custom(name)),
             table,
+            overlay: false,
         }
     }
 
@@ -51,6 +56,22 @@ impl Provider for Layer {
             .expect("a TOML table serializes to a dict");
         Ok(Profile::Default.collect(dict))
     }
+}
+
+/// Removes the dotted `key` from the overlay layers that set it; whether any did.
+pub fn drop_from_overlays(layers: &mut [Layer], key: &str) -> bool {
+    let (parents, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+    let mut dropped = false;
+    for layer in layers.iter_mut().filter(|l| l.overlay) {
+        let mut table = Some(&mut layer.table);
+        for part in parents.split('.').filter(|p| !p.is_empty()) {
+            table = table
+                .and_then(|t| t.get_mut(part))
+                .and_then(toml::Value::as_table_mut);
+        }
+        dropped |= table.and_then(|t| t.remove(leaf)).is_some();
+    }
+    dropped
 }
 
 /// Reads `path` and everything it `extends`, depth-first and in order, so that later
@@ -110,6 +131,19 @@ fn visit(path: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Layer>) -> Result<
 /// `path` without `.` and `..` components, relative to the current directory when below it:
 /// how origins are shown to the user.
 pub fn display_path(path: &Path) -> PathBuf {
+    let clean = absolute_clean(path);
+    match std::env::current_dir() {
+        Ok(cwd) => clean
+            .strip_prefix(&cwd)
+            .map(Path::to_path_buf)
+            .unwrap_or(clean),
+        Err(_) => clean,
+    }
+}
+
+/// `path` made absolute, without `.` and `..` components (resolved lexically: a `..`
+/// after a symbolic link climbs the link's folder, as shells do).
+pub fn absolute_clean(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut clean = PathBuf::new();
     for part in absolute.components() {
@@ -121,13 +155,7 @@ pub fn display_path(path: &Path) -> PathBuf {
             other => clean.push(other),
         }
     }
-    match std::env::current_dir() {
-        Ok(cwd) => clean
-            .strip_prefix(&cwd)
-            .map(Path::to_path_buf)
-            .unwrap_or(clean),
-        Err(_) => clean,
-    }
+    clean
 }
 
 pub fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {

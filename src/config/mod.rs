@@ -6,6 +6,7 @@ mod error;
 mod hash;
 pub mod layer;
 mod overrides;
+pub mod paths;
 pub mod registry;
 pub mod schema;
 mod show;
@@ -86,23 +87,29 @@ pub fn resolve(
         };
         let entry = registry
             .layers(dir, &name)
-            .ok_or_else(|| ConfigError::UnknownEntry {
-                origin: check::origin(&probe, &key),
-                key: slot.to_string(),
-                dir: dir.to_string(),
-                name: name.clone(),
-                available: registry.names(dir),
-            })??;
+            .ok_or_else(|| registry.unknown(check::origin(&probe, &key), slot, dir, &name))??;
         layers.extend(entry.into_iter().map(|l| l.nested_under(slot)));
     }
     layers.extend(upper);
-    let figment = merge(layers);
+    let (figment, components) = loop {
+        let figment = merge(layers.iter().cloned());
+        let components = SLOTS
+            .into_iter()
+            .map(|(slot, dir)| validate_component(&figment, slot, registry.catalog.directory(dir)))
+            .collect::<Result<Vec<_>, _>>();
+        match components {
+            // A profile applies to any data set: what the component's kind lacks (the
+            // synthetic sizes, for a CSV data set) is left out.
+            Err(ConfigError::UnknownKey { key, .. })
+                if layer::drop_from_overlays(&mut layers, &key) => {}
+            components => break (figment, components?),
+        }
+    };
 
     let in_slot = |key: &str| SLOTS.iter().any(|(slot, _)| key == *slot);
     let mut experiment: Experiment = check::extract(&figment, "", &in_slot)?;
-    for ((slot, dir), component) in SLOTS.into_iter().zip(experiment.components_mut()) {
-        let (_, params, version) =
-            validate_component(&figment, slot, registry.catalog.directory(dir))?;
+    for (component, (_, params, version)) in experiment.components_mut().into_iter().zip(components)
+    {
         component.params = params;
         component.version = version;
     }

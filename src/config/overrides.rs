@@ -31,7 +31,8 @@ impl Overrides {
     pub fn layers(&self) -> Result<Vec<Layer>, ConfigError> {
         let mut layers = Vec::new();
         for file in &self.files {
-            layers.extend(super::layer::load_chain(file)?);
+            let chain = super::layer::load_chain(file)?;
+            layers.extend(chain.into_iter().map(|l| Layer { overlay: true, ..l }));
         }
         let env = self.env.iter().map(|(name, value)| {
             let key = name[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");

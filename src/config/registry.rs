@@ -85,14 +85,18 @@ pub fn no_params(_: &Figment, _: &str) -> Result<serde_json::Value, ConfigError>
 /// The keys every registry entry carries besides its parameters.
 pub const ENTRY_KEYS: [&str; 3] = ["use", "kind", "description"];
 
-/// Extracts the parameters at `path` as `T` (checking ranges and unknown keys).
+/// Extracts the parameters at `path` as `T` (checking ranges and unknown keys), its paths
+/// resolved against the files that wrote them.
 pub fn typed<T>(figment: &Figment, path: &str) -> Result<serde_json::Value, ConfigError>
 where
     T: DeserializeOwned + Serialize + Validate,
 {
-    let params: T = check::extract(figment, path, &|key| {
+    let mut params: T = check::extract(figment, path, &|key| {
         ENTRY_KEYS.iter().any(|k| check::join(path, k) == key)
     })?;
+    for (key, value) in params.paths_mut() {
+        *value = super::paths::resolve(figment, &check::join(path, key), value);
+    }
     Ok(serde_json::to_value(params).expect("configuration types serialize to JSON"))
 }
 
@@ -191,6 +195,26 @@ impl Registry {
         (plain && path.is_file()).then_some(path)
     }
 
+    /// The error for an entry `name` that `dir` lacks, set at `key` in `origin`: it names
+    /// the folder searched and the nearest entry.
+    pub fn unknown(&self, origin: String, key: &str, dir: &str, name: &str) -> ConfigError {
+        let available = self.names(dir);
+        let nearest = super::suggest::nearest(name, available.iter().map(String::as_str));
+        ConfigError::UnknownEntry {
+            origin,
+            key: key.into(),
+            folder: crate::config::layer::display_path(&self.root.join(dir)),
+            name: name.into(),
+            choices: format!(
+                "{}; available: {}",
+                nearest
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default(),
+                available.join(", ")
+            ),
+        }
+    }
+
     /// The layers of entry `name` (its `extends` chain, then itself).
     pub fn layers(&self, dir: &str, name: &str) -> Option<Result<Vec<Layer>, ConfigError>> {
         self.path(dir, name).map(|path| load_chain(&path))
@@ -198,14 +222,9 @@ impl Registry {
 
     /// Resolves one entry on its own: its layers merged, its kind known, its parameters valid.
     pub fn entry(&self, dir: &str, name: &str) -> Result<Entry, ConfigError> {
-        let unknown = || ConfigError::UnknownEntry {
-            origin: "registry".into(),
-            key: dir.into(),
-            dir: dir.into(),
-            name: name.into(),
-            available: self.names(dir),
-        };
-        let layers = self.layers(dir, name).ok_or_else(unknown)??;
+        let layers = self
+            .layers(dir, name)
+            .ok_or_else(|| self.unknown("registry".into(), dir, dir, name))??;
         let path = layers
             .last()
             .map(|l| PathBuf::from(l.metadata.name.as_ref()))

@@ -42,7 +42,8 @@ impl Validate for SchemaEntry {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CsvConfig {
     pub schema: Schema,
-    /// Training split, relative to the current directory unless absolute.
+    /// Training split: as written, relative to the entry's file (or `~/`, or absolute);
+    /// absolute once resolved.
     pub train: PathBuf,
     pub test: PathBuf,
 }
@@ -50,6 +51,10 @@ pub struct CsvConfig {
 impl Validate for CsvConfig {
     fn validate(&self) -> Result<(), Invalid> {
         self.schema.validate_as_field()
+    }
+
+    fn paths_mut(&mut self) -> Vec<(&'static str, &mut PathBuf)> {
+        vec![("train", &mut self.train), ("test", &mut self.test)]
     }
 }
 
@@ -63,19 +68,9 @@ pub struct Splits {
 
 fn open_csv(params: &serde_json::Value) -> Result<Splits, DataError> {
     let c: CsvConfig = serde_json::from_value(params.clone()).expect("validated as csv");
-    let hint = " (the processed AliExpress layout; see `daa data prepare-aliexpress`)";
-    let load = |path: &std::path::Path| {
-        cache::load_csv(path, &c.schema).map_err(|e| match e {
-            DataError::Missing { path, .. } => DataError::Missing {
-                path,
-                hint: hint.into(),
-            },
-            other => other,
-        })
-    };
     Ok(Splits {
-        train: load(&c.train)?.table,
-        test: load(&c.test)?.table,
+        train: cache::load_csv(&c.train, &c.schema)?.table,
+        test: cache::load_csv(&c.test, &c.schema)?.table,
         schema: c.schema,
     })
 }
@@ -98,10 +93,26 @@ pub fn schema(params: &serde_json::Value) -> Result<Schema, DataError> {
         .map_err(|e| DataError::Invalid(format!("the data set's schema: {e}")))
 }
 
-/// Opens the splits of a data set of `kind` with `params`, building caches on first use.
-pub fn open(kind: &str, params: &serde_json::Value) -> Result<Splits, DataError> {
+/// Opens the splits of the data set entry `name` (of `kind`, with `params`), building
+/// caches on first use. A missing file is reported with the entry's name and description
+/// (which says where its files come from).
+pub fn open(
+    name: &str,
+    description: &str,
+    kind: &str,
+    params: &serde_json::Value,
+) -> Result<Splits, DataError> {
     let opener = find(DATASETS, kind)
         .ok_or_else(|| DataError::Invalid(format!("`{kind}` is not a data set kind")))?
         .build;
-    opener(params)
+    opener(params).map_err(|e| match e {
+        DataError::Missing { path, .. } => DataError::Missing {
+            path,
+            hint: format!(
+                ", named by data set entry `{name}` ({description}); a relative path in a \
+                 dataset entry is relative to the entry's file"
+            ),
+        },
+        other => other,
+    })
 }

@@ -92,6 +92,14 @@ impl Schema {
     }
 
     /// The header a CSV of this schema has, in order.
+    /// The same columns without the labels: the layout of files to predict on.
+    pub fn without_labels(&self) -> Schema {
+        Schema {
+            labels: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     pub fn header(&self) -> Vec<String> {
         let mut header: Vec<String> = self.id.iter().cloned().collect();
         header.extend(self.categorical_names());

@@ -58,7 +58,8 @@ pub struct SyntheticConfig {
     pub profile: Profile,
     /// Seed of the generator's world (shared label function and all domains).
     pub seed: u64,
-    /// Where generated domains are cached.
+    /// Where generated domains are cached: as written, relative to the entry's file;
+    /// absolute once resolved.
     pub dir: PathBuf,
 }
 
@@ -74,6 +75,10 @@ impl Validate for SyntheticConfig {
             "domain",
             "must be a plain name such as nl",
         )
+    }
+
+    fn paths_mut(&mut self) -> Vec<(&'static str, &mut PathBuf)> {
+        vec![("dir", &mut self.dir)]
     }
 }
 

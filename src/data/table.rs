@@ -98,6 +98,21 @@ pub struct Rows {
     pub probabilities: Vec<f32>,
 }
 
+impl Rows {
+    /// How many rows these are, for rows of `fields` categories, `numerical` numbers and
+    /// `labels` labels (files to predict on have no labels).
+    pub fn count(&self, fields: usize, numerical: usize, labels: usize) -> usize {
+        [
+            (self.labels.len(), labels),
+            (self.categorical.len(), fields),
+            (self.numerical.len(), numerical),
+        ]
+        .into_iter()
+        .find(|&(_, width)| width > 0)
+        .map_or(0, |(values, width)| values / width)
+    }
+}
+
 /// The narrowest width that holds every category below `max_cardinality`.
 fn category_width(max_cardinality: u32) -> usize {
     match max_cardinality {
@@ -153,7 +168,7 @@ impl TableWriter {
 
     pub fn append(&mut self, rows: &Rows) -> Result<(), DataError> {
         let h = &self.header;
-        let n = rows.labels.len() / h.labels.max(1);
+        let n = rows.count(h.fields, h.numerical, h.labels);
         assert!(
             self.header.rows + n <= self.capacity,
             "table writer capacity exceeded"

@@ -40,6 +40,8 @@ pub enum ReproduceError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
 }
 
 impl ReproduceError {
@@ -49,7 +51,7 @@ impl ReproduceError {
         match self {
             ReproduceError::Spec(_) | ReproduceError::Config(_) => true,
             ReproduceError::Run { source, .. } => source.is_bad_input(),
-            ReproduceError::Io { .. } => false,
+            ReproduceError::Io { .. } | ReproduceError::Plot(_) => false,
         }
     }
 }
@@ -108,9 +110,8 @@ pub struct Plan {
 
 impl Plan {
     /// The cells of a grid under `options`' profile, seeds and filter. `grid` is a name
-    /// of the project's `reproduce/` (its `config` patterns relative to the project) or a
-    /// path to any grid file (anything with a `/` or ending in `.toml`; its patterns
-    /// relative to the file's folder).
+    /// of the project's `reproduce/` or a path to any grid file (anything with a `/` or
+    /// ending in `.toml`); its `config` patterns are relative to the grid file.
     pub fn new(grid: &str, registry: &Registry, options: &Options) -> Result<Self, ReproduceError> {
         let project = registry
             .root
@@ -118,16 +119,12 @@ impl Plan {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let explicit = grid.contains(std::path::MAIN_SEPARATOR) || grid.ends_with(".toml");
-        let (path, base) = if explicit {
-            let path = PathBuf::from(grid);
-            let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-            (path, base)
+        let path = if explicit {
+            PathBuf::from(grid)
         } else {
-            (
-                project.join("reproduce").join(format!("{grid}.toml")),
-                project.clone(),
-            )
+            project.join("reproduce").join(format!("{grid}.toml"))
         };
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         if !path.is_file() {
             return Err(ReproduceError::Spec(if explicit {
                 format!("{grid}: no such grid file")
@@ -246,7 +243,7 @@ pub fn run(plan: &Plan, options: &Options) -> Result<Outcome, ReproduceError> {
         &out.join("results.json"),
         &serde_json::to_string_pretty(&json).expect("results serialize"),
     )?;
-    write(&out.join("plot.svg"), &plot::svg(spec, &aggregates))?;
+    write(&out.join("plot.svg"), &plot::svg(spec, &aggregates)?)?;
     Ok(Outcome {
         cells: total,
         skipped,

@@ -1,253 +1,105 @@
-//! The SVG plot of a reproduction, for its first task: grouped bars per row (tables), or
-//! lines over each swept parameter (sensitivity figures, columns named `parameter=value`),
-//! both with ±std whiskers and the oracle AUC dashed where the data is synthetic.
-
-use std::fmt::Write as _;
+//! The SVG plot of a reproduction, for its first task: grouped bars per row with ±std
+//! error bars (tables), or one panel per swept parameter with a line per row and a ±std
+//! band (sensitivity figures, columns named `parameter=value`); the oracle AUC dashed
+//! where the data is synthetic.
 
 use super::report::{Aggregate, distinct, ordered_columns, swept};
 use super::spec::{Plot, Spec};
+use crate::plot::{Bars, Line, Panel, PlotError, bars, panels};
 
-const COLORS: [&str; 7] = [
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
-];
-const LEFT: f64 = 60.0;
-const TOP: f64 = 40.0;
-const HEIGHT: f64 = 260.0;
-const LEGEND: f64 = 160.0;
-
-/// The values of one task, the y range they need, and the SVG drawn so far.
-struct Canvas<'a> {
-    values: Vec<&'a Aggregate>,
-    lo: f64,
-    hi: f64,
-    svg: String,
-}
-
-impl<'a> Canvas<'a> {
-    fn new(aggregates: &'a [Aggregate]) -> Self {
-        let task = aggregates.first().map(|a| a.task.as_str()).unwrap_or("");
-        let values: Vec<&Aggregate> = aggregates.iter().filter(|a| a.task == task).collect();
-        let lo = values
-            .iter()
-            .map(|a| a.mean_auc - a.std_auc)
-            .fold(0.5, f64::min)
-            .max(0.0);
-        let hi = values
-            .iter()
-            .map(|a| (a.mean_auc + a.std_auc).max(a.oracle_auc.unwrap_or(0.0)))
-            .fold(0.0, f64::max)
-            .min(1.0);
-        Canvas {
-            values,
-            lo,
-            hi,
-            svg: String::new(),
-        }
-    }
-
-    fn y(&self, v: f64) -> f64 {
-        TOP + HEIGHT * (1.0 - (v - self.lo) / (self.hi - self.lo).max(1e-9))
-    }
-
-    fn find(&self, row: &str, column: &str) -> Option<&'a Aggregate> {
-        self.values
+pub fn svg(spec: &Spec, aggregates: &[Aggregate]) -> Result<String, PlotError> {
+    let task = aggregates
+        .first()
+        .map(|a| a.task.clone())
+        .unwrap_or_default();
+    let values: Vec<&Aggregate> = aggregates.iter().filter(|a| a.task == task).collect();
+    let find = |row: &str, column: &str| {
+        values
             .iter()
             .find(|a| a.row == row && a.column == column)
             .copied()
-    }
-
-    /// Title, horizontal grid lines with their AUC labels, across `plot_width`.
-    fn frame(&mut self, spec: &Spec, width: f64, plot_width: f64) {
-        let task = self
-            .values
-            .first()
-            .map(|a| a.task.clone())
-            .unwrap_or_default();
-        self.svg = format!(
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{:.0}" font-family="sans-serif" font-size="11">"#,
-            TOP + HEIGHT + 90.0
-        );
-        let _ = write!(
-            self.svg,
-            r#"<text x="{LEFT}" y="20" font-size="13">{} — {task} AUC (mean ± std)</text>"#,
-            spec.title
-        );
-        for k in 0..=4 {
-            let v = self.lo + (self.hi - self.lo) * k as f64 / 4.0;
-            let y = self.y(v);
-            let _ = write!(
-                self.svg,
-                r##"<line x1="{LEFT}" x2="{:.0}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.0}" y="{:.1}" text-anchor="end">{v:.3}</text>"##,
-                LEFT + plot_width,
-                LEFT - 4.0,
-                y + 4.0
-            );
-        }
-    }
-
-    fn whisker(&mut self, x: f64, a: &Aggregate) {
-        let (top, bottom) = (
-            self.y(a.mean_auc + a.std_auc),
-            self.y(a.mean_auc - a.std_auc),
-        );
-        let _ = write!(
-            self.svg,
-            r#"<line x1="{x:.1}" x2="{x:.1}" y1="{top:.1}" y2="{bottom:.1}" stroke="black"/>"#
-        );
-    }
-
-    fn oracle(&mut self, x0: f64, x1: f64, row: &str) {
-        if let Some(oracle) = self
-            .values
+    };
+    let rows = distinct(values.iter().map(|a| a.row.clone()));
+    let columns = ordered_columns(spec, aggregates);
+    let oracle = |row: &str| {
+        values
             .iter()
             .find(|a| a.row == row)
             .and_then(|a| a.oracle_auc)
-        {
-            let y = self.y(oracle);
-            let _ = write!(
-                self.svg,
-                r#"<line x1="{x0:.1}" x2="{x1:.1}" y1="{y:.1}" y2="{y:.1}" stroke="black" stroke-dasharray="3,2"/>"#
-            );
-        }
-    }
-
-    fn label(&mut self, x: f64, text: &str) {
-        let _ = write!(
-            self.svg,
-            r#"<text transform="translate({x:.1},{:.1}) rotate(45)">{text}</text>"#,
-            TOP + HEIGHT + 12.0
-        );
-    }
-
-    /// One colour swatch per entry, then the oracle's key; closes the SVG.
-    fn legend(mut self, width: f64, entries: &[String]) -> String {
-        for (i, entry) in entries.iter().enumerate() {
-            let y = TOP + 14.0 * i as f64;
-            let _ = write!(
-                self.svg,
-                r#"<rect x="{:.0}" y="{y:.0}" width="10" height="10" fill="{}"/><text x="{:.0}" y="{:.0}">{entry}</text>"#,
-                width - LEGEND + 10.0,
-                COLORS[i % COLORS.len()],
-                width - LEGEND + 25.0,
-                y + 9.0
-            );
-        }
-        let _ = write!(
-            self.svg,
-            r#"<text x="{:.0}" y="{:.0}">- - oracle (synthetic)</text></svg>"#,
-            width - LEGEND + 10.0,
-            TOP + 14.0 * entries.len() as f64 + 12.0
-        );
-        self.svg
-    }
-}
-
-pub fn svg(spec: &Spec, aggregates: &[Aggregate]) -> String {
+    };
+    let title = format!("{}: {task} AUC, mean ± std over seeds", spec.title);
     match spec.plot {
-        Plot::Bars => bars(spec, aggregates),
-        Plot::Lines => lines(spec, aggregates),
-    }
-}
-
-/// Grouped bars: one group per row, one bar per column.
-fn bars(spec: &Spec, aggregates: &[Aggregate]) -> String {
-    let rows = distinct(aggregates.iter().map(|a| a.row.clone()));
-    let columns = ordered_columns(spec, aggregates);
-    let (bar, gap) = (14.0, 18.0);
-    let group = bar * columns.len() as f64 + gap;
-    let plot_width = group * rows.len() as f64;
-    let width = LEFT + plot_width + LEGEND;
-    let mut canvas = Canvas::new(aggregates);
-    canvas.frame(spec, width, plot_width);
-    for (r, row) in rows.iter().enumerate() {
-        let x0 = LEFT + gap / 2.0 + group * r as f64;
-        for (c, column) in columns.iter().enumerate() {
-            let Some(a) = canvas.find(row, column) else {
-                continue;
+        Plot::Bars => bars(&Bars {
+            title,
+            y_label: format!("{task} AUC"),
+            error_label: "± std over seeds".into(),
+            values: rows
+                .iter()
+                .map(|r| {
+                    columns
+                        .iter()
+                        .map(|c| find(r, c).map(|a| (a.mean_auc, a.std_auc)))
+                        .collect()
+                })
+                .collect(),
+            references: rows.iter().map(|r| oracle(r)).collect(),
+            reference_label: "oracle (synthetic)".into(),
+            groups: rows,
+            series: columns,
+        }),
+        Plot::Lines => {
+            let parameters = distinct(columns.iter().map(|c| swept(c).0.to_string()));
+            // One dashed oracle level where every row shares it.
+            let oracles = distinct(rows.iter().filter_map(|r| oracle(r)).map(|o| o.to_string()));
+            let reference = match oracles.as_slice() {
+                [one] => one
+                    .parse()
+                    .ok()
+                    .map(|o| (o, "oracle (synthetic)".to_string())),
+                _ => None,
             };
-            let x = x0 + bar * c as f64;
-            let y = canvas.y(a.mean_auc);
-            let _ = write!(
-                canvas.svg,
-                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
-                bar - 2.0,
-                (TOP + HEIGHT - y).max(0.0),
-                COLORS[c % COLORS.len()]
-            );
-            canvas.whisker(x + (bar - 2.0) / 2.0, a);
+            let charts: Vec<Panel> = parameters
+                .iter()
+                .map(|p| {
+                    let swept_values: Vec<&String> =
+                        columns.iter().filter(|c| swept(c).0 == p).collect();
+                    let lines = rows
+                        .iter()
+                        .map(|r| {
+                            let cells: Vec<(f64, &Aggregate)> = swept_values
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(i, c)| find(r, c).map(|a| (i as f64, a)))
+                                .collect();
+                            Line {
+                                name: r.clone(),
+                                points: cells.iter().map(|(x, a)| (*x, a.mean_auc)).collect(),
+                                band: cells
+                                    .iter()
+                                    .map(|(x, a)| {
+                                        (*x, a.mean_auc - a.std_auc, a.mean_auc + a.std_auc)
+                                    })
+                                    .collect(),
+                            }
+                        })
+                        .collect();
+                    Panel {
+                        title: p.clone(),
+                        x_label: p.clone(),
+                        y_label: format!("{task} AUC"),
+                        lines,
+                        x_names: swept_values
+                            .iter()
+                            .map(|c| swept(c).1.unwrap_or(c).to_string())
+                            .collect(),
+                        reference: reference.clone(),
+                        ..Panel::default()
+                    }
+                })
+                .collect();
+            panels(&title, &charts, charts.len().min(3))
         }
-        canvas.oracle(x0, x0 + bar * columns.len() as f64, row);
-        canvas.label(x0, row);
     }
-    canvas.legend(width, &columns)
-}
-
-/// One panel per swept parameter (the part of a column before `=`), its values in order
-/// along x, one line per row.
-fn lines(spec: &Spec, aggregates: &[Aggregate]) -> String {
-    let rows = distinct(aggregates.iter().map(|a| a.row.clone()));
-    let columns = ordered_columns(spec, aggregates);
-    let parameters = distinct(columns.iter().map(|c| swept(c).0.to_string()));
-    let (step, gap) = (48.0, 40.0);
-    let panels: Vec<(String, Vec<String>)> = parameters
-        .into_iter()
-        .map(|p| {
-            let values = columns
-                .iter()
-                .filter(|c| swept(c).0 == p)
-                .cloned()
-                .collect();
-            (p, values)
-        })
-        .collect();
-    let plot_width: f64 = panels
-        .iter()
-        .map(|(_, values)| step * values.len() as f64 + gap)
-        .sum();
-    let width = LEFT + plot_width + LEGEND;
-    let mut canvas = Canvas::new(aggregates);
-    canvas.frame(spec, width, plot_width);
-    let mut x0 = LEFT + gap / 2.0;
-    for (p, values) in &panels {
-        let x = |i: usize| x0 + step * (i as f64 + 0.5);
-        for (r, row) in rows.iter().enumerate() {
-            let points: Vec<(f64, &Aggregate)> = values
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| canvas.find(row, c).map(|a| (x(i), a)))
-                .collect();
-            let path: Vec<String> = points
-                .iter()
-                .map(|(px, a)| format!("{px:.1},{:.1}", canvas.y(a.mean_auc)))
-                .collect();
-            let color = COLORS[r % COLORS.len()];
-            let _ = write!(
-                canvas.svg,
-                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
-                path.join(" ")
-            );
-            for (px, a) in points {
-                canvas.whisker(px, a);
-                let _ = write!(
-                    canvas.svg,
-                    r#"<circle cx="{px:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
-                    canvas.y(a.mean_auc)
-                );
-            }
-            canvas.oracle(x0, x0 + step * values.len() as f64, row);
-        }
-        for (i, c) in values.iter().enumerate() {
-            canvas.label(x(i) - 4.0, swept(c).1.unwrap_or(c));
-        }
-        let _ = write!(
-            canvas.svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12">{p}</text>"#,
-            x0 + step * values.len() as f64 / 2.0,
-            TOP - 6.0
-        );
-        x0 += step * values.len() as f64 + gap;
-    }
-    canvas.legend(width, &rows)
 }
 
 #[cfg(test)]
@@ -311,6 +163,26 @@ mod tests {
         );
     }
 
+    /// The points of each `<polyline>` of `svg`.
+    fn polylines(svg: &str) -> Vec<Vec<(f64, f64)>> {
+        svg.split("<polyline")
+            .skip(1)
+            .map(|element| {
+                let points = element.split("points=\"").nth(1).unwrap();
+                points
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .map(|p| {
+                        let (x, y) = p.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn lines_draw_one_line_per_row_and_parameter_through_values_in_order() {
         let sweep = spec("plot = \"lines\"");
@@ -322,22 +194,71 @@ mod tests {
             aggregate("ple/nl", "w_e=0.5", 0.72),
             aggregate("ple/nl", "rate=0.01", 0.66),
         ];
-        let svg = svg(&sweep, &cells);
-        assert_eq!(svg.matches("<polyline").count(), 4, "2 rows x 2 parameters");
-        let canvas = Canvas::new(&cells);
-        let first = svg.split("points=\"").nth(1).unwrap();
-        let ys: Vec<f64> = first
-            .split('"')
-            .next()
-            .unwrap()
-            .split(' ')
-            .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+        let svg = svg(&sweep, &cells).unwrap();
+        // The two-value parameter: one falling line per row (SVG y grows downwards),
+        // w_e=0.5 (0.70, 0.72) left of w_e=2 (0.60, 0.62); ple above mmoe.
+        let sloped: Vec<Vec<(f64, f64)>> = polylines(&svg)
+            .into_iter()
+            .filter(|p| p.len() == 2 && p[0].0 != p[1].0 && p[0].1 != p[1].1)
             .collect();
-        let expected = [canvas.y(0.70), canvas.y(0.60)];
-        assert_eq!(ys.len(), 2);
-        for (y, e) in ys.iter().zip(expected) {
-            assert!((y - e).abs() < 0.06, "w_e=0.5 before w_e=2: {ys:?}");
+        assert_eq!(sloped.len(), 2, "{sloped:?}");
+        for line in &sloped {
+            assert!(line[0].0 < line[1].0 && line[0].1 < line[1].1, "{line:?}");
         }
-        assert!(svg.contains(">w_e<") && svg.contains(">rate<") && svg.ends_with("</svg>"));
+        assert!(
+            sloped[1][0].1 < sloped[0][0].1,
+            "ple (second row) above mmoe"
+        );
+        // Equal AUC steps are equal pixel steps: 0.70 -> 0.60 spans what 0.72 -> 0.62 does.
+        let drop = |l: &Vec<(f64, f64)>| l[1].1 - l[0].1;
+        assert!((drop(&sloped[0]) - drop(&sloped[1])).abs() <= 1.0);
+        assert_eq!(
+            svg.matches("<polygon").count(),
+            4,
+            "a band per row and parameter"
+        );
+        let texts: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| t.split_once('>'))
+            .map(|(_, rest)| rest.split("</text>").next().unwrap().trim())
+            .collect();
+        for label in ["w_e", "rate", "0.5", "2", "0.01", "mmoe/nl", "ple/nl"] {
+            assert!(texts.contains(&label), "`{label}` in {texts:?}");
+        }
+    }
+
+    #[test]
+    fn bars_rise_with_the_mean_and_carry_error_bars() {
+        let table = spec("");
+        let mut cells = vec![
+            aggregate("mmoe/nl", "finetune", 0.60),
+            aggregate("mmoe/nl", "daa", 0.70),
+            aggregate("ple/nl", "finetune", 0.65),
+        ];
+        cells[1].std_auc = 0.02;
+        let svg = svg(&table, &cells).unwrap();
+        let fill =
+            |c: plotters::style::RGBColor| format!("fill=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2);
+        let heights = |c| -> Vec<f64> {
+            svg.split("<rect")
+                .filter(|r| r.contains(&fill(c)))
+                .filter_map(|r| r.split("height=\"").nth(1))
+                .map(|h| h.split('"').next().unwrap().parse().unwrap())
+                .collect()
+        };
+        // The bars of each column in its colour, in the columns' reading order.
+        let columns = ordered_columns(&table, &cells);
+        let finetune = columns.iter().position(|c| c == "finetune").unwrap();
+        let daa = columns.iter().position(|c| c == "daa").unwrap();
+        let f = heights(crate::plot::color(finetune));
+        let d = heights(crate::plot::color(daa));
+        // Two finetune bars and one daa bar, plus one legend swatch each.
+        assert_eq!((f.len(), d.len()), (3, 2), "{f:?} {d:?}");
+        assert!(
+            d[0] > f[0] && f[1] > f[0],
+            "0.70 > 0.60 and 0.65 > 0.60: {f:?} {d:?}"
+        );
+        assert!(svg.contains("oracle") && svg.contains("std"));
     }
 }

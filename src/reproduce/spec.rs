@@ -63,7 +63,7 @@ pub struct Spec {
     pub axes: BTreeMap<String, Axis>,
     /// The order in which axes nest (the first varies slowest).
     pub order: Vec<String>,
-    /// The experiment config of a cell, with `{axis}` placeholders, relative to the project.
+    /// The experiment config of a cell, with `{axis}` placeholders, relative to the grid file.
     pub config: String,
     /// Axes that label a table row; the remaining axis is the column.
     pub rows: Vec<String>,
@@ -135,7 +135,7 @@ impl Spec {
     }
 
     /// Every cell for `seeds` seeds (1..=seeds), in grid order.
-    pub fn cells(&self, project: &Path, seeds: usize) -> Vec<Cell> {
+    pub fn cells(&self, base: &Path, seeds: usize) -> Vec<Cell> {
         let mut combos: Vec<Vec<(String, String, Vec<String>)>> = vec![Vec::new()];
         for axis in &self.order {
             let entries = self.axes[axis].entries();
@@ -172,7 +172,7 @@ impl Spec {
                     name: format!("{}/seed{seed}", path.join("/")),
                     labels: labels.clone(),
                     seed,
-                    config: project.join(fill(&self.config)),
+                    config: base.join(fill(&self.config)),
                     sets,
                 });
             }

@@ -11,6 +11,8 @@ pub enum TrainError {
     Adapt(#[from] crate::adapt::AdaptError),
     #[error("evaluation: {0}")]
     Metric(#[from] crate::metrics::MetricError),
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
     #[error("computation failed: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{path}: {source}")]
@@ -50,7 +52,10 @@ impl TrainError {
             TrainError::Checkpoint(e) => e.is_bad_input(),
             TrainError::Adapt(e) => e.is_bad_input(),
             TrainError::Device(_) | TrainError::Invalid(_) | TrainError::NonFinite { .. } => true,
-            TrainError::Metric(_) | TrainError::Candle(_) | TrainError::Io { .. } => false,
+            TrainError::Metric(_)
+            | TrainError::Plot(_)
+            | TrainError::Candle(_)
+            | TrainError::Io { .. } => false,
         }
     }
 

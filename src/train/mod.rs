@@ -2,6 +2,7 @@
 //! adaptation method, early stopping on the validation split, checkpoints, resume, and the
 //! run directory.
 
+pub mod curves;
 mod epoch;
 mod error;
 pub mod evaluate;

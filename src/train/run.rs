@@ -113,7 +113,12 @@ pub fn run_dir(resolved: &Resolved) -> PathBuf {
 }
 
 fn open_splits(component: &crate::config::Component) -> Result<Splits, TrainError> {
-    Ok(open(&component.kind, &component.params)?)
+    Ok(open(
+        &component.name,
+        &component.description,
+        &component.kind,
+        &component.params,
+    )?)
 }
 
 /// The git commit the binary was built from (`-dirty` when tracked files differed).
@@ -377,6 +382,9 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         write_json(&dir.join("progress.json"), &progress)?;
     }
     write_json(&dir.join("result.json"), &record)?;
+    if needs.training {
+        super::curves::write(&dir)?;
+    }
     Ok(RunResult {
         dir,
         record: Some(record),

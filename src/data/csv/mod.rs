@@ -99,7 +99,8 @@ impl CsvFile {
             |parsed| match parsed {
                 Ok((parsed, lines)) => {
                     line += lines;
-                    rows += parsed.labels.len() / self.layout.labels;
+                    let layout = &self.layout;
+                    rows += parsed.count(layout.fields, layout.numerical, layout.labels);
                     consume(parsed)
                 }
                 Err((local, message)) => Err(DataError::Row {
@@ -116,6 +117,21 @@ impl CsvFile {
         }
         Ok(rows)
     }
+}
+
+/// The first column of every row of `csv` (its id column), in row order: the header and
+/// blank lines skipped, as the parser skips them.
+pub fn first_column(csv: &Path) -> Result<Vec<String>, DataError> {
+    let text = std::fs::read(csv).map_err(DataError::io(csv))?;
+    Ok(text
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .filter(|line| !line.trim_ascii().is_empty())
+        .map(|line| {
+            let end = memchr::memchr(b',', line).unwrap_or(line.len());
+            String::from_utf8_lossy(line[..end].trim_ascii()).into_owned()
+        })
+        .collect())
 }
 
 /// Parses `csv` (validated against `schema`) into a table at `out`; `source` and
