@@ -200,6 +200,16 @@ pub enum DataCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Convert MovieLens-1M (GroupLens's ml-1m.zip or folder, or RecBole's atomic files)
+    /// into the benchmark's domains: users by age, `like` and `love` tasks, time splits.
+    PrepareMovielens {
+        /// ml-1m.zip, its unpacked folder, or a folder with ml-1m.inter/.user/.item.
+        #[arg(long)]
+        raw: PathBuf,
+        /// Output directory (default: data/movielens); files go to OUT/<DOMAIN>/{train,test}.csv.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Draw the scarce target training subset and the validation rows.
     Split {
         #[arg(long)]

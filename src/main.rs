@@ -182,6 +182,10 @@ fn dispatch(cli: &Cli) -> Result<()> {
             let out = out.clone().unwrap_or_else(|| "data/aliexpress".into());
             commands::data::prepare_aliexpress(raw, country, &out)
         }
+        Command::Data(DataCommand::PrepareMovielens { raw, out }) => {
+            let out = out.clone().unwrap_or_else(|| "data/movielens".into());
+            commands::data::prepare_movielens(raw, &out)
+        }
         Command::Data(DataCommand::Split {
             dataset,
             rate,

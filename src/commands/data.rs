@@ -133,3 +133,29 @@ pub fn prepare_aliexpress(
     }
     Ok(())
 }
+
+/// Converts MovieLens-1M into the benchmark's domains and prints what each holds.
+pub fn prepare_movielens(raw: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let summaries = daa::data::movielens::prepare(raw, out)?;
+    println!(
+        "{:<8} {:>9} {:>8} {:>14} {:>14} {:>6} {:>6}  folder",
+        "domain", "train", "test", "like (share)", "love (share)", "users", "movies"
+    );
+    for s in summaries {
+        let rows = (s.train_rows + s.test_rows).max(1) as f64;
+        println!(
+            "{:<8} {:>9} {:>8} {:>7} ({:.2}) {:>7} ({:.2}) {:>6} {:>6}  {}",
+            s.domain,
+            s.train_rows,
+            s.test_rows,
+            s.likes,
+            s.likes as f64 / rows,
+            s.loves,
+            s.loves as f64 / rows,
+            s.users,
+            s.movies,
+            s.dir.display()
+        );
+    }
+    Ok(())
+}

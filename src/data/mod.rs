@@ -6,6 +6,7 @@ pub mod cache;
 pub mod csv;
 pub mod dataset;
 mod error;
+pub mod movielens;
 pub mod schema;
 pub mod split;
 pub mod synthetic;

@@ -65,6 +65,10 @@ pub struct Spec {
     pub order: Vec<String>,
     /// The experiment config of a cell, with `{axis}` placeholders, relative to the grid file.
     pub config: String,
+    /// `--set` overrides of every cell, applied after the profile (the axes' own sets
+    /// come after these).
+    #[serde(default)]
+    pub sets: Vec<String>,
     /// Axes that label a table row; the remaining axis is the column.
     pub rows: Vec<String>,
     pub column: String,
@@ -162,9 +166,11 @@ impl Spec {
                         t.replace(&format!("{{{a}}}"), v)
                     })
                 };
-                let mut sets: Vec<String> = combo
+                let mut sets: Vec<String> = self
+                    .sets
                     .iter()
-                    .flat_map(|(_, _, s)| s.iter().map(|x| fill(x)))
+                    .chain(combo.iter().flat_map(|(_, _, s)| s.iter()))
+                    .map(|x| fill(x))
                     .collect();
                 sets.push(format!("train.seed={seed}"));
                 let path: Vec<&str> = combo.iter().map(|(_, v, _)| v.as_str()).collect();
