@@ -112,6 +112,7 @@ fn main() {
         profile: Profile::Paper,
         seed: 1,
         dir: dir.path().to_path_buf(),
+        shift: None,
     };
     println!(
         "data benchmark, {ROWS} rows, {} threads; CSV fast path: {}",

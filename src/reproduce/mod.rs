@@ -30,10 +30,11 @@ pub enum ReproduceError {
     Spec(String),
     #[error(transparent)]
     Config(Box<crate::config::ConfigError>),
-    #[error("cell {cell}: {source}")]
+    // Not a `source` field: the message already holds the cause, printed once.
+    #[error("cell {cell}: {error}")]
     Run {
         cell: String,
-        source: Box<TrainError>,
+        error: Box<TrainError>,
     },
     #[error("{path}: {source}")]
     Io {
@@ -50,7 +51,7 @@ impl ReproduceError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             ReproduceError::Spec(_) | ReproduceError::Config(_) => true,
-            ReproduceError::Run { source, .. } => source.is_bad_input(),
+            ReproduceError::Run { error, .. } => error.is_bad_input(),
             ReproduceError::Io { .. } | ReproduceError::Plot(_) => false,
         }
     }
@@ -202,9 +203,9 @@ pub fn run(plan: &Plan, options: &Options) -> Result<Outcome, ReproduceError> {
                     ..RunOptions::default()
                 },
             )
-            .map_err(|source| ReproduceError::Run {
+            .map_err(|error| ReproduceError::Run {
                 cell: planned.cell.name.clone(),
-                source: Box::new(source),
+                error: Box::new(error),
             })?;
             ran += 1;
         }

@@ -186,6 +186,17 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         exp.data.valid_rows,
         exp.train.seed,
     )?;
+    if split.valid.len() < exp.data.valid_rows {
+        return Err(TrainError::Invalid(format!(
+            "data.target_rate = {} keeps {} of the target's {} training rows and leaves {} for \
+             validation, fewer than data.valid_rows = {}: lower one of them",
+            exp.data.target_rate,
+            split.train.len(),
+            target.train.rows(),
+            split.valid.len(),
+            exp.data.valid_rows
+        )));
+    }
     tracing::info!(target_rows = split.train.len(), valid_rows = split.valid.len(), dir = %dir.display(), "target split");
     let source = uses_source
         .then(|| open_splits(&exp.data.source))
