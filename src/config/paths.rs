@@ -10,9 +10,9 @@ use figment::{Figment, Source};
 /// `key` (against the current directory when a `--set` flag or a variable set it).
 pub fn resolve(figment: &Figment, key: &str, written: &Path) -> PathBuf {
     if let Ok(rest) = written.strip_prefix("~")
-        && let Some(home) = std::env::var_os("HOME")
+        && let Some(home) = std::env::home_dir()
     {
-        return super::layer::absolute_clean(&PathBuf::from(home).join(rest));
+        return super::layer::absolute_clean(&home.join(rest));
     }
     if written.is_absolute() {
         return super::layer::absolute_clean(written);

@@ -82,15 +82,11 @@ pub fn comparisons(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Comparison
     out
 }
 
+/// The mean and the sample standard deviation (0 for one value).
 fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = if values.len() > 1 {
-        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
+    use statrs::statistics::Statistics;
+    let std = if values.len() > 1 { values.std_dev() } else { 0.0 };
+    (values.mean(), std)
 }
 
 /// One aggregate per (row, column, task), in grid order.

@@ -195,3 +195,32 @@ impl Spec {
             .join("/")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_sets_come_before_each_axis_own_and_the_seed() {
+        let spec: Spec = toml::from_str(
+            "title = \"t\"\ndescription = \"d\"\norder = [\"backbone\", \"method\"]\n\
+             config = \"../configs/{backbone}.toml\"\nsets = [\"data.target_rate=0.01\", \
+             \"model.backbone={backbone}\"]\nrows = [\"backbone\"]\ncolumn = \"method\"\n\
+             [axes]\nbackbone = [\"mmoe\"]\n[axes.method]\n\
+             full = [\"data.target_rate=0.9\"]\n[profiles]\ncpu = { seeds = 2 }\n",
+        )
+        .unwrap();
+        let cells = spec.cells(Path::new("/grids"), 2);
+        assert_eq!(cells.len(), 2);
+        assert_eq!(
+            cells[1].sets,
+            [
+                "data.target_rate=0.01",
+                "model.backbone=mmoe",
+                "data.target_rate=0.9",
+                "train.seed=2"
+            ]
+        );
+        assert_eq!(cells[0].config, Path::new("/grids/../configs/mmoe.toml"));
+    }
+}
