@@ -135,8 +135,23 @@ fn draw_panel(panel: &Panel, area: &DrawingArea<SVGBackend, Shift>) -> Result<()
     mesh.x_desc(&panel.x_label)
         .y_desc(&panel.y_label)
         .light_line_style(RGBColor(0xee, 0xee, 0xee));
+    // Whole-number x (epochs) gets whole-number ticks.
+    let whole = |x: &f64| {
+        if (x - x.round()).abs() < 1e-9 {
+            format!("{x:.0}")
+        } else {
+            String::new()
+        }
+    };
     if !names.is_empty() {
         mesh.x_labels(names.len()).x_label_formatter(&name_of);
+    } else if panel
+        .lines
+        .iter()
+        .flat_map(|l| &l.points)
+        .all(|p| p.0.fract() == 0.0)
+    {
+        mesh.x_label_formatter(&whole);
     }
     mesh.draw().map_err(failed)?;
     for (i, line) in panel.lines.iter().enumerate() {

@@ -426,7 +426,9 @@ fn unknown_profiles_and_tables_exit_2_listing_the_known_ones() {
     let out = daa(&repo(), &["reproduce", "table9", "--dry-run"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("available: fig_sensitivity, table3, table4"),
+        stderr(&out).contains(
+            "available: fig_sensitivity, shift_study, table3, table3_movielens, table4, table4_movielens"
+        ),
         "{}",
         stderr(&out)
     );

@@ -49,20 +49,27 @@ pub fn svg(spec: &Spec, aggregates: &[Aggregate]) -> Result<String, PlotError> {
         }),
         Plot::Lines => {
             let parameters = distinct(columns.iter().map(|c| swept(c).0.to_string()));
-            // One dashed oracle level where every row shares it.
-            let oracles = distinct(rows.iter().filter_map(|r| oracle(r)).map(|o| o.to_string()));
-            let reference = match oracles.as_slice() {
-                [one] => one
-                    .parse()
-                    .ok()
-                    .map(|o| (o, "oracle (synthetic)".to_string())),
-                _ => None,
+            // The oracle of each swept value (a shift can move it), as one more line.
+            let column_oracle = |c: &str| {
+                values
+                    .iter()
+                    .find(|a| a.column == c)
+                    .and_then(|a| a.oracle_auc)
             };
             let charts: Vec<Panel> = parameters
                 .iter()
                 .map(|p| {
                     let swept_values: Vec<&String> =
                         columns.iter().filter(|c| swept(c).0 == p).collect();
+                    let oracle_line = Line {
+                        name: "oracle (synthetic)".into(),
+                        points: swept_values
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, c)| column_oracle(c).map(|o| (i as f64, o)))
+                            .collect(),
+                        band: Vec::new(),
+                    };
                     let lines = rows
                         .iter()
                         .map(|r| {
@@ -82,6 +89,7 @@ pub fn svg(spec: &Spec, aggregates: &[Aggregate]) -> Result<String, PlotError> {
                                     .collect(),
                             }
                         })
+                        .chain((!oracle_line.points.is_empty()).then_some(oracle_line))
                         .collect();
                     Panel {
                         title: p.clone(),
@@ -92,7 +100,6 @@ pub fn svg(spec: &Spec, aggregates: &[Aggregate]) -> Result<String, PlotError> {
                             .iter()
                             .map(|c| swept(c).1.unwrap_or(c).to_string())
                             .collect(),
-                        reference: reference.clone(),
                         ..Panel::default()
                     }
                 })

@@ -85,7 +85,11 @@ pub fn comparisons(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Comparison
 /// The mean and the sample standard deviation (0 for one value).
 fn mean_std(values: &[f64]) -> (f64, f64) {
     use statrs::statistics::Statistics;
-    let std = if values.len() > 1 { values.std_dev() } else { 0.0 };
+    let std = if values.len() > 1 {
+        values.std_dev()
+    } else {
+        0.0
+    };
     (values.mean(), std)
 }
 

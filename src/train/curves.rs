@@ -39,7 +39,8 @@ pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
     {
-        title = format!("{title}: {}, seed {}", result["method"], result["seed"]);
+        let method = result["method"].as_str().unwrap_or("?");
+        title = format!("{title}: {method}, seed {}", result["seed"]);
     }
     let path = dir.join("curves.svg");
     crate::atomic::write(&path, svg(&records, selected, &title)?.as_bytes())?;
