@@ -758,16 +758,12 @@ fn shifted_rows(domain: &str, shift: Option<synthetic::Shift>, n: usize) -> daa:
 }
 
 fn shift_of(kind: &str, m: f32) -> Option<synthetic::Shift> {
-    let mut shift: synthetic::Shift =
-        serde_json::from_value(serde_json::json!({"base": "ru"})).unwrap();
-    match kind {
-        "covariate" => shift.covariate = m,
-        "concept" => shift.concept = m,
-        "representation" => shift.representation = m,
-        "prior" => shift.prior = m,
-        _ => {}
+    // `kind` "none": no magnitude set, every kind at 0.
+    let mut spec = serde_json::json!({"base": "ru"});
+    if kind != "none" {
+        spec[kind] = m.into();
     }
-    Some(shift)
+    Some(serde_json::from_value(spec).unwrap())
 }
 
 /// The largest total-variation distance between the two row sets' category marginals.

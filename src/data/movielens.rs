@@ -310,20 +310,29 @@ struct Parsed {
     ratings: Vec<(u32, String, u8, i64)>,
 }
 
+/// The `::`-separated fields of a GroupLens line laid out as `layout` (its field names).
+fn grouplens_fields<'a>(
+    line: &'a str,
+    layout: &str,
+    path: &Path,
+    i: usize,
+) -> Result<Vec<&'a str>, DataError> {
+    let fields: Vec<&str> = line.split("::").collect();
+    let expected = layout.split("::").count();
+    if fields.len() != expected {
+        return Err(bad(
+            path,
+            i,
+            format!("expected {layout}, found {} fields", fields.len()),
+        ));
+    }
+    Ok(fields)
+}
+
 fn parse_grouplens(raw: &Raw) -> Result<Parsed, DataError> {
     let mut users = HashMap::new();
     raw.for_each_line("users.dat", |path, i, line| {
-        let f: Vec<&str> = line.split("::").collect();
-        if f.len() != 5 {
-            return Err(bad(
-                path,
-                i,
-                format!(
-                    "expected UserID::Gender::Age::Occupation::Zip-code, found {} fields",
-                    f.len()
-                ),
-            ));
-        }
+        let f = grouplens_fields(line, "UserID::Gender::Age::Occupation::Zip-code", path, i)?;
         let id: u32 = number(f[0], "user id", path, i)?;
         users.insert(id, user(f[1], f[2], f[3], f[4], (path, i))?);
         Ok(())
@@ -331,14 +340,7 @@ fn parse_grouplens(raw: &Raw) -> Result<Parsed, DataError> {
     let mut titles = HashMap::new();
     let mut movies = BTreeMap::new();
     raw.for_each_line("movies.dat", |path, i, line| {
-        let f: Vec<&str> = line.split("::").collect();
-        if f.len() != 3 {
-            return Err(bad(
-                path,
-                i,
-                format!("expected MovieID::Title::Genres, found {} fields", f.len()),
-            ));
-        }
+        let f = grouplens_fields(line, "MovieID::Title::Genres", path, i)?;
         let id: u32 = number(f[0], "movie id", path, i)?;
         let title = f[1].trim().to_string();
         let year = title
@@ -365,17 +367,7 @@ fn parse_grouplens(raw: &Raw) -> Result<Parsed, DataError> {
     })?;
     let mut ratings = Vec::new();
     raw.for_each_line("ratings.dat", |path, i, line| {
-        let f: Vec<&str> = line.split("::").collect();
-        if f.len() != 4 {
-            return Err(bad(
-                path,
-                i,
-                format!(
-                    "expected UserID::MovieID::Rating::Timestamp, found {} fields",
-                    f.len()
-                ),
-            ));
-        }
+        let f = grouplens_fields(line, "UserID::MovieID::Rating::Timestamp", path, i)?;
         let movie: u32 = number(f[1], "movie id", path, i)?;
         let title = titles
             .get(&movie)

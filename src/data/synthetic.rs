@@ -635,21 +635,11 @@ mod tests {
     }
 
     fn shift(kind: &str, m: f32) -> Shift {
-        let mut s = Shift {
-            base: "ru".into(),
-            covariate: 0.0,
-            concept: 0.0,
-            representation: 0.0,
-            prior: 0.0,
-        };
-        match kind {
-            "covariate" => s.covariate = m,
-            "concept" => s.concept = m,
-            "representation" => s.representation = m,
-            "prior" => s.prior = m,
-            _ => {}
+        let mut spec = serde_json::json!({"base": "ru"});
+        if kind != "none" {
+            spec[kind] = m.into();
         }
-        s
+        serde_json::from_value(spec).unwrap()
     }
 
     /// Which parts of a domain differ from `base`'s.
