@@ -54,11 +54,11 @@ pub fn svg(records: &[Value], selected: Option<usize>, title: &str) -> Result<St
         .iter()
         .filter_map(|r| r["epoch"].as_u64().map(|e| (e, r)))
         .collect();
-    let mut series: BTreeMap<String, Line> = BTreeMap::new();
+    let mut series: BTreeMap<(String, String), Line> = BTreeMap::new();
     let mut add = |panel: &str, line: String, x: u64, y: Option<f64>| {
         if let Some(y) = y.filter(|y| y.is_finite()) {
             let entry = series
-                .entry(format!("{panel}\u{0}{line}"))
+                .entry((panel.to_string(), line.clone()))
                 .or_insert_with(|| Line {
                     name: line,
                     ..Line::default()
@@ -107,7 +107,7 @@ pub fn svg(records: &[Value], selected: Option<usize>, title: &str) -> Result<St
             y_label: panel.clone(),
             lines: series
                 .iter()
-                .filter(|(key, _)| key.split('\u{0}').next() == Some(panel.as_str()))
+                .filter(|((of, _), _)| of == panel)
                 .map(|(_, line)| line.clone())
                 .collect(),
             marker: marker.clone(),
