@@ -10,7 +10,6 @@ use crate::config::registry::{Catalog, Directory, Registry};
 
 pub static CATALOG: Catalog = Catalog {
     directories: DIRECTORIES,
-    methods: &crate::adapt::METHODS,
 };
 
 const DIRECTORIES: &[Directory] = &[
@@ -33,6 +32,11 @@ const DIRECTORIES: &[Directory] = &[
         name: "schemas",
         about: "column layouts that data sets extend",
         kinds: &crate::data::SCHEMAS,
+    },
+    Directory {
+        name: "methods",
+        about: "adaptation methods and their hyperparameters",
+        kinds: &crate::adapt::METHODS,
     },
     Directory {
         name: "critics",

@@ -102,9 +102,17 @@ fn each_ablation_is_its_main_experiment_with_one_change() {
         resolve_with(&repo().join("configs/ablations").join(name), &[], &[]).experiment
     };
 
+    let single = ablation("single_critic.toml");
+    assert_eq!(
+        (
+            single.adapt.method.name.as_str(),
+            single.adapt.method.kind.as_str()
+        ),
+        ("daa_single", "daa_single")
+    );
     let mut expected = main.clone();
-    expected.adapt.method = "daa_single".into();
-    assert_eq!(ablation("single_critic.toml"), expected);
+    expected.adapt.method = single.adapt.method.clone();
+    assert_eq!(single, expected);
 
     let mut expected = main.clone();
     expected.data.target_rate = 0.01;
@@ -150,7 +158,7 @@ fn config_show_prints_inherited_keys_and_the_change_with_origins() {
             .unwrap_or_else(|| panic!("no {key} in\n{text}"))
             .to_string()
     };
-    assert!(line("method = \"daa_single\"").ends_with("# configs/ablations/single_critic.toml"));
+    assert!(line("use = \"daa_single\"").ends_with("# configs/ablations/single_critic.toml"));
     assert!(line("lr = 0.0001").ends_with("# configs/base.toml"));
     assert!(line("experts = 8").ends_with("# registry/backbones/mmoe.toml"));
     assert!(line("use = \"mmoe\"").ends_with("# configs/backbones/mmoe.toml"));
@@ -161,7 +169,7 @@ fn config_show_prints_inherited_keys_and_the_change_with_origins() {
         &["config", "show", "configs/ablations/single_critic.toml"],
         &[],
     ));
-    assert!(plain.contains("method = \"daa_single\"\n"));
+    assert!(plain.contains("[adapt.method]\n") && plain.contains("use = \"daa_single\"\n"));
     assert!(!plain.contains("# configs/base.toml"));
 }
 
@@ -469,7 +477,17 @@ fn hash_covers_the_synthetic_generator_and_numerics_versions() {
     }
     assert_ne!(resolved.hash, daa::config::digest(&value));
     value["numerics"] = daa::config::NUMERICS_VERSION.into();
+    assert_ne!(resolved.hash, daa::config::digest(&value));
+    // A method without hyperparameters, used by its kind's name, is hashed as that name
+    // (as before methods were registry entries: their runs keep their directories).
+    value["adapt"]["method"] = "daa".into();
     assert_eq!(resolved.hash, daa::config::digest(&value));
+    let joint = |set: &[&str]| resolve_with(&repo().join("configs/mmoe_nl.toml"), &[], set).hash;
+    assert_ne!(
+        joint(&["adapt.method=joint"]),
+        joint(&["adapt.method=joint", "adapt.method.target_weight=2.0"]),
+        "a method's hyperparameters are part of the experiment"
+    );
     assert_eq!(
         resolved.experiment.model.backbone.version, 0,
         "only generators have versions"

@@ -147,3 +147,93 @@ fn a_grid_file_outside_the_project_resolves_its_configs_beside_it() {
         stderr(&missing)
     );
 }
+
+#[test]
+fn a_methods_table_compares_every_method_with_one_by_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = repo().join("configs/mmoe_nl.toml");
+    std::fs::write(
+        dir.path().join("exp.toml"),
+        format!("extends = [{:?}]\n", base.display().to_string()),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(
+        dir.path().join("methods.toml"),
+        format!(
+            "title = \"Methods\"\ndescription = \"three methods\"\norder = [\"method\"]\n\
+             config = \"exp.toml\"\nrows = []\ncolumn = \"method\"\nagainst = \"finetune\"\n\
+             sets = [\"output.runs_dir='runs'\", \"data.source.dir='{0}'\", \"data.target.dir='{0}'\"]\n\
+             [axes.method]\nfinetune = [\"adapt.method=finetune\"]\n\
+             partial = [\"adapt.method=partial\"]\nl2sp = [\"adapt.method=l2sp\"]\n\
+             [profiles]\nsmoke = {{ seeds = 2 }}\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = daa(
+        dir.path(),
+        &[
+            "-q",
+            "reproduce",
+            dir.path().join("methods.toml").to_str().unwrap(),
+            "--profile",
+            "smoke",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    // The paired differences, recomputed from the runs' own results.
+    let mut aucs: std::collections::BTreeMap<(String, u64), f64> = Default::default();
+    for entry in walk(&dir.path().join("runs")) {
+        if entry.file_name().is_some_and(|n| n == "result.json") {
+            let r: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&entry).unwrap()).unwrap();
+            aucs.insert(
+                (
+                    r["method"].as_str().unwrap().into(),
+                    r["seed"].as_u64().unwrap(),
+                ),
+                r["test"]["tasks"][0]["auc"].as_f64().unwrap(),
+            );
+        }
+    }
+    let table = std::fs::read_to_string(out_dir.join("table.md")).unwrap();
+    for method in ["partial", "l2sp"] {
+        let seeds: Vec<u64> = aucs
+            .keys()
+            .filter(|(m, _)| m == "finetune")
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(seeds.len(), 2);
+        let delta: f64 = seeds
+            .iter()
+            .map(|&s| aucs[&(method.to_string(), s)] - aucs[&("finetune".to_string(), s)])
+            .sum::<f64>()
+            / 2.0;
+        let row = format!("| {method} − finetune | 2 | {delta:+.4}");
+        assert!(table.contains(&row), "no `{row}` in\n{table}");
+        assert!(
+            table.contains(&format!("- {method} vs finetune: ")),
+            "{table}"
+        );
+    }
+    assert!(!table.contains("finetune − finetune"), "{table}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -18,24 +18,19 @@ pub struct Adversaries {
 }
 
 impl Adversaries {
-    /// `count` critics named `critic1`, `critic2`, ... over the target model's feature,
-    /// with their optimiser (the critics' weight decay, else the target model's).
+    /// Critics named `critic1`, `critic2`, ... over features of the given widths, with
+    /// their optimiser (the critics' weight decay, else the target model's).
     pub fn new(
         setup: &Setup<'_>,
-        count: usize,
+        widths: &[usize],
         config: &CriticConfig,
     ) -> Result<(Self, Vec<Critic>), AdaptError> {
         let exp = setup.experiment;
         let mut params = Params::new(setup.device, exp.train.seed);
-        let critics = (1..=count)
-            .map(|k| {
-                Critic::new(
-                    &mut params,
-                    &format!("critic{k}"),
-                    setup.feature_width,
-                    config,
-                )
-            })
+        let critics = widths
+            .iter()
+            .enumerate()
+            .map(|(k, &width)| Critic::new(&mut params, &format!("critic{}", k + 1), width, config))
             .collect::<Result<Vec<_>, _>>()?;
         let decay = config.weight_decay.unwrap_or(exp.optim.weight_decay);
         let optimizer = Adam::new(params.trainable(), config.optimizer, config.lr, decay);

@@ -10,19 +10,15 @@ use candle_core::backprop::GradStore;
 
 use super::adversaries::Adversaries;
 use super::critic::{Config as CriticConfig, Critic, Head};
-use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step, entry};
-use crate::config::registry::Kind;
+use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
+use crate::config::registry::{Kind, no_params};
 use crate::data::batch::Tensors;
 
-pub const DANN: Kind<Method> = entry(
+pub const DANN: Kind<Method> = Kind::new(
     "dann",
+    no_params,
     Method {
-        about: "one domain classifier with gradient reversal (Ganin et al.)",
-        needs: Needs {
-            source_model: true,
-            source_rows: true,
-            training: true,
-        },
+        needs: |_| Needs::ALIGNMENT,
         build: Dann::build,
     },
 );
@@ -42,7 +38,7 @@ impl Dann {
         let mut config: CriticConfig = exp.adapt.critic.params();
         // The domain classifier is a logit, whatever the critic head.
         config.head = Head::Linear;
-        let (adversaries, mut critics) = Adversaries::new(setup, 1, &config)?;
+        let (adversaries, mut critics) = Adversaries::new(setup, &[setup.feature_width], &config)?;
         let weights: super::weights::Config = exp.adapt.weights.params();
         Ok(Box::new(Dann {
             classifier: critics.remove(0),
@@ -78,10 +74,7 @@ impl Adaptation for Dann {
         let domain = crate::nn::loss::bce_with_logits(&logits, &domains)?;
         self.domain_loss += f64::from(domain.to_scalar::<f32>()?);
         self.steps += 1;
-        Ok(Adapted {
-            output,
-            term: Some((domain * self.adversarial)?),
-        })
+        Ok(Adapted::with_term(output, (domain * self.adversarial)?))
     }
 
     fn after_backward(&mut self, grads: &GradStore) -> Result<(), AdaptError> {

@@ -1,17 +1,28 @@
-//! Adaptation of the target model. Each method is one file implementing [`Adaptation`]
-//! and one line of [`METHODS`]; the training loop (`crate::train`) knows no method by
-//! name: it asks a method what it [`Needs`], lets it add its term to the model's loss on
-//! each target batch (taking its own steps first, such as critic steps), hands it the
-//! model's gradients after each step, and records what it reports per epoch.
+//! Adaptation of the target model. Each method is one file implementing [`Adaptation`],
+//! one line of [`METHODS`] and one `registry/methods` entry with its hyperparameters; the
+//! training loop (`crate::train`) knows no method by name: it asks a method what it
+//! [`Needs`], lets it add its term to the model's loss on each target batch (taking its
+//! own steps first, such as critic steps), hands it the model's gradients after each step,
+//! and records what it reports per epoch.
 
 mod adversaries;
+pub mod coral;
 pub mod critic;
 mod daa;
 mod dann;
 mod error;
+mod finetune;
+mod game;
+mod joint;
+mod l2sp;
+pub mod mmd;
+mod partial;
+mod single_domain;
 pub mod source;
+mod source_only;
 mod step;
 mod supervised;
+mod taa;
 pub mod weights;
 
 use std::collections::HashMap;
@@ -22,29 +33,35 @@ use candle_core::{Device, Tensor};
 
 pub use error::AdaptError;
 pub use source::SourceBatches;
-pub use step::Step;
+pub use step::{Step, TaskLoss};
 pub use supervised::Supervised;
 
-use crate::config::Experiment;
-use crate::config::registry::{Kind, find, no_params};
+use crate::config::registry::{Kind, find};
+use crate::config::{Component, Experiment};
 use crate::data::Schema;
 use crate::data::batch::Tensors;
 use crate::models::Output;
 
-/// Every adaptation method `adapt.method` may name.
+/// The kinds of `registry/methods` entries, which `adapt.method` names.
 pub const METHODS: &[Kind<Method>] = &[
-    supervised::SINGLE_DOMAIN,
-    supervised::SOURCE_ONLY,
-    supervised::FINETUNE,
+    single_domain::SINGLE_DOMAIN,
+    source_only::SOURCE_ONLY,
+    finetune::FINETUNE,
+    partial::PARTIAL,
+    l2sp::L2SP,
+    joint::JOINT,
     daa::DAA,
     daa::DAA_SINGLE,
     daa::DAA_D2,
+    taa::TAA,
     dann::DANN,
+    coral::CORAL,
+    mmd::MMD,
 ];
 
-/// The method `name`, if there is one.
-pub fn method(name: &str) -> Option<&'static Method> {
-    find(METHODS, name).map(|kind| &kind.build)
+/// The method of `kind`, if there is one.
+pub fn method(kind: &str) -> Option<&'static Method> {
+    find(METHODS, kind).map(|kind| &kind.build)
 }
 
 /// What a method needs from the run before its first step.
@@ -56,19 +73,31 @@ pub struct Needs {
     pub source_rows: bool,
     /// The target model trains at all (`source_only` only evaluates the source model).
     pub training: bool,
+    /// The optimiser updates the model's body (input layer and bottoms or experts, see
+    /// [`Backbone::body`](crate::models::Backbone::body)) as well as its heads.
+    pub trains_body: bool,
 }
 
-/// One adaptation method: a one-line description, what it needs, and how its state is built.
+impl Needs {
+    /// From the source model, with source rows for a term that compares the domains.
+    pub const ALIGNMENT: Needs = Needs {
+        source_model: true,
+        source_rows: true,
+        training: true,
+        trains_body: true,
+    };
+    /// From the source model, on target rows alone.
+    pub const FROM_SOURCE: Needs = Needs {
+        source_rows: false,
+        ..Needs::ALIGNMENT
+    };
+}
+
+/// One adaptation method: what it needs (from its entry's hyperparameters) and how its
+/// state is built. Its one-line description is its registry entry's.
 pub struct Method {
-    pub about: &'static str,
-    pub needs: Needs,
+    pub needs: fn(&Component) -> Needs,
     pub build: fn(&Setup<'_>) -> Result<Box<dyn Adaptation>, AdaptError>,
-}
-
-/// A registry-style entry for a method (methods have no parameters of their own yet; their
-/// settings live in `adapt.critic` and `adapt.weights`).
-const fn entry(name: &'static str, method: Method) -> Kind<Method> {
-    Kind::new(name, no_params, method)
 }
 
 /// What a method is built from.
@@ -78,16 +107,41 @@ pub struct Setup<'a> {
     pub device: &'a Device,
     /// Width of the target model's feature (what critics and classifiers see).
     pub feature_width: usize,
+    /// How many equal per-task blocks the feature concatenates (1: one shared feature).
+    pub feature_blocks: usize,
     /// The pretrained source model, for methods whose [`Needs::source_model`] is set.
     pub source_checkpoint: Option<&'a Path>,
 }
 
-/// The target model's output on a target batch, and what the method adds to its loss.
+/// The target model's output on a target batch, and what the method adds to its loss:
+/// the objective is `task_weight` * the task loss + `term`.
 pub struct Adapted {
     pub output: Output,
-    /// The method's term, already weighted, added to the task loss (`None`: the task loss
-    /// alone).
+    /// The weight of the target batch's task loss (1 but for methods that mix in other
+    /// rows' losses).
+    pub task_weight: f64,
+    /// The method's term, already weighted (`None`: the task loss alone).
     pub term: Option<Tensor>,
+}
+
+impl Adapted {
+    /// The task loss alone.
+    pub fn plain(output: Output) -> Self {
+        Adapted {
+            output,
+            task_weight: 1.0,
+            term: None,
+        }
+    }
+
+    /// The task loss plus `term`.
+    pub fn with_term(output: Output, term: Tensor) -> Self {
+        Adapted {
+            output,
+            task_weight: 1.0,
+            term: Some(term),
+        }
+    }
 }
 
 /// An adaptation method's behaviour during target training.

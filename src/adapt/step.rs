@@ -1,7 +1,7 @@
-//! What a method sees of one training step: the target model, its dropout streams and the
-//! epoch's source batches.
+//! What a method sees of one training step: the target model, its dropout streams, the
+//! task loss and the epoch's source batches.
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 
 use super::{AdaptError, SourceBatches};
 use crate::data::batch::Tensors;
@@ -10,8 +10,13 @@ use crate::models::model::Model;
 use crate::nn::Mode;
 use crate::rng;
 
+/// The task loss of a phase: the model's output and the `(B, tasks)` labels to a scalar.
+pub type TaskLoss<'a> = &'a dyn Fn(&Output, &Tensor) -> candle_core::Result<Tensor>;
+
 pub struct Step<'s, 'a> {
     pub model: &'s Model,
+    /// The phase's task loss (for methods that also train on labelled source rows).
+    pub task_loss: TaskLoss<'s>,
     /// The target model's dropout stream on target rows for this epoch.
     pub noise: &'s mut rng::Stream,
     /// Its dropout stream on source rows: a method's extra passes draw from their own

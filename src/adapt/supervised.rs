@@ -1,59 +1,17 @@
-//! Methods without an adaptation term: the target model trains on target labels alone.
-//! They differ only in where it starts and whether it trains.
+//! No adaptation term: the target model trains on target labels alone (also source
+//! pretraining's step). The supervised methods differ only in where the model starts, what
+//! of it trains, and whether it trains.
 
-use super::{AdaptError, Adaptation, Adapted, Method, Needs, Step, entry};
-use crate::config::registry::Kind;
+use super::{AdaptError, Adaptation, Adapted, Setup, Step};
 use crate::data::batch::Tensors;
 
-/// Target rows only, from a fresh initialisation.
-pub const SINGLE_DOMAIN: Kind<Method> = entry(
-    "single_domain",
-    supervised(
-        "target rows only, fresh initialisation",
-        Needs {
-            source_model: false,
-            source_rows: false,
-            training: true,
-        },
-    ),
-);
+pub struct Supervised;
 
-/// The source model evaluated on the target, untrained there.
-pub const SOURCE_ONLY: Kind<Method> = entry(
-    "source_only",
-    supervised(
-        "the source model evaluated on the target, no target training",
-        Needs {
-            source_model: true,
-            source_rows: false,
-            training: false,
-        },
-    ),
-);
-
-/// The source model trained further on target labels.
-pub const FINETUNE: Kind<Method> = entry(
-    "finetune",
-    supervised(
-        "initialised from the source model, trained on target labels only",
-        Needs {
-            source_model: true,
-            source_rows: false,
-            training: true,
-        },
-    ),
-);
-
-const fn supervised(about: &'static str, needs: Needs) -> Method {
-    Method {
-        about,
-        needs,
-        build: |_| Ok(Box::new(Supervised)),
+impl Supervised {
+    pub fn build(_: &Setup<'_>) -> Result<Box<dyn Adaptation>, AdaptError> {
+        Ok(Box::new(Supervised))
     }
 }
-
-/// No adaptation term: the task loss alone (also source pretraining's step).
-pub struct Supervised;
 
 impl Adaptation for Supervised {
     fn forward(
@@ -61,9 +19,6 @@ impl Adaptation for Supervised {
         step: &mut Step<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
-        Ok(Adapted {
-            output: step.forward(target)?,
-            term: None,
-        })
+        Ok(Adapted::plain(step.forward(target)?))
     }
 }

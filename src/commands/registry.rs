@@ -1,22 +1,16 @@
-//! `daa registry list`: every registry entry with its kind and description, and the
-//! adaptation methods.
+//! `daa registry list`: every registry entry with its kind and description.
 
 use anyhow::{Context, Result, bail};
 use daa::config::Registry;
 
 use super::UsageError;
 
-/// The pseudo-directory that lists the adaptation methods (they live in code, not files).
-const METHODS: &str = "methods";
-
 pub fn list(registry: &Registry, only: Option<&str>) -> Result<()> {
     let directories = registry.catalog.directories;
     if let Some(name) = only
-        && name != METHODS
         && !directories.iter().any(|d| d.name == name)
     {
-        let mut known: Vec<&str> = directories.iter().map(|d| d.name).collect();
-        known.push(METHODS);
+        let known: Vec<&str> = directories.iter().map(|d| d.name).collect();
         bail!(UsageError(format!(
             "unknown registry kind `{name}`; known: {}",
             known.join(", ")
@@ -35,12 +29,6 @@ pub fn list(registry: &Registry, only: Option<&str>) -> Result<()> {
                 "  {:<16} {:<16} {}",
                 entry.name, entry.kind, entry.description
             );
-        }
-    }
-    if only.is_none_or(|o| o == METHODS) {
-        println!("{METHODS} (adaptation methods, `adapt.method`)");
-        for method in daa::adapt::METHODS {
-            println!("  {:<16} {}", method.name, method.build.about);
         }
     }
     Ok(())

@@ -29,6 +29,18 @@ pub fn experiment_hash(experiment: &Experiment) -> String {
             value[section][key]["rows_version"] = component.version.into();
         }
     }
+    // A method without hyperparameters of its own, used under its kind's name, hashes as
+    // that name: as before methods were registry entries, so that their runs keep their
+    // directories.
+    let method = &experiment.adapt.method;
+    let bare = match &method.params {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(params) => params.is_empty(),
+        _ => false,
+    };
+    if bare && method.name == method.kind {
+        value["adapt"]["method"] = method.name.clone().into();
+    }
     digest(&value)
 }
 

@@ -28,11 +28,12 @@ use registry::validate_component;
 
 /// Key paths that name a registry entry, and the registry directory each one names.
 /// `backbone = "ple"` is short for `backbone = { use = "ple" }`.
-pub const SLOTS: [(&str, &str); 6] = [
+pub const SLOTS: [(&str, &str); 7] = [
     ("data.source", "datasets"),
     ("data.target", "datasets"),
     ("model.backbone", "backbones"),
     ("model.embedding", "embeddings"),
+    ("adapt.method", "methods"),
     ("adapt.critic", "critics"),
     ("adapt.weights", "losses"),
 ];
@@ -113,22 +114,6 @@ pub fn resolve(
         component.params = params;
         component.version = version;
     }
-    let methods = registry.catalog.methods.names();
-    if !methods.contains(&experiment.adapt.method.as_str()) {
-        let key = "adapt.method";
-        return Err(ConfigError::BadValue {
-            origin: check::origin(&figment, key),
-            key: key.into(),
-            message: format!(
-                "unknown method `{}`{}; known: {}",
-                experiment.adapt.method,
-                suggest::nearest(&experiment.adapt.method, methods.iter().copied())
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default(),
-                methods.join(", ")
-            ),
-        });
-    }
     let hash = hash::experiment_hash(&experiment);
     Ok(Resolved {
         path: path.to_path_buf(),
@@ -156,24 +141,26 @@ fn expand_references(table: &mut toml::Table) {
 
 impl Experiment {
     /// The registry components in the order of [`SLOTS`].
-    pub fn components(&self) -> [&Component; 6] {
+    pub fn components(&self) -> [&Component; 7] {
         [
             &self.data.source,
             &self.data.target,
             &self.model.backbone,
             &self.model.embedding,
+            &self.adapt.method,
             &self.adapt.critic,
             &self.adapt.weights,
         ]
     }
 
     /// The registry components in the order of [`SLOTS`], mutable.
-    pub fn components_mut(&mut self) -> [&mut Component; 6] {
+    pub fn components_mut(&mut self) -> [&mut Component; 7] {
         [
             &mut self.data.source,
             &mut self.data.target,
             &mut self.model.backbone,
             &mut self.model.embedding,
+            &mut self.adapt.method,
             &mut self.adapt.critic,
             &mut self.adapt.weights,
         ]

@@ -108,10 +108,9 @@ pub struct Directory {
 }
 
 /// What the component families contribute to resolving an experiment: the registry
-/// directories with their kinds, and the adaptation methods `adapt.method` may name.
+/// directories with their kinds.
 pub struct Catalog {
     pub directories: &'static [Directory],
-    pub methods: &'static dyn KindTable,
 }
 
 impl Catalog {

@@ -65,8 +65,8 @@ pub struct ModelConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AdaptConfig {
-    /// The adaptation method: a name from `adapt::METHODS` (`daa registry list methods`).
-    pub method: String,
+    /// The adaptation method and its hyperparameters (a `registry/methods` entry).
+    pub method: Component,
     /// The critic architecture and its optimiser (a `registry/critics` entry).
     pub critic: Component,
     /// The loss weights (a `registry/losses` entry).

@@ -85,6 +85,14 @@ impl Backbone for Aitm {
     fn feature_width(&self) -> usize {
         self.towers_count() * self.bottoms.width()
     }
+
+    fn feature_blocks(&self) -> usize {
+        self.towers_count()
+    }
+
+    fn body(&self) -> &'static [&'static str] {
+        &["embedding", "numerical_layer", "bottom"]
+    }
 }
 
 impl Aitm {

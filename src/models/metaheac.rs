@@ -118,4 +118,12 @@ impl Backbone for MetaHeac {
     fn feature_width(&self) -> usize {
         self.tasks * self.experts.width()
     }
+
+    fn feature_blocks(&self) -> usize {
+        self.tasks
+    }
+
+    fn body(&self) -> &'static [&'static str] {
+        &["embedding", "numerical_layer", "expert"]
+    }
 }

@@ -103,6 +103,24 @@ pub trait Backbone: Send + Sync {
 
     /// Width of [`Output::feature`].
     fn feature_width(&self) -> usize;
+
+    /// How many equal per-task blocks [`Output::feature`] concatenates (1: one feature
+    /// shared by the tasks).
+    fn feature_blocks(&self) -> usize;
+
+    /// The parameter-name prefixes of the body: the input layer and the bottoms or experts
+    /// that make the shared representation (what partial fine-tuning freezes and L2-SP
+    /// holds near the source model); the rest (towers, gates, task-specific layers) are
+    /// the heads.
+    fn body(&self) -> &'static [&'static str];
+
+    /// Whether the parameter `name` belongs to the body.
+    fn is_body(&self, name: &str) -> bool {
+        self.body().iter().any(|prefix| {
+            name.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        })
+    }
 }
 
 /// A backbone configuration that can build its model.

@@ -71,4 +71,12 @@ impl Backbone for Omoe {
     fn feature_width(&self) -> usize {
         self.experts.width()
     }
+
+    fn feature_blocks(&self) -> usize {
+        1
+    }
+
+    fn body(&self) -> &'static [&'static str] {
+        &["embedding", "numerical_layer", "expert"]
+    }
 }

@@ -148,4 +148,17 @@ impl Backbone for Ple {
     fn feature_width(&self) -> usize {
         self.width
     }
+
+    fn feature_blocks(&self) -> usize {
+        self.levels[0].specific.len()
+    }
+
+    fn body(&self) -> &'static [&'static str] {
+        &[
+            "embedding",
+            "numerical_layer",
+            "share_experts",
+            "task_experts",
+        ]
+    }
 }

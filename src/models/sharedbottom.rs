@@ -64,4 +64,12 @@ impl Backbone for SharedBottom {
     fn feature_width(&self) -> usize {
         self.bottom.width()
     }
+
+    fn feature_blocks(&self) -> usize {
+        1
+    }
+
+    fn body(&self) -> &'static [&'static str] {
+        &["embedding", "numerical_layer", "bottom"]
+    }
 }

@@ -83,4 +83,12 @@ impl Backbone for SingleTask {
     fn feature_width(&self) -> usize {
         self.inputs.len() * self.bottoms.width()
     }
+
+    fn feature_blocks(&self) -> usize {
+        self.inputs.len()
+    }
+
+    fn body(&self) -> &'static [&'static str] {
+        &["embedding", "numerical_layer", "bottom"]
+    }
 }

@@ -6,6 +6,8 @@ mod cpu_kernel;
 pub mod embedding;
 mod fused_adam;
 mod fused_norm;
+#[cfg(test)]
+pub mod gradcheck;
 pub mod linear;
 pub mod loss;
 pub mod mixture;

@@ -34,11 +34,28 @@ pub struct Comparison {
     pub paired: Paired,
 }
 
-/// Paired comparisons of `spec.improve` against each baseline, per row and task.
+/// The (method, baseline) column pairs compared: `improve` against each baseline, then
+/// every other column against `against`.
+fn pairs(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = spec
+        .improve
+        .iter()
+        .flat_map(|i| spec.baselines.iter().map(move |b| (i.clone(), b.clone())))
+        .collect();
+    if let Some(against) = &spec.against {
+        let columns = distinct(results.iter().map(|(c, _)| c.labels[&spec.column].clone()));
+        for column in columns.into_iter().filter(|c| c != against) {
+            let pair = (column, against.clone());
+            if !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out
+}
+
+/// Paired comparisons of each compared pair of columns, per row and task.
 pub fn comparisons(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Comparison> {
-    let Some(improve) = &spec.improve else {
-        return Vec::new();
-    };
     // (row, column, seed) -> record
     let key = |cell: &Cell| {
         (
@@ -49,15 +66,16 @@ pub fn comparisons(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Comparison
     };
     let mut out = Vec::new();
     let rows = distinct(results.iter().map(|(c, _)| spec.row_label(c)));
+    let pairs = pairs(spec, results);
     for row in &rows {
-        for base in &spec.baselines {
+        for (method, base) in &pairs {
             let Some((_, first)) = results.iter().find(|(c, _)| key(c).0 == *row) else {
                 continue;
             };
             for (t, task) in first.test.tasks.iter().enumerate() {
                 let differences: Vec<f64> = results
                     .iter()
-                    .filter(|(c, _)| key(c).0 == *row && &key(c).1 == improve)
+                    .filter(|(c, _)| key(c).0 == *row && &key(c).1 == method)
                     .filter_map(|(c, r)| {
                         let other = results.iter().find(|(o, _)| {
                             let (orow, ocol, oseed) = key(o);
@@ -72,7 +90,7 @@ pub fn comparisons(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Comparison
                 out.push(Comparison {
                     row: row.clone(),
                     task: task.task.clone(),
-                    method: improve.clone(),
+                    method: method.clone(),
                     baseline: base.clone(),
                     paired: paired(&differences),
                 });
@@ -266,7 +284,12 @@ pub fn markdown(
                         .find(|(r, task, base, _)| r == row && task == t && base == b);
                     let mark = comparisons
                         .iter()
-                        .find(|c| &c.row == row && &c.task == t && &c.baseline == b)
+                        .find(|c| {
+                            &c.row == row
+                                && &c.task == t
+                                && &c.baseline == b
+                                && spec.improve.as_ref() == Some(&c.method)
+                        })
                         .filter(|c| c.paired.significant())
                         .map_or("", |_| "*");
                     cells.push(g.map_or("".into(), |(_, _, _, g)| {
@@ -386,26 +409,35 @@ fn summary(
     comparisons: &[Comparison],
     synthetic: bool,
 ) -> String {
-    let Some(improve) = &spec.improve else {
+    if spec.improve.is_none() && spec.against.is_none() {
         return String::new();
-    };
+    }
     let mut text = String::from("\n## Reading\n\n");
-    for base in &spec.baselines {
+    let significant = |paired: &[&Comparison]| {
+        let count = |sign: f64| {
+            paired
+                .iter()
+                .filter(|c| c.paired.significant() && c.paired.delta_mean * sign > 0.0)
+                .count()
+        };
+        (count(1.0), count(-1.0))
+    };
+    for (improve, base) in spec
+        .improve
+        .iter()
+        .flat_map(|i| spec.baselines.iter().map(move |b| (i, b)))
+    {
         let g: Vec<f64> = gains.iter().filter(|x| &x.2 == base).map(|x| x.3).collect();
         if g.is_empty() {
             continue;
         }
         let wins = g.iter().filter(|v| **v > 0.0).count();
         let (mean, std) = mean_std(&g);
-        let paired: Vec<&Comparison> = comparisons.iter().filter(|c| &c.baseline == base).collect();
-        let better = paired
+        let paired: Vec<&Comparison> = comparisons
             .iter()
-            .filter(|c| c.paired.significant() && c.paired.delta_mean > 0.0)
-            .count();
-        let worse = paired
-            .iter()
-            .filter(|c| c.paired.significant() && c.paired.delta_mean < 0.0)
-            .count();
+            .filter(|c| &c.baseline == base && &c.method == improve)
+            .collect();
+        let (better, worse) = significant(&paired);
         let _ = writeln!(
             text,
             "- {improve} vs {base}: higher AUC in {wins} of {} row×task cells; mean relative gain {:+.2}% (std {:.2}%); significantly higher in {better}, significantly lower in {worse} of {} paired comparisons.",
@@ -414,6 +446,29 @@ fn summary(
             100.0 * std,
             paired.len()
         );
+    }
+    if let Some(against) = &spec.against {
+        let methods = distinct(
+            comparisons
+                .iter()
+                .filter(|c| &c.baseline == against)
+                .map(|c| c.method.clone()),
+        );
+        for method in methods {
+            let paired: Vec<&Comparison> = comparisons
+                .iter()
+                .filter(|c| &c.baseline == against && c.method == method)
+                .collect();
+            let deltas: Vec<f64> = paired.iter().map(|c| c.paired.delta_mean).collect();
+            let (mean, _) = mean_std(&deltas);
+            let higher = deltas.iter().filter(|d| **d > 0.0).count();
+            let (better, worse) = significant(&paired);
+            let _ = writeln!(
+                text,
+                "- {method} vs {against}: higher mean AUC in {higher} of {} row×task cells; mean paired difference {mean:+.4}; significantly higher in {better}, significantly lower in {worse}.",
+                paired.len()
+            );
+        }
     }
     if synthetic {
         text.push_str(

@@ -77,6 +77,10 @@ pub struct Spec {
     pub improve: Option<String>,
     #[serde(default)]
     pub baselines: Vec<String>,
+    /// A column that every other column is compared with, paired by seed (a methods
+    /// table: each method against fine-tuning).
+    #[serde(default)]
+    pub against: Option<String>,
     /// How plot.svg draws the first task: grouped bars (tables) or lines (sweeps).
     #[serde(default)]
     pub plot: Plot,

@@ -2,15 +2,15 @@
 //! method: shuffled batches of a phase's rows, the method's forward (which may take steps
 //! of its own first), the task loss plus the method's term, one optimiser step.
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::TrainError;
+pub use crate::adapt::TaskLoss;
 use crate::adapt::{Adaptation, SourceBatches, Step};
 use crate::data::Table;
 use crate::data::batch::{Batch, Batches, LastBatch, epoch_order};
-use crate::models::Output;
 use crate::models::model::Model;
 use crate::nn::optim::Adam;
 use crate::rng;
@@ -27,9 +27,6 @@ pub struct EpochStats {
     #[serde(flatten)]
     pub adaptation: serde_json::Map<String, serde_json::Value>,
 }
-
-/// The task loss of a phase: the model's output and the `(B, tasks)` labels to a scalar.
-pub type TaskLoss<'a> = &'a dyn Fn(&Output, &Tensor) -> candle_core::Result<Tensor>;
 
 /// The rows one phase trains on, and the purposes of its random streams.
 pub struct Phase<'a> {
@@ -105,6 +102,7 @@ pub fn run_epoch(
             )?;
             let mut step = Step {
                 model,
+                task_loss,
                 noise: &mut noise,
                 source_noise: &mut source_noise,
                 source_statistics: phase.source_statistics,
@@ -113,9 +111,14 @@ pub fn run_epoch(
             };
             let adapted = adaptation.forward(&mut step, &t)?;
             let task = task_loss(&adapted.output, &t.labels)?;
+            let weighted = if adapted.task_weight == 1.0 {
+                task.clone()
+            } else {
+                (&task * adapted.task_weight)?
+            };
             let loss = match adapted.term {
-                Some(term) => (&task + term)?,
-                None => task.clone(),
+                Some(term) => (weighted + term)?,
+                None => weighted,
             };
             let (task_value, loss_value) = (task.to_scalar::<f32>()?, loss.to_scalar::<f32>()?);
             let diverged = |what: &str, value: f32| TrainError::NonFinite {

@@ -143,8 +143,9 @@ fn weighted_task_loss(
 pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, TrainError> {
     let started = Instant::now();
     let exp = &resolved.experiment;
-    let method = crate::adapt::method(&exp.adapt.method)
-        .ok_or_else(|| TrainError::Invalid(format!("unknown method `{}`", exp.adapt.method)))?;
+    let method = crate::adapt::method(&exp.adapt.method.kind).ok_or_else(|| {
+        TrainError::Invalid(format!("unknown method kind `{}`", exp.adapt.method.kind))
+    })?;
     let device = exp.train.device.open()?;
     let dir = run_dir(resolved);
     let _lock = crate::lock::lock_dir(&dir, "this run directory")?;
@@ -165,7 +166,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         crate::config::render(resolved, false).as_bytes(),
     )?;
     let schema = crate::data::dataset::schema(&exp.data.target.params)?;
-    let needs = method.needs;
+    let needs = (method.needs)(&exp.adapt.method);
     let uses_source = needs.source_model || needs.source_rows;
     if uses_source && crate::data::dataset::schema(&exp.data.source.params)? != schema {
         return Err(TrainError::Invalid("data.source and data.target have different schemas; a source model cannot serve the target".into()));
@@ -232,12 +233,20 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
             exp.pretrain.weight_decay,
         )
     };
-    let mut optimizer = Adam::new(model.params.trainable(), kind, lr, decay);
+    let trained = model
+        .params
+        .named_trainable()
+        .into_iter()
+        .filter(|(name, _)| needs.trains_body || !model.backbone.is_body(name))
+        .map(|(_, var)| var)
+        .collect();
+    let mut optimizer = Adam::new(trained, kind, lr, decay);
     let mut adaptation = (method.build)(&Setup {
         experiment: exp,
         schema: &schema,
         device: &device,
         feature_width: model.backbone.feature_width(),
+        feature_blocks: model.backbone.feature_blocks(),
         source_checkpoint: source_checkpoint.as_deref(),
     })?;
     let mut learner = Learner {
@@ -372,7 +381,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     let record = RunRecord {
         experiment: experiment_name(resolved),
         config_hash: resolved.hash.clone(),
-        method: exp.adapt.method.clone(),
+        method: exp.adapt.method.name.clone(),
         seed,
         device: crate::device::describe(&device),
         git_commit: git_commit(),

@@ -1,0 +1,114 @@
+//! Deep CORAL (Sun & Saenko, ECCV 2016 workshops): the target encoder's features on a
+//! source batch and on the target batch are pulled to the same second-order statistics by
+//! the term w_e * ||C_s - C_t||_F^2 / (4 d^2), C the unbiased feature covariance and d the
+//! feature width. Both passes share the encoder and both carry gradients, as in the paper.
+
+use candle_core::Tensor;
+
+use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
+use crate::config::registry::{Kind, no_params};
+use crate::data::batch::Tensors;
+
+pub const CORAL: Kind<Method> = Kind::new(
+    "coral",
+    no_params,
+    Method {
+        needs: |_| Needs::ALIGNMENT,
+        build: Coral::build,
+    },
+);
+
+/// The unbiased covariance of the rows of `x` `(n, d)`: (XᵀX - (1ᵀX)ᵀ(1ᵀX)/n) / (n - 1).
+pub fn covariance(x: &Tensor) -> candle_core::Result<Tensor> {
+    let n = x.dim(0)? as f64;
+    let sums = x.sum_keepdim(0)?;
+    let outer = (sums.t()?.matmul(&sums)? / n)?;
+    (x.t()?.matmul(x)? - outer)? / (n - 1.0)
+}
+
+/// The CORAL distance ||C_s - C_t||_F^2 / (4 d^2) of two feature batches of width d.
+pub fn distance(source: &Tensor, target: &Tensor) -> candle_core::Result<Tensor> {
+    let d = source.dim(1)? as f64;
+    let diff = (covariance(source)? - covariance(target)?)?;
+    diff.sqr()?.sum_all()? / (4.0 * d * d)
+}
+
+struct Coral {
+    adversarial: f64,
+    /// Sum of the epoch's distances and their count.
+    distance: f64,
+    steps: usize,
+}
+
+impl Coral {
+    fn build(setup: &Setup<'_>) -> Result<Box<dyn Adaptation>, AdaptError> {
+        let weights: super::weights::Config = setup.experiment.adapt.weights.params();
+        Ok(Box::new(Coral {
+            adversarial: weights.adversarial,
+            distance: 0.0,
+            steps: 0,
+        }))
+    }
+}
+
+impl Adaptation for Coral {
+    fn forward(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        target: &Tensors,
+    ) -> Result<Adapted, AdaptError> {
+        let s = step.source_batch()?;
+        let output = step.forward(target)?;
+        let on_source = step.forward_source(&s)?;
+        let distance = distance(&on_source.feature, &output.feature)?;
+        self.distance += f64::from(distance.to_scalar::<f32>()?);
+        self.steps += 1;
+        Ok(Adapted::with_term(output, (distance * self.adversarial)?))
+    }
+
+    fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
+        let mean = self.distance / self.steps.max(1) as f64;
+        (self.distance, self.steps) = (0.0, 0);
+        let mut report = serde_json::Map::new();
+        report.insert("coral".into(), mean.into());
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::{covariance, distance};
+
+    fn t(rows: &[&[f64]]) -> Tensor {
+        let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_vec(data, (rows.len(), rows[0].len()), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn covariance_and_distance_match_a_hand_computed_case() {
+        // Source rows (0,0), (2,0), (0,2), (2,2): means (1,1), deviations ±1 in each
+        // coordinate, independent: C_s = [[4/3, 0], [0, 4/3]] (sum of squares 4, n-1 = 3).
+        let s = t(&[&[0.0, 0.0], &[2.0, 0.0], &[0.0, 2.0], &[2.0, 2.0]]);
+        // Target rows (0,0), (1,1), (2,2): perfectly correlated, variances 1: C_t = all 1.
+        let x = t(&[&[0.0, 0.0], &[1.0, 1.0], &[2.0, 2.0]]);
+        let c = covariance(&s).unwrap().to_vec2::<f64>().unwrap();
+        assert_eq!(c, vec![vec![4.0 / 3.0, 0.0], vec![0.0, 4.0 / 3.0]]);
+        // C_s - C_t = [[1/3, -1], [-1, 1/3]]: squared Frobenius 2/9 + 2 = 20/9; / (4 * 4).
+        let d = distance(&s, &x).unwrap().to_scalar::<f64>().unwrap();
+        assert!((d - 20.0 / 9.0 / 16.0).abs() < 1e-12, "{d}");
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let s = t(&[
+            &[0.3, -1.2, 0.5],
+            &[1.1, 0.4, -0.7],
+            &[-0.6, 0.9, 1.3],
+            &[0.2, 0.1, -0.4],
+        ]);
+        let x = t(&[&[1.5, -0.2, 0.3], &[-0.8, 0.6, 0.9], &[0.4, -1.1, 0.2]]);
+        crate::nn::gradcheck::check_both(&s, &x, distance, 1e-6, 1e-6);
+    }
+}

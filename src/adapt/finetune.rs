@@ -1,0 +1,14 @@
+//! Fine-tuning: the source model trained further on target labels, every parameter.
+
+use super::supervised::Supervised;
+use super::{Method, Needs};
+use crate::config::registry::{Kind, no_params};
+
+pub const FINETUNE: Kind<Method> = Kind::new(
+    "finetune",
+    no_params,
+    Method {
+        needs: |_| Needs::FROM_SOURCE,
+        build: Supervised::build,
+    },
+);

@@ -1,0 +1,224 @@
+//! The WGAN-GP game of DAA and TAA: critics that each take some features as real and the
+//! target encoder's features on target rows as fake. Per target batch: `n_critic` critic
+//! steps on fresh source batches, then the model's term w_e * Σ_k -D_k(fake_k).
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+
+use super::adversaries::Adversaries;
+use super::critic::{Config as CriticConfig, Critic};
+use super::{AdaptError, Adaptation, Adapted, Setup, Step};
+use crate::data::batch::Tensors;
+use crate::models::model::Model;
+use crate::nn::Mode;
+use crate::rng;
+
+/// Which features a critic takes as real.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Real {
+    /// The frozen source encoder on source rows (DAA's D1: e_s).
+    FrozenSource,
+    /// The target encoder on source rows (DAA's D2: e_t^s).
+    TargetOnSource,
+}
+
+/// One critic's part in the game: what it takes as real, and which per-task block of the
+/// feature it sees (`None`: all of it).
+#[derive(Debug, Clone, Copy)]
+pub struct Role {
+    pub real: Real,
+    pub block: Option<usize>,
+}
+
+/// A critic with its role and its sums over the epoch's critic steps.
+struct Duel {
+    critic: Critic,
+    role: Role,
+    loss: f64,
+    wasserstein: f64,
+}
+
+pub struct Game {
+    duels: Vec<Duel>,
+    adversaries: Adversaries,
+    config: CriticConfig,
+    adversarial: f64,
+    /// Width of one per-task block of the feature.
+    block_width: usize,
+    /// The frozen source model (E_s), where a critic needs it.
+    frozen: Option<Model>,
+    penalty_noise: rng::Stream,
+    critic_steps: usize,
+}
+
+impl Game {
+    pub fn build(setup: &Setup<'_>, roles: &[Role]) -> Result<Box<dyn Adaptation>, AdaptError> {
+        let exp = setup.experiment;
+        let config: CriticConfig = exp.adapt.critic.params();
+        let block_width = setup.feature_width / setup.feature_blocks.max(1);
+        let widths: Vec<usize> = roles
+            .iter()
+            .map(|r| r.block.map_or(setup.feature_width, |_| block_width))
+            .collect();
+        let (adversaries, critics) = Adversaries::new(setup, &widths, &config)?;
+        let frozen = if roles.iter().any(|r| r.real == Real::FrozenSource) {
+            let path = setup.source_checkpoint.ok_or_else(|| {
+                AdaptError::Invalid(
+                    "a critic of the frozen source encoder needs a source model".into(),
+                )
+            })?;
+            let frozen = Model::new(exp, setup.schema, setup.device, exp.train.seed)?;
+            frozen.load(path)?;
+            Some(frozen)
+        } else {
+            None
+        };
+        let weights: super::weights::Config = exp.adapt.weights.params();
+        Ok(Box::new(Game {
+            duels: critics
+                .into_iter()
+                .zip(roles)
+                .map(|(critic, &role)| Duel {
+                    critic,
+                    role,
+                    loss: 0.0,
+                    wasserstein: 0.0,
+                })
+                .collect(),
+            adversaries,
+            config,
+            adversarial: weights.adversarial,
+            block_width,
+            frozen,
+            penalty_noise: rng::stream(exp.train.seed, "penalty", 0),
+            critic_steps: 0,
+        }))
+    }
+
+    /// What a critic of `role` sees of `feature`.
+    fn view(&self, feature: &Tensor, role: Role) -> candle_core::Result<Tensor> {
+        match role.block {
+            Some(t) => feature.narrow(1, t * self.block_width, self.block_width),
+            None => Ok(feature.clone()),
+        }
+    }
+
+    /// One step of every critic on a fresh source batch against the fake features.
+    fn critic_step(&mut self, step: &mut Step<'_, '_>, fake: &Tensor) -> Result<(), AdaptError> {
+        let s = step.source_batch()?;
+        let frozen = match &self.frozen {
+            Some(frozen) => Some(
+                frozen
+                    .forward(&s.categorical, &s.numerical, &mut Mode::eval())?
+                    .feature
+                    .detach(),
+            ),
+            None => None,
+        };
+        let on_source = step.forward_source(&s)?.feature.detach();
+        let mut losses = Vec::with_capacity(self.duels.len());
+        for k in 0..self.duels.len() {
+            let role = self.duels[k].role;
+            let real = match role.real {
+                Real::FrozenSource => frozen.as_ref().expect("built with the frozen model"),
+                Real::TargetOnSource => &on_source,
+            };
+            let (real, fake) = (self.view(real, role)?, self.view(fake, role)?);
+            let duel = &mut self.duels[k];
+            let critic = &duel.critic;
+            let wasserstein =
+                (critic.forward(&real)?.mean_all()? - critic.forward(&fake)?.mean_all()?)?;
+            let penalty = critic.gradient_penalty(
+                &real,
+                &fake,
+                self.config.penalty_weight,
+                self.config.penalty_gradient,
+                &mut self.penalty_noise,
+            )?;
+            let loss = (penalty - &wasserstein)?;
+            let value = loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                return Err(AdaptError::NonFinite(format!(
+                    "critic {}'s loss is {value} after {} critic steps",
+                    k + 1,
+                    self.critic_steps
+                )));
+            }
+            duel.loss += f64::from(value);
+            duel.wasserstein += f64::from(wasserstein.to_scalar::<f32>()?);
+            losses.push(loss);
+        }
+        self.adversaries.step(&sum(losses)?.backward()?)?;
+        self.critic_steps += 1;
+        Ok(())
+    }
+}
+
+fn sum(terms: Vec<Tensor>) -> candle_core::Result<Tensor> {
+    let mut terms = terms.into_iter();
+    let first = terms.next().expect("at least one term");
+    terms.try_fold(first, |acc, t| acc + t)
+}
+
+impl Adaptation for Game {
+    fn begin_epoch(&mut self, seed: u64, epoch: u64) {
+        self.penalty_noise = rng::stream(seed, "penalty", epoch);
+    }
+
+    fn forward(
+        &mut self,
+        step: &mut Step<'_, '_>,
+        target: &Tensors,
+    ) -> Result<Adapted, AdaptError> {
+        // One pass over the target batch serves both games: its detached features are the
+        // critics' fakes, and the model's term scores them with the updated critics.
+        let output = step.forward(target)?;
+        let fake = output.feature.detach();
+        for _ in 0..self.config.n_critic {
+            self.critic_step(step, &fake)?;
+        }
+        let fooling = self
+            .duels
+            .iter()
+            .map(|d| {
+                d.critic
+                    .forward(&self.view(&output.feature, d.role)?)?
+                    .mean_all()?
+                    .neg()
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let term = (sum(fooling)? * self.adversarial)?;
+        Ok(Adapted::with_term(output, term))
+    }
+
+    fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
+        let n = self.critic_steps.max(1) as f64;
+        let (loss, wasserstein): (Vec<f64>, Vec<f64>) = self
+            .duels
+            .iter_mut()
+            .map(|d| {
+                let means = (d.loss / n, d.wasserstein / n);
+                (d.loss, d.wasserstein) = (0.0, 0.0);
+                means
+            })
+            .unzip();
+        self.critic_steps = 0;
+        let mut report = serde_json::Map::new();
+        report.insert("critic_loss".into(), loss.into());
+        report.insert("wasserstein".into(), wasserstein.into());
+        report
+    }
+
+    fn state(&self) -> Result<HashMap<String, Tensor>, AdaptError> {
+        self.adversaries.state()
+    }
+
+    fn load_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        shown: &str,
+    ) -> Result<(), AdaptError> {
+        self.adversaries.load_state(tensors, shown)
+    }
+}
