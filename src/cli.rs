@@ -96,6 +96,17 @@ pub enum Command {
         /// Output directory (default: reproduce/out/NAME, NAME the grid file's stem).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Cells run at a time, each in its own process with its share of the cores (source
+        /// models are pretrained first, each once); 1 runs them in this process.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        jobs: u64,
+        /// Run only cell I of the grid (0-based, in `--dry-run` order) and exit: what
+        /// `--jobs` starts in each child process.
+        #[arg(long, value_name = "I")]
+        cell: Option<usize>,
+        /// With --cell: only pretrain the cell's source model.
+        #[arg(long, requires = "cell")]
+        pretrain_only: bool,
     },
     /// Inspect experiment configurations.
     #[command(subcommand)]

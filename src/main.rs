@@ -118,6 +118,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
                 stop_after_epochs: *stop_after_epochs,
                 stop_pretraining_after: *stop_pretraining_after,
                 progress: !cli.quiet,
+                pretrain_only: false,
             };
             commands::run::execute(&commands::resolve(cli, config, set)?, &options)
         }
@@ -140,6 +141,9 @@ fn dispatch(cli: &Cli) -> Result<()> {
             only,
             dry_run,
             out,
+            jobs,
+            cell,
+            pretrain_only,
         } => {
             let options = daa::reproduce::Options {
                 profile: profile.clone(),
@@ -147,7 +151,17 @@ fn dispatch(cli: &Cli) -> Result<()> {
                 only: only.clone(),
                 progress: !cli.quiet,
                 out: out.clone(),
+                jobs: *jobs as usize,
             };
+            if let Some(index) = cell {
+                return commands::reproduce::cell(
+                    &commands::registry_for(cli, here)?,
+                    name,
+                    &options,
+                    *index,
+                    *pretrain_only,
+                );
+            }
             commands::reproduce::reproduce(
                 &commands::registry_for(cli, here)?,
                 name,

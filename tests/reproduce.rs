@@ -148,60 +148,123 @@ fn a_grid_file_outside_the_project_resolves_its_configs_beside_it() {
     );
 }
 
-#[test]
-fn a_methods_table_compares_every_method_with_one_by_seed() {
-    let dir = tempfile::tempdir().unwrap();
+/// A grid `grid.toml` over `configs/mmoe_nl.toml` in `dir` with the method axis
+/// `methods` (name -> overrides) and `extra` top-level keys; its runs and data under `dir`.
+fn methods_grid(dir: &std::path::Path, methods: &[(&str, &str)], extra: &str) {
     let base = repo().join("configs/mmoe_nl.toml");
     std::fs::write(
-        dir.path().join("exp.toml"),
+        dir.join("exp.toml"),
         format!("extends = [{:?}]\n", base.display().to_string()),
     )
     .unwrap();
-    let data = dir.path().join("data");
+    let data = dir.join("data");
+    let axis: String = methods
+        .iter()
+        .map(|(name, sets)| format!("{name} = [{sets}]\n"))
+        .collect();
     std::fs::write(
-        dir.path().join("methods.toml"),
+        dir.join("grid.toml"),
         format!(
-            "title = \"Methods\"\ndescription = \"three methods\"\norder = [\"method\"]\n\
-             config = \"exp.toml\"\nrows = []\ncolumn = \"method\"\nagainst = \"finetune\"\n\
+            "title = \"Methods\"\ndescription = \"methods\"\norder = [\"method\"]\n\
+             config = \"exp.toml\"\nrows = []\ncolumn = \"method\"\n{extra}\n\
              sets = [\"output.runs_dir='runs'\", \"data.source.dir='{0}'\", \"data.target.dir='{0}'\"]\n\
-             [axes.method]\nfinetune = [\"adapt.method=finetune\"]\n\
-             partial = [\"adapt.method=partial\"]\nl2sp = [\"adapt.method=l2sp\"]\n\
+             [axes.method]\n{axis}\
              [profiles]\nsmoke = {{ seeds = 2 }}\n",
             data.display()
         ),
     )
     .unwrap();
-    let out_dir = dir.path().join("out");
-    let out = daa(
+}
+
+/// `daa reproduce grid.toml --profile smoke --out out` in `dir`, with `extra` arguments.
+fn reproduce_grid(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let grid = dir.join("grid.toml");
+    let out = dir.join("out");
+    let mut args = vec![
+        "-q",
+        "reproduce",
+        grid.to_str().unwrap(),
+        "--profile",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    daa(dir, &args, &[])
+}
+
+/// Every result.json under `dir/runs`: (method, seed) -> (config hash, test metrics).
+fn results(dir: &std::path::Path) -> std::collections::BTreeMap<(String, u64), serde_json::Value> {
+    walk(&dir.join("runs"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "result.json"))
+        .map(|p| {
+            let r: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            (
+                (r["method"].as_str().unwrap().to_string(), r["seed"].as_u64().unwrap()),
+                serde_json::json!({"hash": r["config_hash"], "test": r["test"], "best": r["best_epoch"]}),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn parallel_jobs_give_the_bits_of_one_process_and_a_failed_cell_stops_no_other() {
+    let methods = [
+        ("finetune", "\"adapt.method=finetune\""),
+        ("single_domain", "\"adapt.method=single_domain\""),
+        ("l2sp", "\"adapt.method=l2sp\""),
+    ];
+    let one = tempfile::tempdir().unwrap();
+    methods_grid(one.path(), &methods, "");
+    let out = reproduce_grid(one.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // In parallel, with a cell that diverges listed first.
+    let two = tempfile::tempdir().unwrap();
+    let mut with_bad = vec![("bad", "\"adapt.method=finetune\", \"optim.lr=1e30\"")];
+    with_bad.extend(methods);
+    methods_grid(two.path(), &with_bad, "");
+    let out = reproduce_grid(two.path(), &["--jobs", "2"]);
+    assert_eq!(out.status.code(), Some(2), "diverging is the input's fault");
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 cell(s) failed")
+            && err.contains("bad/seed1")
+            && err.contains("logs/bad_seed1.log"),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(two.path().join("out/logs/bad_seed1.log")).unwrap();
+    assert!(log.contains("diverged"), "{log}");
+    // The diverging cells left no result; the others' are those of one process.
+    let (a, b) = (results(one.path()), results(two.path()));
+    assert_eq!(a.len(), 6);
+    assert_eq!(a, b);
+    // The report was written for the cells that finished.
+    let table = std::fs::read_to_string(two.path().join("out/table.md")).unwrap();
+    assert!(table.contains("l2sp"), "{table}");
+}
+
+#[test]
+fn a_methods_table_compares_every_method_with_one_by_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    methods_grid(
         dir.path(),
         &[
-            "-q",
-            "reproduce",
-            dir.path().join("methods.toml").to_str().unwrap(),
-            "--profile",
-            "smoke",
-            "--out",
-            out_dir.to_str().unwrap(),
+            ("finetune", "\"adapt.method=finetune\""),
+            ("partial", "\"adapt.method=partial\""),
+            ("l2sp", "\"adapt.method=l2sp\""),
         ],
-        &[],
+        "against = \"finetune\"",
     );
+    let out = reproduce_grid(dir.path(), &[]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     // The paired differences, recomputed from the runs' own results.
-    let mut aucs: std::collections::BTreeMap<(String, u64), f64> = Default::default();
-    for entry in walk(&dir.path().join("runs")) {
-        if entry.file_name().is_some_and(|n| n == "result.json") {
-            let r: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&entry).unwrap()).unwrap();
-            aucs.insert(
-                (
-                    r["method"].as_str().unwrap().into(),
-                    r["seed"].as_u64().unwrap(),
-                ),
-                r["test"]["tasks"][0]["auc"].as_f64().unwrap(),
-            );
-        }
-    }
-    let table = std::fs::read_to_string(out_dir.join("table.md")).unwrap();
+    let aucs: std::collections::BTreeMap<(String, u64), f64> = results(dir.path())
+        .into_iter()
+        .map(|(key, r)| (key, r["test"]["tasks"][0]["auc"].as_f64().unwrap()))
+        .collect();
+    let table = std::fs::read_to_string(dir.path().join("out/table.md")).unwrap();
     for method in ["partial", "l2sp"] {
         let seeds: Vec<u64> = aucs
             .keys()

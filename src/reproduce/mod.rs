@@ -1,7 +1,9 @@
-//! `daa reproduce NAME`: runs the missing cells of a paper table or figure, skips those
-//! already finished (same config hash, result.json present), aggregates over seeds, and
-//! writes reproduce/out/NAME/{table.md, table.csv, results.json, plot.svg}.
+//! `daa reproduce NAME`: runs the missing cells of a paper table or figure (in this
+//! process, or `--jobs N` child processes at a time), skips those already finished (same
+//! config hash, result.json present), aggregates over seeds, and writes
+//! reproduce/out/NAME/{table.md, table.csv, results.json, plot.svg}.
 
+pub mod jobs;
 mod plot;
 mod report;
 pub mod significance;
@@ -22,6 +24,8 @@ pub struct Options {
     pub progress: bool,
     /// Where the table, CSV, JSON and plot go (default: reproduce/out/NAME).
     pub out: Option<PathBuf>,
+    /// Cells at a time, each in a child process (1: one after another in this process).
+    pub jobs: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,25 @@ pub enum ReproduceError {
     },
     #[error(transparent)]
     Plot(#[from] crate::plot::PlotError),
+    #[error("{}", failed_cells(.0))]
+    Failed(Vec<jobs::Failure>),
+}
+
+fn failed_cells(failures: &[jobs::Failure]) -> String {
+    let mut text = format!(
+        "{} cell(s) failed (the report covers the others; run again to retry them):",
+        failures.len()
+    );
+    for f in failures {
+        text.push_str(&format!(
+            "\n  {} ({:?}, {}): see {}",
+            f.cell,
+            f.stage,
+            f.status,
+            f.log.display()
+        ));
+    }
+    text
 }
 
 impl ReproduceError {
@@ -52,6 +75,7 @@ impl ReproduceError {
         match self {
             ReproduceError::Spec(_) | ReproduceError::Config(_) => true,
             ReproduceError::Run { error, .. } => error.is_bad_input(),
+            ReproduceError::Failed(failures) => failures.iter().all(|f| f.code == Some(2)),
             ReproduceError::Io { .. } | ReproduceError::Plot(_) => false,
         }
     }
@@ -184,31 +208,72 @@ impl Plan {
     }
 }
 
-/// Runs the plan's missing cells (resuming interrupted ones), then writes the table, CSV,
-/// JSON and plot of all of them.
-pub fn run(plan: &Plan, options: &Options) -> Result<Outcome, ReproduceError> {
+/// Runs cell `index` of the plan (resuming it if interrupted), or only its source
+/// pretraining: what each child process of `--jobs` does.
+pub fn run_cell(
+    plan: &Plan,
+    index: usize,
+    stage: jobs::Stage,
+    progress: bool,
+) -> Result<(), ReproduceError> {
+    let planned = plan.cells.get(index).ok_or_else(|| {
+        ReproduceError::Spec(format!(
+            "--cell {index}: the grid has {} cells (0 to {})",
+            plan.cells.len(),
+            plan.cells.len().saturating_sub(1)
+        ))
+    })?;
+    train::run(
+        &planned.resolved,
+        &RunOptions {
+            resume: true,
+            progress,
+            pretrain_only: stage == jobs::Stage::Pretrain,
+            ..RunOptions::default()
+        },
+    )
+    .map_err(|error| ReproduceError::Run {
+        cell: planned.cell.name.clone(),
+        error: Box::new(error),
+    })?;
+    Ok(())
+}
+
+/// Runs the plan's missing cells (resuming interrupted ones), one after another here or
+/// `options.jobs` at a time as children started by `launch`, then writes the table, CSV,
+/// JSON and plot of the finished ones. Children that fail are listed in the error after the
+/// report is written; in this process the first failure stops the grid.
+pub fn run(
+    plan: &Plan,
+    options: &Options,
+    launch: jobs::Launcher<'_>,
+) -> Result<Outcome, ReproduceError> {
     let total = plan.cells.len();
     let skipped = plan.finished();
-    let mut ran = 0;
-    let mut results = Vec::new();
-    for (i, planned) in plan.cells.iter().enumerate() {
-        let record_path = run_dir(&planned.resolved).join("result.json");
-        if !record_path.is_file() {
-            tracing::info!(cell = %planned.cell.name, progress = format!("{}/{total}", i + 1), "running");
-            train::run(
-                &planned.resolved,
-                &RunOptions {
-                    resume: true,
-                    progress: options.progress,
-                    ..RunOptions::default()
-                },
-            )
-            .map_err(|error| ReproduceError::Run {
-                cell: planned.cell.name.clone(),
-                error: Box::new(error),
-            })?;
-            ran += 1;
+    let out = options
+        .out
+        .clone()
+        .unwrap_or_else(|| plan.project.join("reproduce/out").join(&plan.name));
+    let failures = if options.jobs > 1 {
+        jobs::run(
+            plan,
+            options.jobs,
+            launch,
+            &out.join("logs"),
+            options.progress,
+        )?
+    } else {
+        for (i, planned) in plan.cells.iter().enumerate() {
+            if !planned.done() {
+                tracing::info!(cell = %planned.cell.name, progress = format!("{}/{total}", i + 1), "running");
+                run_cell(plan, i, jobs::Stage::Cell, options.progress)?;
+            }
         }
+        Vec::new()
+    };
+    let mut results = Vec::new();
+    for planned in plan.cells.iter().filter(|c| c.done()) {
+        let record_path = run_dir(&planned.resolved).join("result.json");
         let text = std::fs::read_to_string(&record_path).map_err(|source| ReproduceError::Io {
             path: record_path.clone(),
             source,
@@ -217,16 +282,13 @@ pub fn run(plan: &Plan, options: &Options) -> Result<Outcome, ReproduceError> {
             .map_err(|e| ReproduceError::Spec(format!("{}: {e}", record_path.display())))?;
         results.push((planned.cell.clone(), record));
     }
+    let ran = results.len() - skipped;
     let synthetic = plan
         .cells
         .iter()
         .any(|c| c.resolved.experiment.data.target.kind == "synthetic");
     let spec = &plan.spec;
     let aggregates = report::aggregate(spec, &results);
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(|| plan.project.join("reproduce/out").join(&plan.name));
     std::fs::create_dir_all(&out).map_err(|source| ReproduceError::Io {
         path: out.clone(),
         source,
@@ -245,6 +307,9 @@ pub fn run(plan: &Plan, options: &Options) -> Result<Outcome, ReproduceError> {
         &serde_json::to_string_pretty(&json).expect("results serialize"),
     )?;
     write(&out.join("plot.svg"), &plot::svg(spec, &aggregates)?)?;
+    if !failures.is_empty() {
+        return Err(ReproduceError::Failed(failures));
+    }
     Ok(Outcome {
         cells: total,
         skipped,

@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub stop_pretraining_after: Option<usize>,
     /// Progress bars on the terminal.
     pub progress: bool,
+    /// Only pretrain the source model (if the method needs one), then return.
+    pub pretrain_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -215,6 +217,13 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         },
         _ => None,
     };
+    if options.pretrain_only {
+        return Ok(RunResult {
+            dir,
+            record: None,
+            reused: false,
+        });
+    }
 
     let seed = exp.train.seed;
     let model = Model::new(exp, &schema, &device, seed)?;

@@ -1,0 +1,223 @@
+//! Running a plan's missing cells as child processes, `count` at a time: first each
+//! distinct source pretraining once (cells that share a source setup would otherwise wait
+//! on its lock, a slot each), then the cells. Each child runs one cell of the same plan
+//! (`daa reproduce NAME --cell I`), with the machine's cores split between the children;
+//! its log goes to `<out>/logs/`. A failed child is recorded and the others go on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{Plan, PlannedCell, ReproduceError};
+
+/// What a child process does for its cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Pretrain the cell's source model, then exit.
+    Pretrain,
+    /// Run the cell (its source model already pretrained, or not needed).
+    Cell,
+}
+
+/// How to start the child for cell `index` of the plan at `stage` (the command line
+/// re-creates the same plan: grid, profile, seeds, filter).
+pub type Launcher<'a> = &'a dyn Fn(usize, Stage) -> Command;
+
+/// A cell whose child failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub index: usize,
+    pub cell: String,
+    pub stage: Stage,
+    /// The exit status, as the OS says it, and the exit code where there is one (2: the
+    /// cell's input is at fault).
+    pub status: String,
+    pub code: Option<i32>,
+    pub log: PathBuf,
+}
+
+/// What a cell's source pretraining depends on (what its key holds, read from the
+/// resolved experiment), or `None` when the cell's method needs no source model.
+fn source_setup(cell: &PlannedCell) -> Option<serde_json::Value> {
+    let exp = &cell.resolved.experiment;
+    let method = crate::adapt::method(&exp.adapt.method.kind)?;
+    (method.needs)(&exp.adapt.method).source_model.then(|| {
+        serde_json::json!({
+            "source": exp.data.source, "backbone": exp.model.backbone,
+            "embedding": exp.model.embedding, "pretrain": exp.pretrain,
+            "batch_size": exp.train.batch_size, "seed": exp.train.seed,
+            "valid_rows": exp.data.valid_rows, "device": exp.train.device,
+            "runs_dir": exp.output.runs_dir,
+        })
+    })
+}
+
+/// One cell of `missing` per distinct source setup.
+fn distinct_sources(plan: &Plan, missing: &[usize]) -> Vec<usize> {
+    let mut seen = Vec::new();
+    let mut firsts = Vec::new();
+    for &i in missing {
+        if let Some(setup) = source_setup(&plan.cells[i])
+            && !seen.contains(&setup)
+        {
+            seen.push(setup);
+            firsts.push(i);
+        }
+    }
+    firsts
+}
+
+/// Threads for each of `count` children sharing this machine's cores.
+fn threads_per_child(count: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (cores / count.max(1)).max(1)
+}
+
+struct Running {
+    child: Child,
+    index: usize,
+    stage: Stage,
+    log: PathBuf,
+}
+
+/// Runs the children of `stage` for `cells`, `count` at a time; returns the failures.
+fn pool(
+    plan: &Plan,
+    cells: &[usize],
+    stage: Stage,
+    count: usize,
+    launch: Launcher<'_>,
+    logs: &Path,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<Failure>, ReproduceError> {
+    let threads = threads_per_child(count).to_string();
+    let mut queue = cells.iter().copied();
+    let mut running: Vec<Running> = Vec::new();
+    let mut failures = Vec::new();
+    loop {
+        while running.len() < count {
+            let Some(index) = queue.next() else { break };
+            let cell = &plan.cells[index].cell.name;
+            let suffix = if stage == Stage::Pretrain {
+                ".pretrain"
+            } else {
+                ""
+            };
+            let log = logs.join(format!("{}{suffix}.log", cell.replace('/', "_")));
+            let file = std::fs::File::create(&log).map_err(|source| ReproduceError::Io {
+                path: log.clone(),
+                source,
+            })?;
+            let err = file.try_clone().map_err(|source| ReproduceError::Io {
+                path: log.clone(),
+                source,
+            })?;
+            let child = launch(index, stage)
+                .env("RAYON_NUM_THREADS", &threads)
+                .stdin(Stdio::null())
+                .stdout(file)
+                .stderr(err)
+                .spawn()
+                .map_err(|source| ReproduceError::Io {
+                    path: PathBuf::from("the daa executable"),
+                    source,
+                })?;
+            bar.set_message(cell.clone());
+            running.push(Running {
+                child,
+                index,
+                stage,
+                log,
+            });
+        }
+        if running.is_empty() {
+            return Ok(failures);
+        }
+        let mut finished = None;
+        for (k, r) in running.iter_mut().enumerate() {
+            if let Some(status) = r.child.try_wait().map_err(|source| ReproduceError::Io {
+                path: r.log.clone(),
+                source,
+            })? {
+                finished = Some((k, status));
+                break;
+            }
+        }
+        match finished {
+            Some((k, status)) => {
+                let r = running.swap_remove(k);
+                bar.inc(1);
+                if !status.success() {
+                    let cell = plan.cells[r.index].cell.name.clone();
+                    bar.suspend(|| {
+                        tracing::warn!(cell, log = %r.log.display(), "{status}: the cell failed")
+                    });
+                    failures.push(Failure {
+                        index: r.index,
+                        cell,
+                        stage: r.stage,
+                        status: status.to_string(),
+                        code: status.code(),
+                        log: r.log,
+                    });
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Runs the plan's missing cells as children, `count` at a time; returns the failures
+/// (a cell whose pretraining failed is not run).
+pub fn run(
+    plan: &Plan,
+    count: usize,
+    launch: Launcher<'_>,
+    logs: &Path,
+    progress: bool,
+) -> Result<Vec<Failure>, ReproduceError> {
+    std::fs::create_dir_all(logs).map_err(|source| ReproduceError::Io {
+        path: logs.to_path_buf(),
+        source,
+    })?;
+    let missing: Vec<usize> = (0..plan.cells.len())
+        .filter(|&i| !plan.cells[i].done())
+        .collect();
+    let sources = distinct_sources(plan, &missing);
+    let bar = if progress {
+        indicatif::ProgressBar::new((sources.len() + missing.len()) as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("source models");
+    let mut failures = pool(plan, &sources, Stage::Pretrain, count, launch, logs, &bar)?;
+    let unpretrained: Vec<Option<serde_json::Value>> = failures
+        .iter()
+        .map(|f| source_setup(&plan.cells[f.index]))
+        .collect();
+    let runnable: Vec<usize> = missing
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let setup = source_setup(&plan.cells[i]);
+            setup.is_none() || !unpretrained.contains(&setup)
+        })
+        .collect();
+    bar.set_prefix("cells");
+    failures.extend(pool(
+        plan,
+        &runnable,
+        Stage::Cell,
+        count,
+        launch,
+        logs,
+        &bar,
+    )?);
+    bar.finish_and_clear();
+    Ok(failures)
+}
