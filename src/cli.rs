@@ -107,6 +107,24 @@ pub enum Command {
         /// With --cell: only pretrain the cell's source model.
         #[arg(long, requires = "cell")]
         pretrain_only: bool,
+        /// Submit the missing cells as Slurm job arrays (the distinct source pretrainings,
+        /// then the cells after them) instead of running them; the plan and the tasks' logs
+        /// go to OUT/slurm/.
+        #[arg(long, conflicts_with_all = ["cell", "collect", "dry_run"])]
+        slurm: bool,
+        /// An sbatch option for every array task, after the grid's `[slurm]` table (repeat
+        /// it; e.g. `--slurm-opt=--partition=gpu`).
+        #[arg(
+            long,
+            requires = "slurm",
+            allow_hyphen_values = true,
+            value_name = "OPTION"
+        )]
+        slurm_opt: Vec<String>,
+        /// Build the report from the finished cells' run directories and list the missing
+        /// ones (after `--slurm`'s arrays, or any interrupted grid); runs nothing.
+        #[arg(long, conflicts_with_all = ["cell", "dry_run"])]
+        collect: bool,
     },
     /// Inspect experiment configurations.
     #[command(subcommand)]

@@ -144,6 +144,9 @@ fn dispatch(cli: &Cli) -> Result<()> {
             jobs,
             cell,
             pretrain_only,
+            slurm,
+            slurm_opt,
+            collect,
         } => {
             let options = daa::reproduce::Options {
                 profile: profile.clone(),
@@ -162,11 +165,20 @@ fn dispatch(cli: &Cli) -> Result<()> {
                     *pretrain_only,
                 );
             }
+            let mode = if *dry_run {
+                commands::reproduce::Mode::DryRun
+            } else if *collect {
+                commands::reproduce::Mode::Collect
+            } else if *slurm {
+                commands::reproduce::Mode::Slurm(slurm_opt.clone())
+            } else {
+                commands::reproduce::Mode::Run
+            };
             commands::reproduce::reproduce(
                 &commands::registry_for(cli, here)?,
                 name,
                 &options,
-                *dry_run,
+                mode,
             )
         }
         Command::Runs {

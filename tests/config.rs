@@ -40,6 +40,43 @@ fn toml_files(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
+fn every_backbone_target_config_resolves_to_its_backbone() {
+    // `configs/<backbone>_<target>.toml` and `configs/movielens/<backbone>_<target>.toml`:
+    // the MovieLens ones extend both a backbone and `data.toml`, which both extend
+    // `base.toml` (applied once, first, so that it cannot undo the backbone).
+    let mut checked = 0;
+    for path in toml_files(&repo().join("configs")) {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let Some((backbone, _)) = stem.split_once('_') else {
+            continue;
+        };
+        if !repo()
+            .join(format!("registry/backbones/{backbone}.toml"))
+            .is_file()
+        {
+            continue;
+        }
+        let exp = resolve_with(&path, &[], &[]).experiment;
+        assert_eq!(exp.model.backbone.name, backbone, "{}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 7 * 4 + 5 * 3, "{checked}");
+}
+
+#[test]
+fn a_file_extended_twice_is_applied_once_where_it_first_appears() {
+    let dir = project(&[
+        ("base.toml", &experiment("[train]\nseed = 1\n")),
+        ("a.toml", "extends = [\"base.toml\"]\n[train]\nseed = 2\n"),
+        ("b.toml", "extends = [\"base.toml\"]\n[train]\nepochs = 7\n"),
+        ("x.toml", "extends = [\"a.toml\", \"b.toml\"]\n"),
+    ]);
+    let exp = resolve_with(&dir.path().join("x.toml"), &[], &[]).experiment;
+    assert_eq!(exp.train.seed, 2, "b's copy of base does not undo a's seed");
+    assert_eq!(exp.train.epochs, 7);
+}
+
+#[test]
 fn every_shipped_config_and_registry_entry_resolves() {
     let configs = toml_files(&repo().join("configs"));
     assert!(

@@ -7,9 +7,18 @@ use daa::config::Registry;
 use daa::reproduce::jobs::Stage;
 use daa::reproduce::{Options, Plan};
 
-pub fn reproduce(registry: &Registry, name: &str, options: &Options, dry_run: bool) -> Result<()> {
+/// What `daa reproduce` does with the plan.
+pub enum Mode {
+    Run,
+    DryRun,
+    /// Submit the missing cells as Slurm arrays, with these extra sbatch options.
+    Slurm(Vec<String>),
+    Collect,
+}
+
+pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode) -> Result<()> {
     let plan = Plan::new(name, registry, options)?;
-    if dry_run {
+    if let Mode::DryRun = mode {
         println!(
             "{} ({}): {} cells, {} finished, {} to run",
             plan.name,
@@ -28,36 +37,107 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, dry_run: bo
         }
         return Ok(());
     }
-    let exe = std::env::current_exe().context("finding the daa executable for --jobs")?;
-    // A child re-creates the same plan (grid, profile, seeds, filter, registry) and runs one
-    // of its cells.
-    let launch = |index: usize, stage: Stage| {
-        let mut command = Command::new(&exe);
-        command
-            .arg("-q")
-            .arg("--registry")
-            .arg(&registry.root)
-            .args(["reproduce", name, "--profile", &options.profile]);
-        if let Some(seeds) = options.seeds {
-            command.args(["--seeds", &seeds.to_string()]);
-        }
-        if let Some(only) = &options.only {
-            command.args(["--only", only]);
-        }
-        command.args(["--cell", &index.to_string()]);
-        if stage == Stage::Pretrain {
-            command.arg("--pretrain-only");
-        }
-        command
+    let exe = std::env::current_exe().context("finding the daa executable")?;
+    // A child or an array task re-creates the same plan (grid, profile, seeds, filter,
+    // registry) and runs one of its cells (`--cell I` follows).
+    let grid = if name.contains(std::path::MAIN_SEPARATOR) || name.ends_with(".toml") {
+        std::path::absolute(name)
+            .with_context(|| format!("{name}: resolving the grid's path"))?
+            .display()
+            .to_string()
+    } else {
+        name.to_string()
     };
-    let outcome = daa::reproduce::run(&plan, options, &launch)?;
-    println!("{}", outcome.markdown);
-    println!("written: {}", outcome.out_dir.display());
-    println!(
-        "{} cells: {} run now, {} already finished (skipped)",
-        outcome.cells, outcome.ran, outcome.skipped
-    );
-    Ok(())
+    let mut args: Vec<String> = vec!["-q".into(), "--registry".into()];
+    args.push(std::path::absolute(&registry.root)?.display().to_string());
+    args.extend([
+        "reproduce".into(),
+        grid,
+        "--profile".into(),
+        options.profile.clone(),
+    ]);
+    if let Some(seeds) = options.seeds {
+        args.extend(["--seeds".into(), seeds.to_string()]);
+    }
+    if let Some(only) = &options.only {
+        args.extend(["--only".into(), only.clone()]);
+    }
+    if let Some(out) = &options.out {
+        args.extend([
+            "--out".into(),
+            std::path::absolute(out)?.display().to_string(),
+        ]);
+    }
+    match mode {
+        Mode::Slurm(extra) => {
+            let task = daa::reproduce::slurm::TaskCommand { program: exe, args };
+            let dir = std::path::absolute(daa::reproduce::out_dir(&plan, options).join("slurm"))?;
+            let s = daa::reproduce::slurm::submit(&plan, &dir, &task, &extra)?;
+            println!(
+                "{} ({}): {} cells missing of {}; plan: {}",
+                plan.name,
+                options.profile,
+                s.cells,
+                plan.cells.len(),
+                s.dir.join("plan.tsv").display()
+            );
+            if let Some(id) = &s.pretrain_job {
+                println!(
+                    "submitted job array {id}: {} source pretraining(s)",
+                    s.sources
+                );
+            }
+            match &s.cells_job {
+                Some(id) => println!(
+                    "submitted job array {id}: {} cell(s){}; task logs in {}",
+                    s.cells,
+                    s.pretrain_job
+                        .as_ref()
+                        .map_or(String::new(), |p| format!(", after {p}")),
+                    s.dir.join("logs").display()
+                ),
+                None => println!("nothing to submit: every cell is finished"),
+            }
+            println!(
+                "when they are done: daa reproduce {name} --profile {} --collect",
+                options.profile
+            );
+            Ok(())
+        }
+        Mode::Collect => {
+            let outcome = daa::reproduce::report(&plan, options, plan.finished())?;
+            println!("{}", outcome.markdown);
+            println!("written: {}", outcome.out_dir.display());
+            println!(
+                "{} cells: {} finished, {} missing",
+                outcome.cells,
+                outcome.cells - outcome.missing.len(),
+                outcome.missing.len()
+            );
+            for cell in &outcome.missing {
+                println!("  missing: {cell}");
+            }
+            Ok(())
+        }
+        Mode::Run | Mode::DryRun => {
+            let launch = |index: usize, stage: Stage| {
+                let mut command = Command::new(&exe);
+                command.args(&args).args(["--cell", &index.to_string()]);
+                if stage == Stage::Pretrain {
+                    command.arg("--pretrain-only");
+                }
+                command
+            };
+            let outcome = daa::reproduce::run(&plan, options, &launch)?;
+            println!("{}", outcome.markdown);
+            println!("written: {}", outcome.out_dir.display());
+            println!(
+                "{} cells: {} run now, {} already finished (skipped)",
+                outcome.cells, outcome.ran, outcome.skipped
+            );
+            Ok(())
+        }
+    }
 }
 
 /// `daa reproduce NAME --cell I [--pretrain-only]`: one cell of the grid, in this process.

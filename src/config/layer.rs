@@ -75,15 +75,23 @@ pub fn drop_from_overlays(layers: &mut [Layer], key: &str) -> bool {
 }
 
 /// Reads `path` and everything it `extends`, depth-first and in order, so that later
-/// layers override earlier ones and the file itself comes last.
+/// layers override earlier ones and the file itself comes last. A file reached twice (two
+/// parents that share `base.toml`) is applied once, where it first appears: a second copy
+/// would undo what the layers between set.
 pub fn load_chain(path: &Path) -> Result<Vec<Layer>, ConfigError> {
     let mut layers = Vec::new();
     let mut stack = Vec::new();
-    visit(path, &mut stack, &mut layers)?;
+    let mut applied = Vec::new();
+    visit(path, &mut stack, &mut applied, &mut layers)?;
     Ok(layers)
 }
 
-fn visit(path: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Layer>) -> Result<(), ConfigError> {
+fn visit(
+    path: &Path,
+    stack: &mut Vec<PathBuf>,
+    applied: &mut Vec<PathBuf>,
+    out: &mut Vec<Layer>,
+) -> Result<(), ConfigError> {
     let canonical = path.canonicalize().map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
@@ -92,6 +100,9 @@ fn visit(path: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Layer>) -> Result<
         let mut cycle = stack[start..].to_vec();
         cycle.push(canonical);
         return Err(ConfigError::ExtendsCycle { cycle });
+    }
+    if applied.contains(&canonical) {
+        return Ok(());
     }
     let mut table = read_table(path)?;
     let parents = match table.remove("extends") {
@@ -111,7 +122,7 @@ fn visit(path: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Layer>) -> Result<
             });
         }
     };
-    stack.push(canonical);
+    stack.push(canonical.clone());
     let dir = path.parent().unwrap_or(Path::new("."));
     for parent in parents {
         let parent_path = dir.join(&parent);
@@ -121,9 +132,10 @@ fn visit(path: &Path, stack: &mut Vec<PathBuf>, out: &mut Vec<Layer>) -> Result<
                 missing: parent_path,
             });
         }
-        visit(&parent_path, stack, out)?;
+        visit(&parent_path, stack, applied, out)?;
     }
     stack.pop();
+    applied.push(canonical);
     out.push(Layer::file(path, table));
     Ok(())
 }

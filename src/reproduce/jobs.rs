@@ -53,7 +53,7 @@ fn source_setup(cell: &PlannedCell) -> Option<serde_json::Value> {
 }
 
 /// One cell of `missing` per distinct source setup.
-fn distinct_sources(plan: &Plan, missing: &[usize]) -> Vec<usize> {
+pub(super) fn distinct_sources(plan: &Plan, missing: &[usize]) -> Vec<usize> {
     let mut seen = Vec::new();
     let mut firsts = Vec::new();
     for &i in missing {

@@ -7,6 +7,7 @@ pub mod jobs;
 mod plot;
 mod report;
 pub mod significance;
+pub mod slurm;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,8 @@ pub enum ReproduceError {
     Plot(#[from] crate::plot::PlotError),
     #[error("{}", failed_cells(.0))]
     Failed(Vec<jobs::Failure>),
+    #[error("{0}")]
+    Slurm(String),
 }
 
 fn failed_cells(failures: &[jobs::Failure]) -> String {
@@ -76,7 +79,7 @@ impl ReproduceError {
             ReproduceError::Spec(_) | ReproduceError::Config(_) => true,
             ReproduceError::Run { error, .. } => error.is_bad_input(),
             ReproduceError::Failed(failures) => failures.iter().all(|f| f.code == Some(2)),
-            ReproduceError::Io { .. } | ReproduceError::Plot(_) => false,
+            ReproduceError::Io { .. } | ReproduceError::Plot(_) | ReproduceError::Slurm(_) => false,
         }
     }
 }
@@ -102,6 +105,8 @@ pub struct Outcome {
     pub cells: usize,
     pub skipped: usize,
     pub ran: usize,
+    /// The cells without a result (not run, interrupted or failed).
+    pub missing: Vec<String>,
     pub out_dir: PathBuf,
     /// The table as written to table.md.
     pub markdown: String,
@@ -239,10 +244,18 @@ pub fn run_cell(
     Ok(())
 }
 
+/// Where a plan's table, CSV, JSON, plot and logs go.
+pub fn out_dir(plan: &Plan, options: &Options) -> PathBuf {
+    options
+        .out
+        .clone()
+        .unwrap_or_else(|| plan.project.join("reproduce/out").join(&plan.name))
+}
+
 /// Runs the plan's missing cells (resuming interrupted ones), one after another here or
-/// `options.jobs` at a time as children started by `launch`, then writes the table, CSV,
-/// JSON and plot of the finished ones. Children that fail are listed in the error after the
-/// report is written; in this process the first failure stops the grid.
+/// `options.jobs` at a time as children started by `launch`, then writes the report of the
+/// finished ones. Children that fail are listed in the error after the report is written;
+/// in this process the first failure stops the grid.
 pub fn run(
     plan: &Plan,
     options: &Options,
@@ -250,18 +263,9 @@ pub fn run(
 ) -> Result<Outcome, ReproduceError> {
     let total = plan.cells.len();
     let skipped = plan.finished();
-    let out = options
-        .out
-        .clone()
-        .unwrap_or_else(|| plan.project.join("reproduce/out").join(&plan.name));
     let failures = if options.jobs > 1 {
-        jobs::run(
-            plan,
-            options.jobs,
-            launch,
-            &out.join("logs"),
-            options.progress,
-        )?
+        let logs = out_dir(plan, options).join("logs");
+        jobs::run(plan, options.jobs, launch, &logs, options.progress)?
     } else {
         for (i, planned) in plan.cells.iter().enumerate() {
             if !planned.done() {
@@ -271,8 +275,25 @@ pub fn run(
         }
         Vec::new()
     };
+    let outcome = report(plan, options, skipped)?;
+    if !failures.is_empty() {
+        return Err(ReproduceError::Failed(failures));
+    }
+    Ok(outcome)
+}
+
+/// Writes the table, CSV, JSON and plot of the plan's finished cells (`skipped` of them
+/// were finished before this invocation); what `--collect` does alone.
+pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome, ReproduceError> {
+    let total = plan.cells.len();
+    let out = out_dir(plan, options);
     let mut results = Vec::new();
-    for planned in plan.cells.iter().filter(|c| c.done()) {
+    let mut missing = Vec::new();
+    for planned in &plan.cells {
+        if !planned.done() {
+            missing.push(planned.cell.name.clone());
+            continue;
+        }
         let record_path = run_dir(&planned.resolved).join("result.json");
         let text = std::fs::read_to_string(&record_path).map_err(|source| ReproduceError::Io {
             path: record_path.clone(),
@@ -282,7 +303,7 @@ pub fn run(
             .map_err(|e| ReproduceError::Spec(format!("{}: {e}", record_path.display())))?;
         results.push((planned.cell.clone(), record));
     }
-    let ran = results.len() - skipped;
+    let ran = results.len().saturating_sub(skipped);
     let synthetic = plan
         .cells
         .iter()
@@ -307,13 +328,11 @@ pub fn run(
         &serde_json::to_string_pretty(&json).expect("results serialize"),
     )?;
     write(&out.join("plot.svg"), &plot::svg(spec, &aggregates)?)?;
-    if !failures.is_empty() {
-        return Err(ReproduceError::Failed(failures));
-    }
     Ok(Outcome {
         cells: total,
         skipped,
         ran,
+        missing,
         out_dir: out,
         markdown,
     })

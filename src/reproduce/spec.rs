@@ -93,6 +93,47 @@ pub struct Spec {
     /// Reference rows shown for context (e.g. MTReclib's full-data single-domain AUCs).
     #[serde(default)]
     pub reference: Option<Reference>,
+    /// sbatch options of `--slurm`'s array tasks.
+    #[serde(default)]
+    pub slurm: Option<Slurm>,
+}
+
+/// The `[slurm]` table of a grid file: sbatch options for every array task.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slurm {
+    pub partition: Option<String>,
+    /// Generic resources per task, e.g. `gpu:1`.
+    pub gres: Option<String>,
+    /// Time limit per task, e.g. `02:00:00`.
+    pub time: Option<String>,
+    pub account: Option<String>,
+    pub cpus_per_task: Option<usize>,
+    pub mem: Option<String>,
+    /// At most this many tasks of an array at once (`%K`).
+    pub throttle: Option<usize>,
+    /// Further sbatch options, as written on its command line.
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+impl Slurm {
+    pub fn directives(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut add = |key: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                out.push(format!("--{key}={v}"));
+            }
+        };
+        add("partition", &self.partition);
+        add("gres", &self.gres);
+        add("time", &self.time);
+        add("account", &self.account);
+        add("cpus-per-task", &self.cpus_per_task.map(|c| c.to_string()));
+        add("mem", &self.mem);
+        out.extend(self.options.iter().cloned());
+        out
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
