@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{daa, repo, stderr, stdout};
+use common::{daa, grid_file, repo, reproduce_grid, stderr, stdout};
 
 fn reproduce(dir: &std::path::Path, extra: &[&str]) -> String {
     let out_dir = dir.join("out");
@@ -148,51 +148,6 @@ fn a_grid_file_outside_the_project_resolves_its_configs_beside_it() {
     );
 }
 
-/// A grid `grid.toml` over `configs/mmoe_nl.toml` in `dir` with the method axis
-/// `methods` (name -> overrides) and `extra` top-level keys; its runs and data under `dir`.
-fn methods_grid(dir: &std::path::Path, methods: &[(&str, &str)], extra: &str) {
-    let base = repo().join("configs/mmoe_nl.toml");
-    std::fs::write(
-        dir.join("exp.toml"),
-        format!("extends = [{:?}]\n", base.display().to_string()),
-    )
-    .unwrap();
-    let data = dir.join("data");
-    let axis: String = methods
-        .iter()
-        .map(|(name, sets)| format!("{name} = [{sets}]\n"))
-        .collect();
-    std::fs::write(
-        dir.join("grid.toml"),
-        format!(
-            "title = \"Methods\"\ndescription = \"methods\"\norder = [\"method\"]\n\
-             config = \"exp.toml\"\nrows = []\ncolumn = \"method\"\n{extra}\n\
-             sets = [\"output.runs_dir='runs'\", \"data.source.dir='{0}'\", \"data.target.dir='{0}'\"]\n\
-             [axes.method]\n{axis}\
-             [profiles]\nsmoke = {{ seeds = 2 }}\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-}
-
-/// `daa reproduce grid.toml --profile smoke --out out` in `dir`, with `extra` arguments.
-fn reproduce_grid(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let grid = dir.join("grid.toml");
-    let out = dir.join("out");
-    let mut args = vec![
-        "-q",
-        "reproduce",
-        grid.to_str().unwrap(),
-        "--profile",
-        "smoke",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    daa(dir, &args, &[])
-}
-
 /// Every result.json under `dir/runs`: (method, seed) -> (config hash, test metrics).
 fn results(dir: &std::path::Path) -> std::collections::BTreeMap<(String, u64), serde_json::Value> {
     walk(&dir.join("runs"))
@@ -217,14 +172,14 @@ fn parallel_jobs_give_the_bits_of_one_process_and_a_failed_cell_stops_no_other()
         ("l2sp", "\"adapt.method=l2sp\""),
     ];
     let one = tempfile::tempdir().unwrap();
-    methods_grid(one.path(), &methods, "");
+    grid_file(one.path(), &methods, &[], "", "");
     let out = reproduce_grid(one.path(), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     // In parallel, with a cell that diverges listed first.
     let two = tempfile::tempdir().unwrap();
     let mut with_bad = vec![("bad", "\"adapt.method=finetune\", \"optim.lr=1e30\"")];
     with_bad.extend(methods);
-    methods_grid(two.path(), &with_bad, "");
+    grid_file(two.path(), &with_bad, &[], "", "");
     let out = reproduce_grid(two.path(), &["--jobs", "2"]);
     assert_eq!(out.status.code(), Some(2), "diverging is the input's fault");
     let err = stderr(&out);
@@ -248,14 +203,16 @@ fn parallel_jobs_give_the_bits_of_one_process_and_a_failed_cell_stops_no_other()
 #[test]
 fn a_methods_table_compares_every_method_with_one_by_seed() {
     let dir = tempfile::tempdir().unwrap();
-    methods_grid(
+    grid_file(
         dir.path(),
         &[
             ("finetune", "\"adapt.method=finetune\""),
             ("partial", "\"adapt.method=partial\""),
             ("l2sp", "\"adapt.method=l2sp\""),
         ],
+        &[],
         "against = \"finetune\"",
+        "",
     );
     let out = reproduce_grid(dir.path(), &[]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));

@@ -6,11 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{daa, repo, stderr, stdout};
+use common::{grid_file, reproduce_grid, stderr, stdout};
 
 fn slurm_is_up() {
     assert!(
@@ -19,51 +19,23 @@ fn slurm_is_up() {
     );
 }
 
-/// A grid over configs/mmoe_nl.toml in `dir` (runs and data under it): finetune and daa,
-/// `seeds` seeds, `sets` for every cell.
-fn grid(dir: &Path, sets: &[&str]) -> PathBuf {
-    let base = repo().join("configs/mmoe_nl.toml");
-    std::fs::write(
-        dir.join("exp.toml"),
-        format!("extends = [{:?}]\n", base.display().to_string()),
-    )
-    .unwrap();
-    let data = dir.join("data");
-    let mut all = vec![
-        "\"output.runs_dir='runs'\"".to_string(),
-        format!("\"data.source.dir='{}'\"", data.display()),
-        format!("\"data.target.dir='{}'\"", data.display()),
-    ];
-    all.extend(sets.iter().map(|s| format!("\"{s}\"")));
-    let path = dir.join("grid.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "title = \"Slurm\"\ndescription = \"two methods\"\norder = [\"method\"]\n\
-             config = \"exp.toml\"\nrows = []\ncolumn = \"method\"\nsets = [{}]\n\
-             [axes.method]\nfinetune = [\"adapt.method=finetune\"]\ndaa = [\"adapt.method=daa\"]\n\
-             [profiles]\nsmoke = {{ seeds = 2 }}\n[slurm]\ntime = \"00:20:00\"\nthrottle = 2\n",
-            all.join(", ")
-        ),
-    )
-    .unwrap();
-    path
+/// The grid of these tests in `dir`: finetune and daa, 2 seeds, `sets` for every cell.
+fn grid(dir: &Path, sets: &[&str]) {
+    grid_file(
+        dir,
+        &[
+            ("finetune", "\"adapt.method=finetune\""),
+            ("daa", "\"adapt.method=daa\""),
+        ],
+        sets,
+        "",
+        "[slurm]\ntime = \"00:20:00\"\nthrottle = 2\n",
+    );
 }
 
+/// `daa reproduce` on the grid in `dir` with `extra` arguments; its output, asserting success.
 fn reproduce(dir: &Path, extra: &[&str]) -> String {
-    let grid = dir.join("grid.toml");
-    let out = dir.join("out");
-    let mut args = vec![
-        "-q",
-        "reproduce",
-        grid.to_str().unwrap(),
-        "--profile",
-        "smoke",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    let output = daa(dir, &args, &[]);
+    let output = reproduce_grid(dir, extra);
     assert!(
         output.status.success(),
         "{}\n{}",

@@ -5,6 +5,7 @@
 
 use candle_core::Tensor;
 
+use super::measure::EpochMean;
 use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
 use crate::config::registry::{Kind, no_params};
 use crate::data::batch::Tensors;
@@ -35,9 +36,7 @@ pub fn distance(source: &Tensor, target: &Tensor) -> candle_core::Result<Tensor>
 
 struct Coral {
     adversarial: f64,
-    /// Sum of the epoch's distances and their count.
-    distance: f64,
-    steps: usize,
+    distance: EpochMean,
 }
 
 impl Coral {
@@ -45,8 +44,7 @@ impl Coral {
         let weights: super::weights::Config = setup.experiment.adapt.weights.params();
         Ok(Box::new(Coral {
             adversarial: weights.adversarial,
-            distance: 0.0,
-            steps: 0,
+            distance: EpochMean::new("coral"),
         }))
     }
 }
@@ -57,34 +55,22 @@ impl Adaptation for Coral {
         step: &mut Step<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
-        let s = step.source_batch()?;
-        let output = step.forward(target)?;
-        let on_source = step.forward_source(&s)?;
+        let (output, on_source, _) = step.forward_both(target)?;
         let distance = distance(&on_source.feature, &output.feature)?;
-        self.distance += f64::from(distance.to_scalar::<f32>()?);
-        self.steps += 1;
+        self.distance.add(&distance)?;
         Ok(Adapted::with_term(output, (distance * self.adversarial)?))
     }
 
     fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
-        let mean = self.distance / self.steps.max(1) as f64;
-        (self.distance, self.steps) = (0.0, 0);
-        let mut report = serde_json::Map::new();
-        report.insert("coral".into(), mean.into());
-        report
+        self.distance.report()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Tensor};
-
     use super::{covariance, distance};
 
-    fn t(rows: &[&[f64]]) -> Tensor {
-        let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-        Tensor::from_vec(data, (rows.len(), rows[0].len()), &Device::Cpu).unwrap()
-    }
+    use crate::nn::gradcheck::matrix as t;
 
     #[test]
     fn covariance_and_distance_match_a_hand_computed_case() {

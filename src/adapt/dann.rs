@@ -10,6 +10,7 @@ use candle_core::backprop::GradStore;
 
 use super::adversaries::Adversaries;
 use super::critic::{Config as CriticConfig, Critic, Head};
+use super::measure::EpochMean;
 use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
 use crate::config::registry::{Kind, no_params};
 use crate::data::batch::Tensors;
@@ -27,9 +28,7 @@ struct Dann {
     classifier: Critic,
     adversaries: Adversaries,
     adversarial: f64,
-    /// Sum of the epoch's domain losses and their count.
-    domain_loss: f64,
-    steps: usize,
+    domain_loss: EpochMean,
 }
 
 impl Dann {
@@ -44,8 +43,7 @@ impl Dann {
             classifier: critics.remove(0),
             adversaries,
             adversarial: weights.adversarial,
-            domain_loss: 0.0,
-            steps: 0,
+            domain_loss: EpochMean::new("domain_loss"),
         }))
     }
 }
@@ -56,9 +54,7 @@ impl Adaptation for Dann {
         step: &mut Step<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
-        let s = step.source_batch()?;
-        let output = step.forward(target)?;
-        let on_source = step.forward_source(&s)?;
+        let (output, on_source, _) = step.forward_both(target)?;
         let features = Tensor::cat(&[&on_source.feature, &output.feature], 0)?;
         // Gradient reversal: the forward value is the features, the gradient negated.
         let reversed = ((features.detach() * 2.0)? - &features)?;
@@ -72,8 +68,7 @@ impl Adaptation for Dann {
             0,
         )?;
         let domain = crate::nn::loss::bce_with_logits(&logits, &domains)?;
-        self.domain_loss += f64::from(domain.to_scalar::<f32>()?);
-        self.steps += 1;
+        self.domain_loss.add(&domain)?;
         Ok(Adapted::with_term(output, (domain * self.adversarial)?))
     }
 
@@ -82,11 +77,7 @@ impl Adaptation for Dann {
     }
 
     fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
-        let mean = self.domain_loss / self.steps.max(1) as f64;
-        (self.domain_loss, self.steps) = (0.0, 0);
-        let mut report = serde_json::Map::new();
-        report.insert("domain_loss".into(), mean.into());
-        report
+        self.domain_loss.report()
     }
 
     fn state(&self) -> Result<HashMap<String, Tensor>, AdaptError> {

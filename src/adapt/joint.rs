@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::measure::EpochMean;
 use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
 use crate::config::check::{Invalid, Validate, ensure};
 use crate::config::registry::{Kind, typed};
@@ -55,9 +56,7 @@ impl Validate for Config {
 
 struct Joint {
     target_weight: f64,
-    /// Sum of the epoch's source task losses and their count.
-    source_loss: f64,
-    steps: usize,
+    source_loss: EpochMean,
 }
 
 impl Joint {
@@ -65,8 +64,7 @@ impl Joint {
         let config: Config = setup.experiment.adapt.method.params();
         Ok(Box::new(Joint {
             target_weight: config.target_weight,
-            source_loss: 0.0,
-            steps: 0,
+            source_loss: EpochMean::new("source_task_loss"),
         }))
     }
 }
@@ -86,12 +84,9 @@ impl Adaptation for Joint {
         step: &mut Step<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
-        let s = step.source_batch()?;
-        let output = step.forward(target)?;
-        let on_source = step.forward_source(&s)?;
+        let (output, on_source, s) = step.forward_both(target)?;
         let source_loss = (step.task_loss)(&on_source, &s.labels)?;
-        self.source_loss += f64::from(source_loss.to_scalar::<f32>()?);
-        self.steps += 1;
+        self.source_loss.add(&source_loss)?;
         let (target_share, source_share) =
             shares(target.labels.dim(0)?, s.labels.dim(0)?, self.target_weight);
         Ok(Adapted {
@@ -102,11 +97,7 @@ impl Adaptation for Joint {
     }
 
     fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
-        let mean = self.source_loss / self.steps.max(1) as f64;
-        (self.source_loss, self.steps) = (0.0, 0);
-        let mut report = serde_json::Map::new();
-        report.insert("source_task_loss".into(), mean.into());
-        report
+        self.source_loss.report()
     }
 }
 

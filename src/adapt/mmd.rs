@@ -10,6 +10,7 @@
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
+use super::measure::EpochMean;
 use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
 use crate::config::check::{Invalid, Validate, ensure};
 use crate::config::registry::{Kind, typed};
@@ -109,9 +110,7 @@ pub fn mmd2(x: &Tensor, y: &Tensor, bandwidths: &[f64]) -> candle_core::Result<T
 struct Mmd {
     config: Config,
     adversarial: f64,
-    /// Sum of the epoch's MMD² estimates and their count.
-    mmd: f64,
-    steps: usize,
+    mmd: EpochMean,
 }
 
 impl Mmd {
@@ -120,8 +119,7 @@ impl Mmd {
         Ok(Box::new(Mmd {
             config: setup.experiment.adapt.method.params(),
             adversarial: weights.adversarial,
-            mmd: 0.0,
-            steps: 0,
+            mmd: EpochMean::new("mmd"),
         }))
     }
 }
@@ -132,36 +130,24 @@ impl Adaptation for Mmd {
         step: &mut Step<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
-        let s = step.source_batch()?;
-        let output = step.forward(target)?;
-        let on_source = step.forward_source(&s)?;
+        let (output, on_source, _) = step.forward_both(target)?;
         let median = median_squared_distance(&on_source.feature, &output.feature)?;
         let h = bandwidths(median, self.config.kernels, self.config.multiplier);
         let mmd = mmd2(&on_source.feature, &output.feature, &h)?;
-        self.mmd += f64::from(mmd.to_scalar::<f32>()?);
-        self.steps += 1;
+        self.mmd.add(&mmd)?;
         Ok(Adapted::with_term(output, (mmd * self.adversarial)?))
     }
 
     fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
-        let mean = self.mmd / self.steps.max(1) as f64;
-        (self.mmd, self.steps) = (0.0, 0);
-        let mut report = serde_json::Map::new();
-        report.insert("mmd".into(), mean.into());
-        report
+        self.mmd.report()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{Device, Tensor};
-
     use super::{bandwidths, median_squared_distance, mmd2};
 
-    fn t(rows: &[&[f64]]) -> Tensor {
-        let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
-        Tensor::from_vec(data, (rows.len(), rows[0].len()), &Device::Cpu).unwrap()
-    }
+    use crate::nn::gradcheck::matrix as t;
 
     #[test]
     fn mmd_matches_a_hand_computed_case() {

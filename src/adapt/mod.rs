@@ -15,6 +15,7 @@ mod finetune;
 mod game;
 mod joint;
 mod l2sp;
+mod measure;
 pub mod mmd;
 mod partial;
 mod single_domain;

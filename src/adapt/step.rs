@@ -54,6 +54,18 @@ impl Step<'_, '_> {
         )
     }
 
+    /// The target model on `target` and on the next source batch (drawn first), with
+    /// that batch: `(on target, on source, source batch)`.
+    pub fn forward_both(
+        &mut self,
+        target: &Tensors,
+    ) -> Result<(Output, Output, Tensors), AdaptError> {
+        let source = self.source_batch()?;
+        let on_target = self.forward(target)?;
+        let on_source = self.forward_source(&source)?;
+        Ok((on_target, on_source, source))
+    }
+
     /// The next source batch.
     pub fn source_batch(&mut self) -> Result<Tensors, AdaptError> {
         let source = self

@@ -1,6 +1,13 @@
-//! Gradients against central finite differences, for the tests of differentiable terms.
+//! Gradients against central finite differences, and small f64 matrices, for the tests of
+//! differentiable terms.
 
-use candle_core::{Tensor, Var};
+use candle_core::{Device, Tensor, Var};
+
+/// An f64 matrix on the CPU from its rows.
+pub fn matrix(rows: &[&[f64]]) -> Tensor {
+    let data: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+    Tensor::from_vec(data, (rows.len(), rows[0].len()), &Device::Cpu).unwrap()
+}
 
 /// Checks the gradients of the scalar `f(a, b)` with respect to both f64 inputs against
 /// central differences of step `eps`, to absolute tolerance `tol`.

@@ -104,3 +104,53 @@ pub fn tensor_digest(path: &Path) -> String {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     daa::digest::sha256_short(&bytes[8 + n..])
 }
+
+/// A grid `grid.toml` in `dir` over `configs/mmoe_nl.toml` (as `exp.toml`), its runs and
+/// data under `dir`: the method axis `methods` (name -> quoted overrides), `sets` for every
+/// cell, `top` keys before the tables and `tail` tables after them; 2 smoke seeds.
+pub fn grid_file(dir: &Path, methods: &[(&str, &str)], sets: &[&str], top: &str, tail: &str) {
+    let base = repo().join("configs/mmoe_nl.toml");
+    std::fs::write(
+        dir.join("exp.toml"),
+        format!("extends = [{:?}]\n", base.display().to_string()),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let mut all = vec![
+        "\"output.runs_dir='runs'\"".to_string(),
+        format!("\"data.source.dir='{}'\"", data.display()),
+        format!("\"data.target.dir='{}'\"", data.display()),
+    ];
+    all.extend(sets.iter().map(|s| format!("\"{s}\"")));
+    let axis: String = methods
+        .iter()
+        .map(|(name, sets)| format!("{name} = [{sets}]\n"))
+        .collect();
+    std::fs::write(
+        dir.join("grid.toml"),
+        format!(
+            "title = \"Methods\"\ndescription = \"methods\"\norder = [\"method\"]\n\
+             config = \"exp.toml\"\nrows = []\ncolumn = \"method\"\n{top}\nsets = [{}]\n\
+             [axes.method]\n{axis}[profiles]\nsmoke = {{ seeds = 2 }}\n{tail}",
+            all.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+/// `daa -q reproduce grid.toml --profile smoke --out out` in `dir`, with `extra` arguments.
+pub fn reproduce_grid(dir: &Path, extra: &[&str]) -> Output {
+    let grid = dir.join("grid.toml");
+    let out = dir.join("out");
+    let mut args = vec![
+        "-q",
+        "reproduce",
+        grid.to_str().unwrap(),
+        "--profile",
+        "smoke",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    daa(dir, &args, &[])
+}
