@@ -220,17 +220,16 @@ fn the_readme_own_data_example_runs_from_a_fresh_directory() {
         "predict configs/shop/mmoe.toml --profile cpu --data data/shop/app/test.csv --out p.csv",
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let daa_run = runs
+    let result: serde_json::Value = runs
         .iter()
-        .find(|run| {
-            std::fs::read_to_string(run.join("config.resolved.toml"))
-                .unwrap()
-                .contains("method = \"daa\"")
+        .map(|run| {
+            serde_json::from_str::<serde_json::Value>(
+                &std::fs::read_to_string(run.join("result.json")).unwrap(),
+            )
+            .unwrap()
         })
+        .find(|result| result["method"] == "daa")
         .unwrap();
-    let result: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(daa_run.join("result.json")).unwrap())
-            .unwrap();
     let click_auc = result["test"]["tasks"][0]["auc"].as_f64().unwrap();
     let printed = stdout(&out);
     assert!(
