@@ -62,18 +62,11 @@ impl Game {
             .map(|r| r.block.map_or(setup.feature_width, |_| block_width))
             .collect();
         let (adversaries, critics) = Adversaries::new(setup, &widths, &config)?;
-        let frozen = if roles.iter().any(|r| r.real == Real::FrozenSource) {
-            let path = setup.source_checkpoint.ok_or_else(|| {
-                AdaptError::Invalid(
-                    "a critic of the frozen source encoder needs a source model".into(),
-                )
-            })?;
-            let frozen = Model::new(exp, setup.schema, setup.device, exp.train.seed)?;
-            frozen.load(path)?;
-            Some(frozen)
-        } else {
-            None
-        };
+        let frozen = roles
+            .iter()
+            .any(|r| r.real == Real::FrozenSource)
+            .then(|| setup.source_model("a critic of the frozen source encoder"))
+            .transpose()?;
         let weights: super::weights::Config = exp.adapt.weights.params();
         Ok(Box::new(Game {
             duels: critics

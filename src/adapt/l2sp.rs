@@ -13,7 +13,6 @@ use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
 use crate::config::check::{Invalid, Validate, ensure};
 use crate::config::registry::{Kind, typed};
 use crate::data::batch::Tensors;
-use crate::models::model::Model;
 
 pub const L2SP: Kind<Method> = Kind::new(
     "l2sp",
@@ -56,12 +55,7 @@ struct L2sp {
 
 impl L2sp {
     fn build(setup: &Setup<'_>) -> Result<Box<dyn Adaptation>, AdaptError> {
-        let exp = setup.experiment;
-        let path = setup
-            .source_checkpoint
-            .ok_or_else(|| AdaptError::Invalid("L2-SP needs a source model".into()))?;
-        let source = Model::new(exp, setup.schema, setup.device, exp.train.seed)?;
-        source.load(path)?;
+        let source = setup.source_model("L2-SP")?;
         let anchors = source
             .params
             .named_trainable()
@@ -74,7 +68,7 @@ impl L2sp {
             })
             .collect();
         Ok(Box::new(L2sp {
-            config: exp.adapt.method.params(),
+            config: setup.experiment.adapt.method.params(),
             anchors,
         }))
     }
@@ -119,12 +113,13 @@ impl Adaptation for L2sp {
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
         let output = step.forward(target)?;
+        // The model's trainable tensors, in the order the anchors were taken in.
         let weights: Vec<Tensor> = step
             .model
             .params
-            .named_trainable()
+            .trainable()
             .into_iter()
-            .map(|(_, var)| var.as_tensor().clone())
+            .map(|var| var.as_tensor().clone())
             .collect();
         let term = penalty(&weights, &self.anchors, self.config.alpha, self.config.beta)?;
         Ok(Adapted::with_term(output, term))

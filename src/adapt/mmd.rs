@@ -56,8 +56,14 @@ fn squared_distances(z: &Tensor) -> candle_core::Result<Tensor> {
 
 /// The median of the squared distances between distinct rows of `x` and `y` together.
 pub fn median_squared_distance(x: &Tensor, y: &Tensor) -> candle_core::Result<f64> {
-    let z = Tensor::cat(&[x, y], 0)?.detach();
-    let d = squared_distances(&z)?
+    median_off_diagonal(&squared_distances(&Tensor::cat(&[x, y], 0)?)?)
+}
+
+/// The median of the entries above the diagonal of a symmetric distance matrix (no
+/// gradient flows through it).
+fn median_off_diagonal(d: &Tensor) -> candle_core::Result<f64> {
+    let d = d
+        .detach()
         .to_dtype(candle_core::DType::F64)?
         .to_vec2::<f64>()?;
     let mut pairs: Vec<f64> = d
@@ -89,12 +95,16 @@ pub fn bandwidths(median: f64, kernels: usize, multiplier: f64) -> Vec<f64> {
 /// The biased MK-MMD² of the rows of `x` `(n, d)` and `y` `(m, d)`: mean K(x, x') +
 /// mean K(y, y') - 2 mean K(x, y), K the mean of exp(-||.||² / h) over `bandwidths`.
 pub fn mmd2(x: &Tensor, y: &Tensor, bandwidths: &[f64]) -> candle_core::Result<Tensor> {
-    let n = x.dim(0)?;
-    let m = y.dim(0)?;
     let d = squared_distances(&Tensor::cat(&[x, y], 0)?)?;
+    mmd2_of_distances(&d, x.dim(0)?, bandwidths)
+}
+
+/// [`mmd2`] from the squared distances `d` of the joint rows, the first `n` from x.
+fn mmd2_of_distances(d: &Tensor, n: usize, bandwidths: &[f64]) -> candle_core::Result<Tensor> {
+    let m = d.dim(0)? - n;
     let mut kernel: Option<Tensor> = None;
     for h in bandwidths {
-        let k = (d.clone() / -*h)?.exp()?;
+        let k = (d / -*h)?.exp()?;
         kernel = Some(match kernel {
             Some(sum) => (sum + k)?,
             None => k,
@@ -131,9 +141,14 @@ impl Adaptation for Mmd {
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
         let (output, on_source, _) = step.forward_both(target)?;
-        let median = median_squared_distance(&on_source.feature, &output.feature)?;
-        let h = bandwidths(median, self.config.kernels, self.config.multiplier);
-        let mmd = mmd2(&on_source.feature, &output.feature, &h)?;
+        // One distance matrix serves the bandwidths and the estimate.
+        let d = squared_distances(&Tensor::cat(&[&on_source.feature, &output.feature], 0)?)?;
+        let h = bandwidths(
+            median_off_diagonal(&d)?,
+            self.config.kernels,
+            self.config.multiplier,
+        );
+        let mmd = mmd2_of_distances(&d, on_source.feature.dim(0)?, &h)?;
         self.mmd.add(&mmd)?;
         Ok(Adapted::with_term(output, (mmd * self.adversarial)?))
     }

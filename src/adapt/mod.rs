@@ -114,6 +114,21 @@ pub struct Setup<'a> {
     pub source_checkpoint: Option<&'a Path>,
 }
 
+impl Setup<'_> {
+    /// The pretrained source model, loaded afresh (a frozen copy or an anchor); `who` says
+    /// in the error what needed it.
+    pub fn source_model(&self, who: &str) -> Result<crate::models::model::Model, AdaptError> {
+        let path = self
+            .source_checkpoint
+            .ok_or_else(|| AdaptError::Invalid(format!("{who} needs a source model")))?;
+        let exp = self.experiment;
+        let model =
+            crate::models::model::Model::new(exp, self.schema, self.device, exp.train.seed)?;
+        model.load(path)?;
+        Ok(model)
+    }
+}
+
 /// The target model's output on a target batch, and what the method adds to its loss:
 /// the objective is `task_weight` * the task loss + `term`.
 pub struct Adapted {
