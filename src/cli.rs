@@ -125,6 +125,12 @@ pub enum Command {
         /// ones (after `--slurm`'s arrays, or any interrupted grid); runs nothing.
         #[arg(long, conflicts_with_all = ["cell", "dry_run"])]
         collect: bool,
+        /// Override one key of every cell's experiment, after the grid's own overrides
+        /// (e.g. `--set train.epochs=5`; the cells' hashes change with it), or, as
+        /// `slurm.KEY=VALUE`, an sbatch option of `--slurm`'s tasks over the grid's and the
+        /// profile's (`--set slurm.partition=gpu --set slurm.time=04:00:00`); repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
     },
     /// Inspect experiment configurations.
     #[command(subcommand)]

@@ -147,6 +147,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
             slurm,
             slurm_opt,
             collect,
+            sets,
         } => {
             let options = daa::reproduce::Options {
                 profile: profile.clone(),
@@ -155,6 +156,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
                 progress: !cli.quiet,
                 out: out.clone(),
                 jobs: *jobs as usize,
+                sets: sets.clone(),
             };
             if let Some(index) = cell {
                 return commands::reproduce::cell(

@@ -177,18 +177,35 @@ fn parallel_jobs_give_the_bits_of_one_process_and_a_failed_cell_stops_no_other()
     assert!(out.status.success(), "{}", stderr(&out));
     // In parallel, with a cell that diverges listed first.
     let two = tempfile::tempdir().unwrap();
-    let mut with_bad = vec![("bad", "\"adapt.method=finetune\", \"optim.lr=1e30\"")];
+    // Two more cells share a source pretraining that diverges: the first is listed with
+    // the pretraining's failure, the second as not run because of it.
+    let mut with_bad = vec![
+        ("bad", "\"adapt.method=finetune\", \"optim.lr=1e30\""),
+        (
+            "src_bad_a",
+            "\"adapt.method=finetune\", \"pretrain.lr=1e30\"",
+        ),
+        ("src_bad_b", "\"adapt.method=l2sp\", \"pretrain.lr=1e30\""),
+    ];
     with_bad.extend(methods);
     grid_file(two.path(), &with_bad, &[], "", "");
     let out = reproduce_grid(two.path(), &["--jobs", "2"]);
     assert_eq!(out.status.code(), Some(2), "diverging is the input's fault");
     let err = stderr(&out);
     assert!(
-        err.contains("2 cell(s) failed")
-            && err.contains("bad/seed1")
-            && err.contains("logs/bad_seed1.log"),
+        err.contains("6 cell(s) failed")
+            && err.contains("bad/seed1 (Cell")
+            && err.contains("logs/bad_seed1.log")
+            && err.contains("src_bad_a/seed2 (Pretrain")
+            && err.contains(
+                "src_bad_b/seed2 (Pretrain, not run: its source model failed with \
+                 src_bad_a/seed2): see"
+            ),
         "{err}"
     );
+    let log =
+        std::fs::read_to_string(two.path().join("out/logs/src_bad_a_seed1.pretrain.log")).unwrap();
+    assert!(log.contains("pretraining diverged"), "{log}");
     let log = std::fs::read_to_string(two.path().join("out/logs/bad_seed1.log")).unwrap();
     assert!(log.contains("diverged"), "{log}");
     // The diverging cells left no result; the others' are those of one process.
@@ -198,6 +215,91 @@ fn parallel_jobs_give_the_bits_of_one_process_and_a_failed_cell_stops_no_other()
     // The report was written for the cells that finished.
     let table = std::fs::read_to_string(two.path().join("out/table.md")).unwrap();
     assert!(table.contains("l2sp"), "{table}");
+}
+
+#[test]
+fn two_reproductions_of_one_grid_at_once_run_each_cell_once_with_the_bits_of_one() {
+    let methods = [
+        ("finetune", "\"adapt.method=finetune\""),
+        ("l2sp", "\"adapt.method=l2sp\""),
+    ];
+    let one = tempfile::tempdir().unwrap();
+    grid_file(one.path(), &methods, &[], "", "");
+    let out = reproduce_grid(one.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let both = tempfile::tempdir().unwrap();
+    grid_file(both.path(), &methods, &[], "", "");
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| reproduce_grid(both.path(), &["--jobs", "2"]));
+        let b = s.spawn(|| reproduce_grid(both.path(), &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(b.status.success(), "{}", stderr(&b));
+    assert_eq!(results(one.path()), results(both.path()));
+    // Each run trained once: one metrics line per epoch and one for the start model.
+    for result in walk(&both.path().join("runs"))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "result.json"))
+    {
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+        let epochs = r["epochs_run"].as_u64().unwrap() as usize;
+        let metrics = std::fs::read_to_string(result.with_file_name("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), epochs + 1, "{}", result.display());
+    }
+    let sources = std::fs::read_dir(both.path().join("runs/_source"))
+        .unwrap()
+        .count();
+    assert_eq!(sources, 2, "one source pretraining per seed");
+}
+
+/// The config hashes `--dry-run` lists for the grid in `dir` with `extra` arguments.
+fn listed_hashes(dir: &std::path::Path, extra: &[&str]) -> std::collections::BTreeSet<String> {
+    let mut args = vec!["--dry-run"];
+    args.extend(extra);
+    let out = reproduce_grid(dir, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(2).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn set_overrides_every_cell_and_reaches_the_children_and_slurm_keys_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    grid_file(
+        dir.path(),
+        &[("finetune", "\"adapt.method=finetune\"")],
+        &[],
+        "",
+        "",
+    );
+    let plain = listed_hashes(dir.path(), &[]);
+    let set = ["--set", "optim.lr=0.002"];
+    let changed = listed_hashes(dir.path(), &set);
+    assert_eq!(changed.len(), 2);
+    assert!(plain.is_disjoint(&changed), "{plain:?} {changed:?}");
+    // An sbatch option is not part of any experiment.
+    let with_slurm = listed_hashes(dir.path(), &["--set", "slurm.partition=gpu"]);
+    assert_eq!(with_slurm, plain);
+    // The children of --jobs run the overridden experiments.
+    let out = reproduce_grid(dir.path(), &["--jobs", "2", "--set", "optim.lr=0.002"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ran: std::collections::BTreeSet<String> = results(dir.path())
+        .values()
+        .map(|r| r["hash"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ran, changed);
+    let typo = reproduce_grid(dir.path(), &["--dry-run", "--set", "slurm.partitoin=gpu"]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        stderr(&typo).contains("--set slurm.partitoin=gpu: unknown field `partitoin`"),
+        "{}",
+        stderr(&typo)
+    );
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
     }
     let exe = std::env::current_exe().context("finding the daa executable")?;
     // A child or an array task re-creates the same plan (grid, profile, seeds, filter,
-    // registry) and runs one of its cells (`--cell I` follows).
+    // overrides, registry) and runs one of its cells (`--cell I` follows).
     let grid = if name.contains(std::path::MAIN_SEPARATOR) || name.ends_with(".toml") {
         std::path::absolute(name)
             .with_context(|| format!("{name}: resolving the grid's path"))?
@@ -61,6 +61,9 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
     }
     if let Some(only) = &options.only {
         args.extend(["--only".into(), only.clone()]);
+    }
+    for set in &options.sets {
+        args.extend(["--set".into(), set.clone()]);
     }
     if let Some(out) = &options.out {
         args.extend([

@@ -37,20 +37,27 @@ impl Overrides {
         let env = self.env.iter().map(|(name, value)| {
             let key = name[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
             let origin = format!("environment variable {name}");
-            layer(origin, &format!("{name}={value}"), &key, value)
+            let (key, value) = key_value(&format!("{name}={value}"), &key, value)?;
+            Ok(layer(origin, &key, value))
         });
         let sets = self.sets.iter().map(|arg| {
-            let (key, value) = arg
-                .split_once('=')
-                .ok_or_else(|| malformed(arg, "expected key.path=value"))?;
-            layer(format!("--set {arg}"), arg, key.trim(), value.trim())
+            let (key, value) = parse_set(arg)?;
+            Ok(layer(format!("--set {arg}"), &key, value))
         });
         layers.extend(env.chain(sets).collect::<Result<Vec<_>, _>>()?);
         Ok(layers)
     }
 }
 
-fn layer(origin: String, arg: &str, key: &str, raw: &str) -> Result<Layer, ConfigError> {
+/// A `key.path=value` flag as its key and TOML value (see [`parse_value`]).
+pub fn parse_set(arg: &str) -> Result<(String, toml::Value), ConfigError> {
+    let (key, raw) = arg
+        .split_once('=')
+        .ok_or_else(|| malformed(arg, "expected key.path=value"))?;
+    key_value(arg, key.trim(), raw.trim())
+}
+
+fn key_value(arg: &str, key: &str, raw: &str) -> Result<(String, toml::Value), ConfigError> {
     let valid_segment = |s: &str| {
         !s.is_empty()
             && s.chars()
@@ -68,14 +75,19 @@ fn layer(origin: String, arg: &str, key: &str, raw: &str) -> Result<Layer, Confi
             &format!("`{raw}` is not a TOML value (quote strings: 'text'; arrays: [1, 2])"),
         )
     })?;
+    Ok((key.to_string(), value))
+}
+
+/// The layer that sets `key` (a dotted path) to `value`.
+fn layer(origin: String, key: &str, value: toml::Value) -> Layer {
     let mut table = toml::Table::new();
     table.insert(key.rsplit('.').next().unwrap_or(key).to_string(), value);
     let parent = key.rsplit_once('.').map(|(p, _)| p);
     let layer = Layer::named(origin, table);
-    Ok(match parent {
+    match parent {
         Some(p) => layer.nested_under(p),
         None => layer,
-    })
+    }
 }
 
 /// A value as TOML (`7`, `0.5`, `true`, `[1, 2]`, `"text"`), or a bare word as a string

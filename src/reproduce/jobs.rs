@@ -2,7 +2,7 @@
 //! distinct source pretraining once (cells that share a source setup would otherwise wait
 //! on its lock, a slot each), then the cells. Each child runs one cell of the same plan
 //! (`daa reproduce NAME --cell I`), with the machine's cores split between the children;
-//! its log goes to `<out>/logs/`. A failed child is recorded and the others go on.
+//! its log is appended to `<out>/logs/CELL.log`. A failed child is recorded and the others go on.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -104,10 +104,16 @@ fn pool(
                 ""
             };
             let log = logs.join(format!("{}{suffix}.log", cell.replace('/', "_")));
-            let file = std::fs::File::create(&log).map_err(|source| ReproduceError::Io {
-                path: log.clone(),
-                source,
-            })?;
+            // Appended to: a retry's log keeps the failed attempt's, and two reproductions
+            // of one grid lose neither child's lines.
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .map_err(|source| ReproduceError::Io {
+                    path: log.clone(),
+                    source,
+                })?;
             let err = file.try_clone().map_err(|source| ReproduceError::Io {
                 path: log.clone(),
                 source,
@@ -196,18 +202,29 @@ pub fn run(
     );
     bar.set_prefix("source models");
     let mut failures = pool(plan, &sources, Stage::Pretrain, count, launch, logs, &bar)?;
-    let unpretrained: Vec<Option<serde_json::Value>> = failures
+    // The cells whose source model failed are not run; each is listed with the failure.
+    let unpretrained: Vec<(Option<serde_json::Value>, Failure)> = failures
         .iter()
-        .map(|f| source_setup(&plan.cells[f.index]))
+        .map(|f| (source_setup(&plan.cells[f.index]), f.clone()))
         .collect();
-    let runnable: Vec<usize> = missing
-        .iter()
-        .copied()
-        .filter(|&i| {
-            let setup = source_setup(&plan.cells[i]);
-            setup.is_none() || !unpretrained.contains(&setup)
-        })
-        .collect();
+    let mut runnable = Vec::new();
+    for &i in &missing {
+        let setup = source_setup(&plan.cells[i]);
+        match unpretrained
+            .iter()
+            .find(|(s, _)| setup.is_some() && *s == setup)
+        {
+            Some((_, failed)) if failed.index != i => failures.push(Failure {
+                index: i,
+                cell: plan.cells[i].cell.name.clone(),
+                status: format!("not run: its source model failed with {}", failed.cell),
+                ..failed.clone()
+            }),
+            Some(_) => {}
+            None => runnable.push(i),
+        }
+    }
+    bar.inc((missing.len() - runnable.len()) as u64);
     bar.set_prefix("cells");
     failures.extend(pool(
         plan,

@@ -27,6 +27,9 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// Cells at a time, each in a child process (1: one after another in this process).
     pub jobs: usize,
+    /// `--set KEY=VALUE` flags: `slurm.KEY` ones are sbatch options of `--slurm`'s tasks
+    /// (over the grid's and the profile's); the others override every cell's experiment.
+    pub sets: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +139,8 @@ pub struct Plan {
     pub spec: Spec,
     pub seeds: usize,
     pub cells: Vec<PlannedCell>,
+    /// The sbatch options of `--slurm`'s array tasks.
+    pub slurm: spec::Slurm,
 }
 
 impl Plan {
@@ -182,8 +187,25 @@ impl Plan {
             .join("configs/profiles")
             .join(format!("{}.toml", options.profile));
         let seeds = options.seeds.unwrap_or(profile.seeds);
+        let mut slurm = spec
+            .slurm
+            .clone()
+            .unwrap_or_default()
+            .then(profile.slurm.clone().unwrap_or_default());
+        let mut sets = Vec::new();
+        for arg in &options.sets {
+            let (key, value) = crate::config::parse_set(arg)?;
+            match key.strip_prefix("slurm.") {
+                Some(option) => {
+                    let more = spec::Slurm::from_set(option, value)
+                        .map_err(|e| ReproduceError::Spec(format!("--set {arg}: {e}")))?;
+                    slurm = slurm.then(more);
+                }
+                None => sets.push(arg.clone()),
+            }
+        }
         let cells = spec
-            .cells(&base, seeds)
+            .cells(&base, seeds, &sets)
             .into_iter()
             .filter(|c| {
                 options
@@ -204,6 +226,7 @@ impl Plan {
             spec,
             seeds,
             cells,
+            slurm,
         })
     }
 
@@ -304,10 +327,15 @@ pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome,
         results.push((planned.cell.clone(), record));
     }
     let ran = results.len().saturating_sub(skipped);
-    let synthetic = plan
+    // The row labels of the cells on synthetic data.
+    let mut synthetic: Vec<String> = plan
         .cells
         .iter()
-        .any(|c| c.resolved.experiment.data.target.kind == "synthetic");
+        .filter(|c| c.resolved.experiment.data.target.kind == "synthetic")
+        .map(|c| plan.spec.row_label(&c.cell))
+        .collect();
+    synthetic.sort();
+    synthetic.dedup();
     let spec = &plan.spec;
     let aggregates = report::aggregate(spec, &results);
     std::fs::create_dir_all(&out).map_err(|source| ReproduceError::Io {
@@ -315,7 +343,13 @@ pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome,
         source,
     })?;
     let comparisons = report::comparisons(spec, &results);
-    let markdown = report::markdown(spec, &aggregates, &comparisons, &options.profile, synthetic);
+    let markdown = report::markdown(
+        spec,
+        &aggregates,
+        &comparisons,
+        &options.profile,
+        &synthetic,
+    );
     write(&out.join("table.md"), &markdown)?;
     write(&out.join("table.csv"), &report::csv(&aggregates))?;
     let records: Vec<serde_json::Value> = results

@@ -224,9 +224,10 @@ pub fn markdown(
     aggregates: &[Aggregate],
     comparisons: &[Comparison],
     profile: &str,
-    synthetic: bool,
+    synthetic: &[String],
 ) -> String {
     let rows = distinct(aggregates.iter().map(|a| a.row.clone()));
+    let data = Data::of(&rows, synthetic);
     let columns = ordered_columns(spec, aggregates);
     let tasks = distinct(aggregates.iter().map(|a| a.task.clone()));
     let seeds = aggregates.iter().map(|a| a.seeds).max().unwrap_or(0);
@@ -237,8 +238,16 @@ pub fn markdown(
          `[k/n start]`: k of n seeds kept the start model (best epoch 0). Relative gains \
          marked `*` have a paired 95% confidence interval that excludes 0 (table below)."
     );
-    if synthetic {
-        md.push_str("**The data is synthetic** (the embedded default, not AliExpress): the oracle column is the Bayes limit of each target, and no number here is comparable to the paper's.\n");
+    match &data {
+        Data::Synthetic => md.push_str("**The data is synthetic** (the embedded default, not AliExpress): the oracle column is the Bayes limit of each target, and no number here is comparable to the paper's.\n"),
+        Data::Mixed(some) => {
+            let _ = writeln!(
+                md,
+                "**Rows {} are synthetic** (the embedded default, not AliExpress): the oracle column is the Bayes limit of each of their targets, and none of their numbers is comparable to the paper's; the other rows are real data.",
+                some.join(", ")
+            );
+        }
+        Data::Real => {}
     }
     md.push('\n');
     let mut header = vec!["row".to_string()];
@@ -255,7 +264,7 @@ pub fn markdown(
             }
         }
     }
-    if synthetic {
+    if data != Data::Real {
         for t in &tasks {
             header.push(format!("oracle {t}"));
         }
@@ -298,7 +307,7 @@ pub fn markdown(
                 }
             }
         }
-        if synthetic {
+        if data != Data::Real {
             for t in &tasks {
                 let oracle = columns
                     .iter()
@@ -369,7 +378,7 @@ pub fn markdown(
         }
     }
     md.push_str(&paired_table(comparisons));
-    md.push_str(&summary(spec, &gains, comparisons, synthetic));
+    md.push_str(&summary(spec, &gains, comparisons, &data));
     md
 }
 
@@ -407,7 +416,7 @@ fn summary(
     spec: &Spec,
     gains: &[(String, String, String, f64)],
     comparisons: &[Comparison],
-    synthetic: bool,
+    data: &Data,
 ) -> String {
     if spec.improve.is_none() && spec.against.is_none() {
         return String::new();
@@ -470,12 +479,46 @@ fn summary(
             );
         }
     }
-    if synthetic {
-        text.push_str(
+    match data {
+        Data::Synthetic => text.push_str(
             "- These numbers come from the synthetic default data set, not from AliExpress.\n",
-        );
+        ),
+        Data::Mixed(some) => {
+            let _ = writeln!(
+                text,
+                "- Rows {} come from the synthetic default data set, not from AliExpress; the counts above pool them with the real rows.",
+                some.join(", ")
+            );
+        }
+        Data::Real => {}
     }
     text
+}
+
+/// Whether a table's rows are synthetic (the text says so and shows the oracle AUCs).
+#[derive(Debug, PartialEq, Eq)]
+enum Data {
+    Synthetic,
+    /// These rows are synthetic, the others real.
+    Mixed(Vec<String>),
+    Real,
+}
+
+impl Data {
+    fn of(rows: &[String], synthetic: &[String]) -> Data {
+        let some: Vec<String> = rows
+            .iter()
+            .filter(|r| synthetic.contains(r))
+            .cloned()
+            .collect();
+        if some.is_empty() {
+            Data::Real
+        } else if some.len() == rows.len() {
+            Data::Synthetic
+        } else {
+            Data::Mixed(some)
+        }
+    }
 }
 
 pub fn csv(aggregates: &[Aggregate]) -> String {
@@ -495,4 +538,20 @@ pub fn csv(aggregates: &[Aggregate]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Data;
+
+    #[test]
+    fn a_table_is_synthetic_real_or_mixed_by_its_rows() {
+        let rows: Vec<String> = ["mmoe/nl", "mmoe/ml_young"].map(String::from).into();
+        assert_eq!(Data::of(&rows, &[]), Data::Real);
+        assert_eq!(Data::of(&rows, &rows), Data::Synthetic);
+        assert_eq!(
+            Data::of(&rows, &["mmoe/nl".into(), "ple/nl".into()]),
+            Data::Mixed(vec!["mmoe/nl".into()])
+        );
+    }
 }

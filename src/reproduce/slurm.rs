@@ -115,7 +115,8 @@ fn sbatch(script: &Path, extra: &[String]) -> Result<String, ReproduceError> {
 }
 
 /// Writes the plan and submits the arrays of the plan's missing cells. `extra` sbatch
-/// options (`--slurm-opt`) come after the grid's `[slurm]` ones and win.
+/// options (`--slurm-opt`) come after the plan's (the grid's `[slurm]` table, the
+/// profile's, `--set slurm.KEY=VALUE`) and win.
 pub fn submit(
     plan: &Plan,
     dir: &Path,
@@ -144,7 +145,7 @@ pub fn submit(
         );
     }
     write(&dir.join("plan.tsv"), &table)?;
-    let config = plan.spec.slurm.clone().unwrap_or_default();
+    let config = &plan.slurm;
     let list = |indices: &[usize]| -> String { indices.iter().map(|i| format!("{i}\n")).collect() };
     let mut submission = Submission {
         dir: dir.to_path_buf(),
@@ -162,7 +163,7 @@ pub fn submit(
             dir,
             &path,
             sources.len(),
-            &config,
+            config,
             task,
             Stage::Pretrain,
         );
@@ -178,7 +179,7 @@ pub fn submit(
             dir,
             &path,
             missing.len(),
-            &config,
+            config,
             task,
             Stage::Cell,
         );

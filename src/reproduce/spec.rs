@@ -29,6 +29,10 @@ impl Axis {
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub seeds: usize,
+    /// sbatch options of this profile's array tasks, over the grid's `[slurm]` table
+    /// (e.g. `paper = { seeds = 5, slurm = { gres = "gpu:1" } }`).
+    #[serde(default)]
+    pub slurm: Option<Slurm>,
 }
 
 /// A published result of the paper, as stated.
@@ -98,7 +102,8 @@ pub struct Spec {
     pub slurm: Option<Slurm>,
 }
 
-/// The `[slurm]` table of a grid file: sbatch options for every array task.
+/// The `[slurm]` table of a grid file (or a profile's `slurm`, or `--set slurm.KEY=VALUE`):
+/// sbatch options for every array task.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Slurm {
@@ -118,6 +123,39 @@ pub struct Slurm {
 }
 
 impl Slurm {
+    /// These options with `later`'s over them: a key `later` sets wins; the `options`
+    /// lists add up.
+    pub fn then(mut self, later: Slurm) -> Slurm {
+        let Slurm {
+            partition,
+            gres,
+            time,
+            account,
+            cpus_per_task,
+            mem,
+            throttle,
+            options,
+        } = later;
+        self.partition = partition.or(self.partition);
+        self.gres = gres.or(self.gres);
+        self.time = time.or(self.time);
+        self.account = account.or(self.account);
+        self.cpus_per_task = cpus_per_task.or(self.cpus_per_task);
+        self.mem = mem.or(self.mem);
+        self.throttle = throttle.or(self.throttle);
+        self.options.extend(options);
+        self
+    }
+
+    /// The options one `--set slurm.KEY=VALUE` flag sets (`key` without `slurm.`).
+    pub fn from_set(key: &str, value: toml::Value) -> Result<Slurm, String> {
+        let mut table = toml::Table::new();
+        table.insert(key.to_string(), value);
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| e.message().to_string())
+    }
+
     pub fn directives(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut add = |key: &str, value: &Option<String>| {
@@ -183,8 +221,9 @@ impl Spec {
         Ok(spec)
     }
 
-    /// Every cell for `seeds` seeds (1..=seeds), in grid order.
-    pub fn cells(&self, base: &Path, seeds: usize) -> Vec<Cell> {
+    /// Every cell for `seeds` seeds (1..=seeds), in grid order; `extra` overrides (the
+    /// command line's) apply to every cell after the grid's and the axes' own.
+    pub fn cells(&self, base: &Path, seeds: usize, extra: &[String]) -> Vec<Cell> {
         let mut combos: Vec<Vec<(String, String, Vec<String>)>> = vec![Vec::new()];
         for axis in &self.order {
             let entries = self.axes[axis].entries();
@@ -216,6 +255,7 @@ impl Spec {
                     .iter()
                     .chain(combo.iter().flat_map(|(_, _, s)| s.iter()))
                     .map(|x| fill(x))
+                    .chain(extra.iter().cloned())
                     .collect();
                 sets.push(format!("train.seed={seed}"));
                 let path: Vec<&str> = combo.iter().map(|(_, v, _)| v.as_str()).collect();
@@ -246,6 +286,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn slurm_options_of_a_profile_and_the_command_line_go_over_the_grid() {
+        let grid = Slurm {
+            partition: Some("cpu".into()),
+            time: Some("01:00:00".into()),
+            options: vec!["--qos=low".into()],
+            ..Slurm::default()
+        };
+        let profile = Slurm {
+            partition: Some("gpu".into()),
+            gres: Some("gpu:1".into()),
+            options: vec!["--constraint=h100".into()],
+            ..Slurm::default()
+        };
+        let set = Slurm::from_set("time", toml::Value::String("04:00:00".into())).unwrap();
+        let throttle = Slurm::from_set("throttle", toml::Value::Integer(8)).unwrap();
+        let all = grid.then(profile).then(set).then(throttle);
+        assert_eq!(
+            all.directives(),
+            [
+                "--partition=gpu",
+                "--gres=gpu:1",
+                "--time=04:00:00",
+                "--qos=low",
+                "--constraint=h100"
+            ]
+        );
+        assert_eq!(all.throttle, Some(8));
+        let bad = Slurm::from_set("partitoin", toml::Value::String("gpu".into()));
+        assert!(bad.unwrap_err().contains("unknown field `partitoin`"));
+        let wrong = Slurm::from_set("throttle", toml::Value::String("many".into()));
+        assert!(wrong.is_err());
+    }
+
+    #[test]
     fn grid_sets_come_before_each_axis_own_and_the_seed() {
         let spec: Spec = toml::from_str(
             "title = \"t\"\ndescription = \"d\"\norder = [\"backbone\", \"method\"]\n\
@@ -255,7 +329,7 @@ mod tests {
              full = [\"data.target_rate=0.9\"]\n[profiles]\ncpu = { seeds = 2 }\n",
         )
         .unwrap();
-        let cells = spec.cells(Path::new("/grids"), 2);
+        let cells = spec.cells(Path::new("/grids"), 2, &["train.epochs=3".into()]);
         assert_eq!(cells.len(), 2);
         assert_eq!(
             cells[1].sets,
@@ -263,6 +337,7 @@ mod tests {
                 "data.target_rate=0.01",
                 "model.backbone=mmoe",
                 "data.target_rate=0.9",
+                "train.epochs=3",
                 "train.seed=2"
             ]
         );
