@@ -5,6 +5,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use daa::config::Registry;
 use daa::reproduce::jobs::Stage;
+use daa::reproduce::slurm::TaskCommand;
 use daa::reproduce::{Options, Plan};
 
 /// What `daa reproduce` does with the plan.
@@ -18,62 +19,28 @@ pub enum Mode {
 
 pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode) -> Result<()> {
     let plan = Plan::new(name, registry, options)?;
-    if let Mode::DryRun = mode {
-        println!(
-            "{} ({}): {} cells, {} finished, {} to run",
-            plan.name,
-            options.profile,
-            plan.cells.len(),
-            plan.finished(),
-            plan.cells.len() - plan.finished()
-        );
-        for (i, cell) in plan.cells.iter().enumerate() {
-            println!(
-                "  {i:>4} {:<40} {}  {}",
-                cell.cell.name,
-                cell.resolved.hash,
-                if cell.done() { "done" } else { "to run" }
-            );
-        }
-        return Ok(());
-    }
-    let exe = std::env::current_exe().context("finding the daa executable")?;
-    // A child or an array task re-creates the same plan (grid, profile, seeds, filter,
-    // overrides, registry) and runs one of its cells (`--cell I` follows).
-    let grid = if name.contains(std::path::MAIN_SEPARATOR) || name.ends_with(".toml") {
-        std::path::absolute(name)
-            .with_context(|| format!("{name}: resolving the grid's path"))?
-            .display()
-            .to_string()
-    } else {
-        name.to_string()
-    };
-    let mut args: Vec<String> = vec!["-q".into(), "--registry".into()];
-    args.push(std::path::absolute(&registry.root)?.display().to_string());
-    args.extend([
-        "reproduce".into(),
-        grid,
-        "--profile".into(),
-        options.profile.clone(),
-    ]);
-    if let Some(seeds) = options.seeds {
-        args.extend(["--seeds".into(), seeds.to_string()]);
-    }
-    if let Some(only) = &options.only {
-        args.extend(["--only".into(), only.clone()]);
-    }
-    for set in &options.sets {
-        args.extend(["--set".into(), set.clone()]);
-    }
-    if let Some(out) = &options.out {
-        args.extend([
-            "--out".into(),
-            std::path::absolute(out)?.display().to_string(),
-        ]);
-    }
     match mode {
+        Mode::DryRun => {
+            println!(
+                "{} ({}): {} cells, {} finished, {} to run",
+                plan.name,
+                options.profile,
+                plan.cells.len(),
+                plan.finished(),
+                plan.cells.len() - plan.finished()
+            );
+            for (i, cell) in plan.cells.iter().enumerate() {
+                println!(
+                    "  {i:>4} {:<40} {}  {}",
+                    cell.cell.name,
+                    cell.resolved.hash,
+                    if cell.done() { "done" } else { "to run" }
+                );
+            }
+            Ok(())
+        }
         Mode::Slurm(extra) => {
-            let task = daa::reproduce::slurm::TaskCommand { program: exe, args };
+            let task = task_command(&plan, registry, options)?;
             let dir = std::path::absolute(daa::reproduce::out_dir(&plan, options).join("slurm"))?;
             let s = daa::reproduce::slurm::submit(&plan, &dir, &task, &extra)?;
             println!(
@@ -122,10 +89,13 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
             }
             Ok(())
         }
-        Mode::Run | Mode::DryRun => {
+        Mode::Run => {
+            let task = task_command(&plan, registry, options)?;
             let launch = |index: usize, stage: Stage| {
-                let mut command = Command::new(&exe);
-                command.args(&args).args(["--cell", &index.to_string()]);
+                let mut command = Command::new(&task.program);
+                command
+                    .args(&task.args)
+                    .args(["--cell", &index.to_string()]);
                 if stage == Stage::Pretrain {
                     command.arg("--pretrain-only");
                 }
@@ -141,6 +111,37 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
             Ok(())
         }
     }
+}
+
+/// The command line, without `--cell`, with which a child or an array task re-creates the
+/// same plan (grid file, profile, seeds, filter, overrides, registry, output) and runs one
+/// of its cells.
+fn task_command(plan: &Plan, registry: &Registry, options: &Options) -> Result<TaskCommand> {
+    let program = std::env::current_exe().context("finding the daa executable")?;
+    let mut args: Vec<String> = vec!["-q".into(), "--registry".into()];
+    args.push(std::path::absolute(&registry.root)?.display().to_string());
+    args.extend([
+        "reproduce".into(),
+        std::path::absolute(&plan.file)?.display().to_string(),
+        "--profile".into(),
+        options.profile.clone(),
+    ]);
+    if let Some(seeds) = options.seeds {
+        args.extend(["--seeds".into(), seeds.to_string()]);
+    }
+    if let Some(only) = &options.only {
+        args.extend(["--only".into(), only.clone()]);
+    }
+    for set in &options.sets {
+        args.extend(["--set".into(), set.clone()]);
+    }
+    if let Some(out) = &options.out {
+        args.extend([
+            "--out".into(),
+            std::path::absolute(out)?.display().to_string(),
+        ]);
+    }
+    Ok(TaskCommand { program, args })
 }
 
 /// `daa reproduce NAME --cell I [--pretrain-only]`: one cell of the grid, in this process.

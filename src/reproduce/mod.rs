@@ -135,6 +135,8 @@ impl PlannedCell {
 /// A grid resolved: its file, its spec and its cells.
 pub struct Plan {
     pub name: String,
+    /// The grid file.
+    pub file: PathBuf,
     pub project: PathBuf,
     pub spec: Spec,
     pub seeds: usize,
@@ -222,6 +224,7 @@ impl Plan {
             .collect::<Result<_, ReproduceError>>()?;
         Ok(Plan {
             name,
+            file: path,
             project,
             spec,
             seeds,

@@ -145,52 +145,54 @@ pub fn submit(
         );
     }
     write(&dir.join("plan.tsv"), &table)?;
-    let config = &plan.slurm;
-    let list = |indices: &[usize]| -> String { indices.iter().map(|i| format!("{i}\n")).collect() };
-    let mut submission = Submission {
+    // One array over `indices` (listed in `list`, run by `batch`), submitted with
+    // `options`; none when there is nothing to run.
+    let array = |indices: &[usize],
+                 list: &str,
+                 batch: &str,
+                 stage: Stage,
+                 options: &[String]|
+     -> Result<Option<String>, ReproduceError> {
+        if indices.is_empty() {
+            return Ok(None);
+        }
+        let list = dir.join(list);
+        write(
+            &list,
+            &indices.iter().map(|i| format!("{i}\n")).collect::<String>(),
+        )?;
+        let batch = dir.join(batch);
+        let text = script(
+            &plan.name,
+            dir,
+            &list,
+            indices.len(),
+            &plan.slurm,
+            task,
+            stage,
+        );
+        write(&batch, &text)?;
+        sbatch(&batch, options).map(Some)
+    };
+    let pretrain_job = array(
+        &sources,
+        "sources.txt",
+        "pretrain.sbatch",
+        Stage::Pretrain,
+        extra,
+    )?;
+    let mut options = extra.to_vec();
+    if let Some(id) = &pretrain_job {
+        options.insert(0, format!("--dependency=afterok:{id}"));
+    }
+    let cells_job = array(&missing, "cells.txt", "cells.sbatch", Stage::Cell, &options)?;
+    Ok(Submission {
         dir: dir.to_path_buf(),
         sources: sources.len(),
         cells: missing.len(),
-        pretrain_job: None,
-        cells_job: None,
-    };
-    if !sources.is_empty() {
-        let path = dir.join("sources.txt");
-        write(&path, &list(&sources))?;
-        let batch = dir.join("pretrain.sbatch");
-        let text = script(
-            &plan.name,
-            dir,
-            &path,
-            sources.len(),
-            config,
-            task,
-            Stage::Pretrain,
-        );
-        write(&batch, &text)?;
-        submission.pretrain_job = Some(sbatch(&batch, extra)?);
-    }
-    if !missing.is_empty() {
-        let path = dir.join("cells.txt");
-        write(&path, &list(&missing))?;
-        let batch = dir.join("cells.sbatch");
-        let text = script(
-            &plan.name,
-            dir,
-            &path,
-            missing.len(),
-            config,
-            task,
-            Stage::Cell,
-        );
-        write(&batch, &text)?;
-        let mut options = extra.to_vec();
-        if let Some(id) = &submission.pretrain_job {
-            options.insert(0, format!("--dependency=afterok:{id}"));
-        }
-        submission.cells_job = Some(sbatch(&batch, &options)?);
-    }
-    Ok(submission)
+        pretrain_job,
+        cells_job,
+    })
 }
 
 #[cfg(test)]
