@@ -313,6 +313,7 @@ impl<'r> Bench<'r> {
             1e-6,
         );
         let mut noise = crate::rng::stream(0, "dropout", 0);
+        let _uploads = crate::device::cached_uploads(&self.device);
         let (categorical, numerical, labels) = (&self.categorical, &self.numerical, &self.labels);
         let mut one = || -> candle_core::Result<()> {
             let out = model.forward(categorical, numerical, &mut Mode::train(Some(&mut noise)))?;

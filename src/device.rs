@@ -1,5 +1,6 @@
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -23,26 +24,134 @@ pub enum DeviceError {
     Unavailable { device: Device, message: String },
 }
 
-impl Device {
-    /// The candle device this names: `auto` is CUDA device 0 when compiled in and present,
-    /// else the CPU.
-    pub fn open(self) -> Result<candle_core::Device, DeviceError> {
+/// A CUDA setting that changes no result, only speed. All are on; `daa bench step
+/// --cuda-without` turns some off, to measure what each one is worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CudaTuning {
+    /// No pair of CUDA events per allocation: with the one stream daa uses they order
+    /// nothing.
+    Events,
+    /// The memory pool keeps freed memory (release threshold at its maximum) instead of
+    /// returning it to the driver at every synchronisation.
+    Pool,
+    /// Shapes and strides, which candle uploads for every strided operation, uploaded once
+    /// and copied on the device from then on (candle's upload cache, held during training
+    /// steps: [`cached_uploads`]).
+    Uploads,
+}
+
+impl CudaTuning {
+    pub const ALL: [CudaTuning; 3] = [CudaTuning::Events, CudaTuning::Pool, CudaTuning::Uploads];
+
+    pub fn name(self) -> &'static str {
         match self {
-            Device::Cpu => Ok(candle_core::Device::Cpu),
+            CudaTuning::Events => "events",
+            CudaTuning::Pool => "pool",
+            CudaTuning::Uploads => "uploads",
+        }
+    }
+}
+
+impl FromStr for CudaTuning {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CudaTuning::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("unknown CUDA tuning `{s}`; expected events, pool or uploads"))
+    }
+}
+
+/// Whether training steps hold candle's upload cache (off only to measure it).
+static UPLOAD_CACHE: AtomicBool = AtomicBool::new(true);
+
+impl Device {
+    /// The candle device this names, with every [`CudaTuning`]: `auto` is CUDA device 0
+    /// when compiled in and present, else the CPU.
+    pub fn open(self) -> Result<candle_core::Device, DeviceError> {
+        self.open_without(&[])
+    }
+
+    /// [`Device::open`] with the tunings in `without` left off.
+    pub fn open_without(self, without: &[CudaTuning]) -> Result<candle_core::Device, DeviceError> {
+        let device = match self {
+            Device::Cpu => return Ok(candle_core::Device::Cpu),
             Device::Auto if candle_core::utils::cuda_is_available() => {
-                Ok(candle_core::Device::new_cuda(0).unwrap_or(candle_core::Device::Cpu))
+                match candle_core::Device::new_cuda(0) {
+                    Ok(device) => device,
+                    Err(_) => return Ok(candle_core::Device::Cpu),
+                }
             }
-            Device::Auto => Ok(candle_core::Device::Cpu),
+            Device::Auto => return Ok(candle_core::Device::Cpu),
             Device::Cuda(_) if !candle_core::utils::cuda_is_available() => {
-                Err(DeviceError::NoCuda(self))
+                return Err(DeviceError::NoCuda(self));
             }
             Device::Cuda(n) => {
                 candle_core::Device::new_cuda(n).map_err(|e| DeviceError::Unavailable {
                     device: self,
                     message: e.to_string(),
-                })
+                })?
             }
+        };
+        UPLOAD_CACHE.store(!without.contains(&CudaTuning::Uploads), Ordering::Relaxed);
+        tune(&device, without).map_err(|message| DeviceError::Unavailable {
+            device: self,
+            message,
+        })?;
+        Ok(device)
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn tune(device: &candle_core::Device, without: &[CudaTuning]) -> Result<(), String> {
+    use candle_core::cuda_backend::cudarc::driver::{result, sys};
+    let cuda = device.as_cuda_device().map_err(|e| e.to_string())?;
+    if !without.contains(&CudaTuning::Events) {
+        // SAFETY: daa runs every kernel and copy of a device on its one stream (candle's
+        // per-thread stream, and training runs on one thread), so stream order alone orders
+        // each allocation's uses and its release.
+        unsafe { cuda.disable_event_tracking() };
+    }
+    if !without.contains(&CudaTuning::Pool) {
+        let context = cuda.cuda_stream().context().clone();
+        context.bind_to_thread().map_err(|e| e.to_string())?;
+        let mut threshold = u64::MAX;
+        // SAFETY: the device handle comes from a live context; the attribute takes a u64
+        // (cuMemPoolSetAttribute: CU_MEMPOOL_ATTR_RELEASE_THRESHOLD is a cuuint64_t).
+        unsafe {
+            let pool = result::device::get_default_mem_pool(context.cu_device())
+                .map_err(|e| e.to_string())?;
+            result::mem_pool::set_attribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&raw mut threshold).cast(),
+            )
+            .map_err(|e| e.to_string())?;
         }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn tune(_device: &candle_core::Device, _without: &[CudaTuning]) -> Result<(), String> {
+    Ok(())
+}
+
+/// Holds candle's upload cache for shapes and strides while the value lives, on a CUDA
+/// device (nothing elsewhere). Hold it around training steps, on their thread.
+pub fn cached_uploads(device: &candle_core::Device) -> Option<impl Sized> {
+    #[cfg(feature = "cuda")]
+    {
+        let cuda = device.as_cuda_device().ok()?;
+        UPLOAD_CACHE
+            .load(Ordering::Relaxed)
+            .then(|| cuda.enable_cuda_graph_htod_cache())
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = device;
+        None::<()>
     }
 }
 

@@ -243,6 +243,19 @@ fn a_diverging_run_stops_with_a_clear_error_and_records_nothing() {
         find(&dir.path().join("runs"), "result.json").is_empty(),
         "no result recorded"
     );
+    // Losses are read once per epoch: a critic that diverges first is still the one named.
+    let out = run(
+        dir.path(),
+        &["adapt.method=daa", "adapt.critic.lr=1e20"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("critic 1's loss is NaN after 1 critic steps")
+            && err.contains("adapt.critic.lr"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -57,12 +57,12 @@ impl Adaptation for Coral {
     ) -> Result<Adapted, AdaptError> {
         let (output, on_source, _) = step.forward_both(target)?;
         let distance = distance(&on_source.feature, &output.feature)?;
-        self.distance.add(&distance)?;
+        self.distance.add(&distance);
         Ok(Adapted::with_term(output, (distance * self.adversarial)?))
     }
 
-    fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
-        self.distance.report()
+    fn end_epoch(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
+        Ok(self.distance.report()?)
     }
 }
 

@@ -68,7 +68,7 @@ impl Adaptation for Dann {
             0,
         )?;
         let domain = crate::nn::loss::bce_with_logits(&logits, &domains)?;
-        self.domain_loss.add(&domain)?;
+        self.domain_loss.add(&domain);
         Ok(Adapted::with_term(output, (domain * self.adversarial)?))
     }
 
@@ -76,8 +76,8 @@ impl Adaptation for Dann {
         self.adversaries.step(grads)
     }
 
-    fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
-        self.domain_loss.report()
+    fn end_epoch(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
+        Ok(self.domain_loss.report()?)
     }
 
     fn state(&self) -> Result<HashMap<String, Tensor>, AdaptError> {

@@ -3,7 +3,7 @@ impl AdaptError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             AdaptError::Checkpoint(e) => e.is_bad_input(),
-            AdaptError::Invalid(_) | AdaptError::NonFinite(_) => true,
+            AdaptError::Invalid(_) | AdaptError::NonFinite { .. } => true,
             AdaptError::Candle(_) => false,
         }
     }
@@ -19,7 +19,11 @@ pub enum AdaptError {
     #[error("{0}")]
     Invalid(String),
     #[error(
-        "{0}; lower the critics' learning rate (`adapt.critic.lr`) or the model's (`optim.lr`)"
+        "{what}; lower the critics' learning rate (`adapt.critic.lr`) or the model's (`optim.lr`)"
     )]
-    NonFinite(String),
+    NonFinite {
+        /// The model step of the epoch (from 1) whose critic steps diverged.
+        step: usize,
+        what: String,
+    },
 }

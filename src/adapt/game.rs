@@ -8,6 +8,7 @@ use candle_core::Tensor;
 
 use super::adversaries::Adversaries;
 use super::critic::{Config as CriticConfig, Critic};
+use super::measure::{StepScalars, sum_and_first_non_finite};
 use super::{AdaptError, Adaptation, Adapted, Setup, Step};
 use crate::data::batch::Tensors;
 use crate::models::model::Model;
@@ -31,12 +32,12 @@ pub struct Role {
     pub block: Option<usize>,
 }
 
-/// A critic with its role and its sums over the epoch's critic steps.
+/// A critic with its role and its values at the epoch's critic steps.
 struct Duel {
     critic: Critic,
     role: Role,
-    loss: f64,
-    wasserstein: f64,
+    loss: StepScalars,
+    wasserstein: StepScalars,
 }
 
 pub struct Game {
@@ -75,8 +76,8 @@ impl Game {
                 .map(|(critic, &role)| Duel {
                     critic,
                     role,
-                    loss: 0.0,
-                    wasserstein: 0.0,
+                    loss: StepScalars::default(),
+                    wasserstein: StepScalars::default(),
                 })
                 .collect(),
             adversaries,
@@ -130,16 +131,8 @@ impl Game {
                 &mut self.penalty_noise,
             )?;
             let loss = (penalty - &wasserstein)?;
-            let value = loss.to_scalar::<f32>()?;
-            if !value.is_finite() {
-                return Err(AdaptError::NonFinite(format!(
-                    "critic {}'s loss is {value} after {} critic steps",
-                    k + 1,
-                    self.critic_steps
-                )));
-            }
-            duel.loss += f64::from(value);
-            duel.wasserstein += f64::from(wasserstein.to_scalar::<f32>()?);
+            duel.loss.push(&loss);
+            duel.wasserstein.push(&wasserstein);
             losses.push(loss);
         }
         self.adversaries.step(&sum(losses)?.backward()?)?;
@@ -185,22 +178,31 @@ impl Adaptation for Game {
         Ok(Adapted::with_term(output, term))
     }
 
-    fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
+    fn end_epoch(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
         let n = self.critic_steps.max(1) as f64;
-        let (loss, wasserstein): (Vec<f64>, Vec<f64>) = self
-            .duels
-            .iter_mut()
-            .map(|d| {
-                let means = (d.loss / n, d.wasserstein / n);
-                (d.loss, d.wasserstein) = (0.0, 0.0);
-                means
-            })
-            .unzip();
+        let (mut loss, mut wasserstein) = (Vec::new(), Vec::new());
+        for (k, duel) in self.duels.iter_mut().enumerate() {
+            let values = duel.loss.take()?;
+            let (loss_sum, diverged) = sum_and_first_non_finite(&values);
+            let (wasserstein_sum, _) = sum_and_first_non_finite(&duel.wasserstein.take()?);
+            if let Some(at) = diverged {
+                return Err(AdaptError::NonFinite {
+                    step: at / self.config.n_critic.max(1) + 1,
+                    what: format!(
+                        "critic {}'s loss is {} after {at} critic steps",
+                        k + 1,
+                        values[at]
+                    ),
+                });
+            }
+            loss.push(loss_sum / n);
+            wasserstein.push(wasserstein_sum / n);
+        }
         self.critic_steps = 0;
         let mut report = serde_json::Map::new();
         report.insert("critic_loss".into(), loss.into());
         report.insert("wasserstein".into(), wasserstein.into());
-        report
+        Ok(report)
     }
 
     fn state(&self) -> Result<HashMap<String, Tensor>, AdaptError> {

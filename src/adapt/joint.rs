@@ -86,7 +86,7 @@ impl Adaptation for Joint {
     ) -> Result<Adapted, AdaptError> {
         let (output, on_source, s) = step.forward_both(target)?;
         let source_loss = (step.task_loss)(&on_source, &s.labels)?;
-        self.source_loss.add(&source_loss)?;
+        self.source_loss.add(&source_loss);
         let (target_share, source_share) =
             shares(target.labels.dim(0)?, s.labels.dim(0)?, self.target_weight);
         Ok(Adapted {
@@ -96,8 +96,8 @@ impl Adaptation for Joint {
         })
     }
 
-    fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
-        self.source_loss.report()
+    fn end_epoch(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
+        Ok(self.source_loss.report()?)
     }
 }
 

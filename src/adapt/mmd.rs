@@ -149,12 +149,12 @@ impl Adaptation for Mmd {
             self.config.multiplier,
         );
         let mmd = mmd2_of_distances(&d, on_source.feature.dim(0)?, &h)?;
-        self.mmd.add(&mmd)?;
+        self.mmd.add(&mmd);
         Ok(Adapted::with_term(output, (mmd * self.adversarial)?))
     }
 
-    fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
-        self.mmd.report()
+    fn end_epoch(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
+        Ok(self.mmd.report()?)
     }
 }
 

@@ -15,7 +15,7 @@ mod finetune;
 mod game;
 mod joint;
 mod l2sp;
-mod measure;
+pub mod measure;
 pub mod mmd;
 mod partial;
 mod single_domain;
@@ -177,8 +177,9 @@ pub trait Adaptation {
     }
 
     /// The epoch's measurements (means over its steps) for metrics.jsonl; resets them.
-    fn end_epoch(&mut self) -> serde_json::Map<String, serde_json::Value> {
-        serde_json::Map::new()
+    /// Fails with [`AdaptError::NonFinite`] where the method's own networks diverged.
+    fn end_epoch(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
+        Ok(serde_json::Map::new())
     }
 
     /// The method's own learned state (parameters, optimiser moments) by name, for

@@ -2,6 +2,7 @@
 
 pub mod batchnorm;
 pub mod checkpoint;
+pub mod counter_mask;
 mod cpu_kernel;
 pub mod embedding;
 mod fused_adam;
@@ -96,7 +97,7 @@ const MASK_CHUNK: usize = 1 << 16;
 /// words of `stream`. Chunks draw in parallel from copies of the stream set to their own
 /// word positions, so the mask is the one a sequential draw gives.
 pub fn dropout_mask(n: usize, p: f64, stream: &mut rng::Stream) -> Vec<f32> {
-    let threshold = ((1.0 - p) * 4_294_967_296.0) as u64;
+    let threshold = counter_mask::keep_threshold(p);
     let scale = dropout_scale(p);
     let start = stream.get_word_pos();
     let mut mask = vec![0f32; n];

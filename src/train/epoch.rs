@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use super::TrainError;
 pub use crate::adapt::TaskLoss;
-use crate::adapt::{Adaptation, SourceBatches, Step};
+use crate::adapt::measure::{StepScalars, sum_and_first_non_finite};
+use crate::adapt::{AdaptError, Adaptation, SourceBatches, Step};
 use crate::data::Table;
 use crate::data::batch::{Batch, Batches, LastBatch, epoch_order};
 use crate::models::model::Model;
@@ -66,6 +67,8 @@ pub fn run_epoch(
     bar.set_length(phase.rows.len() as u64 * (passes.end - passes.start));
     bar.set_position(0);
     let mut stats = EpochStats::default();
+    let (mut task_values, mut loss_values) = (StepScalars::default(), StepScalars::default());
+    let _uploads = crate::device::cached_uploads(phase.device);
     let epoch = passes.start / (passes.end - passes.start).max(1);
     for pass in passes {
         let order = epoch_order(phase.rows, seed, phase.shuffle, pass, true);
@@ -120,27 +123,46 @@ pub fn run_epoch(
                 Some(term) => (weighted + term)?,
                 None => weighted,
             };
-            let (task_value, loss_value) = (task.to_scalar::<f32>()?, loss.to_scalar::<f32>()?);
-            let diverged = |what: &str, value: f32| TrainError::NonFinite {
-                phase: phase.name,
-                epoch: epoch as usize + 1,
-                step: stats.steps + 1,
-                what: format!("the {what} is {value}"),
-                lr_key: phase.lr_key,
-            };
-            if !task_value.is_finite() {
-                return Err(diverged("task loss", task_value));
-            }
-            if !loss_value.is_finite() {
-                return Err(diverged("adaptation term", loss_value - task_value));
-            }
-            stats.task_loss += f64::from(task_value);
-            stats.loss += f64::from(loss_value);
+            task_values.push(&task);
+            loss_values.push(&loss);
             let grads = loss.backward()?;
             optimizer.step(&grads)?;
             adaptation.after_backward(&grads)?;
             stats.steps += 1;
         }
+    }
+    // The losses are read once, here: a read per step would stall a GPU at every step.
+    let (task_values, loss_values) = (task_values.take()?, loss_values.take()?);
+    let (task_sum, task_diverged) = sum_and_first_non_finite(&task_values);
+    let (loss_sum, loss_diverged) = sum_and_first_non_finite(&loss_values);
+    let diverged = |at: usize| {
+        let (what, value) = if !task_values[at].is_finite() {
+            ("task loss", task_values[at])
+        } else {
+            ("adaptation term", loss_values[at] - task_values[at])
+        };
+        TrainError::NonFinite {
+            phase: phase.name,
+            epoch: epoch as usize + 1,
+            step: at + 1,
+            what: format!("the {what} is {value}"),
+            lr_key: phase.lr_key,
+        }
+    };
+    let first = match (task_diverged, loss_diverged) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    // A method's own networks (critics) diverge within a model step, before its loss: the
+    // method names the cause when its step is the first.
+    stats.adaptation = match adaptation.end_epoch() {
+        Err(AdaptError::NonFinite { step, .. }) if first.is_some_and(|at| at + 1 < step) => {
+            return Err(diverged(first.expect("checked")));
+        }
+        report => report?,
+    };
+    if let Some(at) = first {
+        return Err(diverged(at));
     }
     if let Some(name) = model.params.first_non_finite()? {
         return Err(TrainError::NonFinite {
@@ -152,9 +174,8 @@ pub fn run_epoch(
         });
     }
     let steps = stats.steps.max(1) as f64;
-    stats.task_loss /= steps;
-    stats.loss /= steps;
-    stats.adaptation = adaptation.end_epoch();
+    stats.task_loss = task_sum / steps;
+    stats.loss = loss_sum / steps;
     Ok(stats)
 }
 

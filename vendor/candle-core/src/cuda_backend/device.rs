@@ -29,6 +29,8 @@ struct CudaRng(cudarc::curand::CudaRng);
 unsafe impl Send for CudaRng {}
 
 const CUDA_GRAPH_HTOD_CACHE_MAX_BYTES: usize = 4096;
+// daa: at most this many cached uploads (at most 4 KiB each) per thread.
+const CUDA_GRAPH_HTOD_CACHE_MAX_ENTRIES: usize = 4096;
 
 type CudaGraphHtodCacheKey = (DeviceId, TypeId, Vec<u8>);
 type CudaGraphHtodCache = HashMap<CudaGraphHtodCacheKey, Box<dyn Any>>;
@@ -232,7 +234,13 @@ impl CudaDevice {
 
         let cached = self.stream.clone_htod(src).w()?;
         CUDA_GRAPH_HTOD_CACHE.with(|cache| {
-            cache.borrow_mut().insert(key, Box::new(cached.clone()));
+            let mut cache = cache.borrow_mut();
+            // daa: bounded, so that data uploaded while the cache is held (small batches,
+            // dropout masks) cannot grow it without end; shapes and strides refill it.
+            if cache.len() >= CUDA_GRAPH_HTOD_CACHE_MAX_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, Box::new(cached.clone()));
         });
         Ok(Some(cached))
     }
