@@ -46,4 +46,40 @@ fn main() {
         None => String::new(),
     };
     println!("cargo:rustc-env=GIT_COMMIT_OF_DAA={commit}");
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+        compile_kernels();
+    }
+}
+
+/// `kernels/daa.cu` to PTX for the `cuda` feature, with the toolkit's nvcc (`CUDA_HOME`, else
+/// the PATH's) for `CUDA_COMPUTE_CAP` (scripts/build-cuda.sh sets both).
+fn compile_kernels() {
+    println!("cargo:rerun-if-changed=kernels");
+    println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
+    println!("cargo:rerun-if-env-changed=CUDA_HOME");
+    let nvcc = std::env::var("CUDA_HOME")
+        .map(|home| format!("{home}/bin/nvcc"))
+        .unwrap_or_else(|_| "nvcc".into());
+    let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "90".into());
+    let out = format!(
+        "{}/daa.ptx",
+        std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")
+    );
+    let status = std::process::Command::new(&nvcc)
+        .args([
+            "--ptx",
+            &format!("-arch=sm_{cap}"),
+            "-O3",
+            "-o",
+            &out,
+            "kernels/daa.cu",
+        ])
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("`{nvcc}` failed on kernels/daa.cu ({s})"),
+        Err(e) => panic!(
+            "cannot run `{nvcc}` for kernels/daa.cu: {e}; set CUDA_HOME (scripts/build-cuda.sh)"
+        ),
+    }
 }

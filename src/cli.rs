@@ -271,6 +271,13 @@ pub enum BenchCommand {
         batch: usize,
         #[arg(long, default_value_t = 5)]
         steps: usize,
+        /// The kernels a CUDA device runs (`train.kernels`): portable or device.
+        #[arg(long, default_value = "portable")]
+        kernels: String,
+        /// CUDA tunings to leave off, to measure what each is worth: events, pool, uploads
+        /// (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        cuda_without: Vec<String>,
         /// Backbones to time (default: all).
         models: Vec<String>,
     },

@@ -155,6 +155,59 @@ pub fn cached_uploads(device: &candle_core::Device) -> Option<impl Sized> {
     }
 }
 
+/// The GPU a run computed on, as result.json records it: reruns are bit-identical on the
+/// same GPU model, driver and cuBLAS, not across them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gpu {
+    pub name: String,
+    pub compute_capability: String,
+    pub multiprocessors: i32,
+    /// The CUDA driver API version (`cuDriverGetVersion`, e.g. 13000).
+    pub driver: i32,
+    /// `cublasGetVersion` (e.g. 130100).
+    pub cublas: i32,
+    /// Whether f32 products may use TF32 (candle's default: no).
+    pub tf32: bool,
+}
+
+/// The GPU behind `device`, `None` on the CPU.
+pub fn gpu(device: &candle_core::Device) -> Option<Gpu> {
+    #[cfg(feature = "cuda")]
+    {
+        use candle_core::cuda_backend::cudarc::{cublas, driver::sys};
+        let cuda = device.as_cuda_device().ok()?;
+        let stream = cuda.cuda_stream();
+        let context = stream.context();
+        let attribute = |a| context.attribute(a).unwrap_or(-1);
+        let (mut driver, mut blas) = (-1, -1);
+        // SAFETY: both write one int through a valid pointer; the cuBLAS handle is the
+        // device's live one.
+        unsafe {
+            sys::cuDriverGetVersion(&raw mut driver);
+            cublas::sys::cublasGetVersion_v2(*cuda.cublas_handle().handle(), &raw mut blas);
+        }
+        Some(Gpu {
+            name: context.name().unwrap_or_default(),
+            compute_capability: format!(
+                "{}.{}",
+                attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR),
+                attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
+            ),
+            multiprocessors: attribute(
+                sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            ),
+            driver,
+            cublas: blas,
+            tf32: candle_core::cuda_backend::gemm_reduced_precision_f32(),
+        })
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = device;
+        None
+    }
+}
+
 /// How a candle device is recorded in results: `cpu` or `cuda:N`.
 pub fn describe(device: &candle_core::Device) -> String {
     match device.location() {

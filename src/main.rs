@@ -96,12 +96,18 @@ fn dispatch(cli: &Cli) -> Result<()> {
             device,
             batch,
             steps,
+            kernels,
+            cuda_without,
             models,
         }) => commands::bench::step(
             &commands::registry_for(cli, here)?,
-            device,
-            *batch,
-            *steps,
+            &commands::bench::Options {
+                device,
+                batch: *batch,
+                steps: *steps,
+                kernels,
+                cuda_without,
+            },
             models,
         ),
         Command::Run {

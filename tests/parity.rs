@@ -269,3 +269,29 @@ fn metaheac_matches_pytorch() {
     check("metaheac");
     daa::nn::with_portable_kernels(|| check("metaheac"));
 }
+
+/// On the device under test with daa's kernels (`train.kernels = "device"`), dropout draws
+/// the CPU's masks bit for bit and leaves its stream where the CPU leaves it. On the CPU
+/// both sides are the CPU's draw; the check is for `PARITY_DEVICE=cuda:N`.
+#[test]
+fn device_kernels_draw_the_cpu_dropout_masks() {
+    let device = device();
+    let _kernels = daa::nn::use_kernels(daa::config::schema::Kernels::Device);
+    for (shape, p) in [((3usize, 5usize), 0.5), ((64, 1000), 0.1), ((7, 33), 0.9)] {
+        let x = Tensor::ones(shape, candle_core::DType::F32, &device).unwrap();
+        let mut on_device = daa::rng::stream(5, "dropout", 1);
+        let mut on_host = daa::rng::stream(5, "dropout", 1);
+        // Start both mid-block, as a layer after an odd-sized one does.
+        daa::nn::dropout_mask(3, p, &mut on_device);
+        daa::nn::dropout_mask(3, p, &mut on_host);
+        let mut mode = Mode::train(Some(&mut on_device));
+        let got = daa::nn::dropout(&x, p, &mut mode).unwrap();
+        let expected = daa::nn::dropout_mask(shape.0 * shape.1, p, &mut on_host);
+        assert_eq!(
+            got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            expected,
+            "{shape:?}, p {p}"
+        );
+        assert_eq!(on_device.get_word_pos(), on_host.get_word_pos());
+    }
+}

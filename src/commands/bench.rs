@@ -3,18 +3,37 @@
 use anyhow::{Result, bail};
 use daa::bench::{Bench, Timing};
 use daa::config::Registry;
+use daa::config::schema::Kernels;
+use daa::device::CudaTuning;
 
 use super::UsageError;
 
-pub fn step(
-    registry: &Registry,
-    device: &str,
-    batch: usize,
-    steps: usize,
-    chosen: &[String],
-) -> Result<()> {
-    let device: daa::device::Device = device.parse().map_err(UsageError)?;
-    let device = device.open()?;
+/// What `daa bench step` runs on.
+pub struct Options<'a> {
+    pub device: &'a str,
+    pub batch: usize,
+    pub steps: usize,
+    pub kernels: &'a str,
+    pub cuda_without: &'a [String],
+}
+
+pub fn step(registry: &Registry, options: &Options<'_>, chosen: &[String]) -> Result<()> {
+    let device: daa::device::Device = options.device.parse().map_err(UsageError)?;
+    let without = options
+        .cuda_without
+        .iter()
+        .map(|t| t.parse::<CudaTuning>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(UsageError)?;
+    let kernels: Kernels = serde_json::from_value(options.kernels.into()).map_err(|_| {
+        UsageError(format!(
+            "--kernels {}: expected portable or device",
+            options.kernels
+        ))
+    })?;
+    let device = device.open_without(&without)?;
+    let _kernels = daa::nn::use_kernels(kernels);
+    let (batch, steps) = (options.batch, options.steps);
     let mut bench = Bench::start(registry, &device, batch)?;
     let known = bench.backbones();
     let unknown: Vec<&String> = chosen.iter().filter(|m| !known.contains(m)).collect();
@@ -24,7 +43,21 @@ pub fn step(
             known.join(", ")
         )));
     }
-    println!("{}", bench.machine().describe());
+    let tunings: Vec<&str> = CudaTuning::ALL
+        .into_iter()
+        .filter(|t| !without.contains(t))
+        .map(CudaTuning::name)
+        .collect();
+    println!(
+        "{}; kernels {}; CUDA tunings on: {}",
+        bench.machine().describe(),
+        options.kernels,
+        if tunings.is_empty() {
+            "none".to_string()
+        } else {
+            tunings.join(", ")
+        }
+    );
     println!("{}", Timing::header());
     for name in known
         .iter()

@@ -147,6 +147,22 @@ pub struct TrainConfig {
     pub select_on: SelectOn,
     pub auc: AucMode,
     pub device: Device,
+    /// Which kernels a CUDA device runs; nothing changes on the CPU.
+    #[serde(default)]
+    pub kernels: Kernels,
+}
+
+/// The kernels of a CUDA device (the CPU always runs daa's fused CPU kernels).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernels {
+    /// candle's tensor operations; dropout masks drawn on the host and uploaded.
+    #[default]
+    Portable,
+    /// daa's CUDA kernels (`kernels/daa.cu`): dropout masks computed on the device from the
+    /// same counter-based stream. Not the default until its parity tests have passed on a
+    /// GPU (scripts/gpu-check.sh).
+    Device,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -118,13 +118,19 @@ mod tests {
     fn chacha8_matches_the_published_test_vector() {
         // The all-zero key and nonce: the ChaCha8 keystream's first bytes as published
         // (draft-strombergson-chacha-test-vectors, TC1, 8 rounds).
-        let block = chacha8_block(&StreamKey { key: [0; 8], nonce: 0 }, 0);
+        let block = chacha8_block(
+            &StreamKey {
+                key: [0; 8],
+                nonce: 0,
+            },
+            0,
+        );
         let bytes: Vec<u8> = block.iter().flat_map(|w| w.to_le_bytes()).collect();
         assert_eq!(
             &bytes[..16],
             &[
-                0x3e, 0x00, 0xef, 0x2f, 0x89, 0x5f, 0x40, 0xd6, 0x7f, 0x5b, 0xb8, 0xe8, 0x1f,
-                0x09, 0xa5, 0xa1
+                0x3e, 0x00, 0xef, 0x2f, 0x89, 0x5f, 0x40, 0xd6, 0x7f, 0x5b, 0xb8, 0xe8, 0x1f, 0x09,
+                0xa5, 0xa1
             ]
         );
     }

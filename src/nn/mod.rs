@@ -4,6 +4,8 @@ pub mod batchnorm;
 pub mod checkpoint;
 pub mod counter_mask;
 mod cpu_kernel;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod embedding;
 mod fused_adam;
 mod fused_norm;
@@ -26,10 +28,32 @@ use rayon::prelude::*;
 
 pub use params::Params;
 
+use crate::config::schema::Kernels;
 use crate::rng;
 
 thread_local! {
     static PORTABLE: Cell<bool> = const { Cell::new(false) };
+    static DEVICE_KERNELS: Cell<Kernels> = const { Cell::new(Kernels::Portable) };
+}
+
+/// While the guard lives, this thread's CUDA work runs `kernels` (`train.kernels`).
+pub fn use_kernels(kernels: Kernels) -> impl Drop {
+    struct Restore(Kernels);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEVICE_KERNELS.set(self.0);
+        }
+    }
+    Restore(DEVICE_KERNELS.replace(kernels))
+}
+
+/// Whether work on `device` takes daa's CUDA kernels.
+#[cfg(feature = "cuda")]
+fn cuda_kernels(device: &Device) -> Option<&candle_core::CudaDevice> {
+    match device {
+        Device::Cuda(cuda) if DEVICE_KERNELS.get() == Kernels::Device => Some(cuda),
+        _ => None,
+    }
 }
 
 /// Runs `f` with this thread's CPU kernels (fused BatchNorm, in-place Adam) replaced by the
@@ -81,6 +105,10 @@ pub fn dropout(x: &Tensor, p: f64, mode: &mut Mode<'_>) -> Result<Tensor> {
     let Some(stream) = mode.noise.as_deref_mut().filter(|_| mode.train && p > 0.0) else {
         return Ok(x.clone());
     };
+    #[cfg(feature = "cuda")]
+    if let Some(cuda) = cuda_kernels(x.device()) {
+        return x.mul(&cuda::dropout_mask(x.shape(), p, stream, cuda)?);
+    }
     let mask = dropout_mask(x.elem_count(), p, stream);
     x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
 }

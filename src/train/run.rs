@@ -45,6 +45,9 @@ pub struct RunRecord {
     pub method: String,
     pub seed: u64,
     pub device: String,
+    /// The GPU, on a CUDA device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::device::Gpu>,
     pub git_commit: Option<String>,
     pub versions: serde_json::Value,
     pub target_train_rows: usize,
@@ -149,6 +152,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         TrainError::Invalid(format!("unknown method kind `{}`", exp.adapt.method.kind))
     })?;
     let device = exp.train.device.open()?;
+    let _kernels = crate::nn::use_kernels(exp.train.kernels);
     let dir = run_dir(resolved);
     let _lock = crate::lock::lock_dir(&dir, "this run directory")?;
     if !options.rerun
@@ -393,6 +397,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         method: exp.adapt.method.name.clone(),
         seed,
         device: crate::device::describe(&device),
+        gpu: crate::device::gpu(&device),
         git_commit: git_commit(),
         versions: serde_json::json!({"daa": env!("CARGO_PKG_VERSION"), "candle": env!("CANDLE_VERSION_OF_DAA")}),
         target_train_rows: split.train.len(),
