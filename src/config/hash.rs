@@ -19,12 +19,11 @@ pub fn experiment_hash(experiment: &Experiment) -> String {
     }
     // The kernel choice matters only on a CUDA device and where it is not the default:
     // runs from before the key keep their directories.
-    if experiment.train.kernels == super::schema::Kernels::Portable
-        || experiment.train.device == crate::device::Device::Cpu
+    if (experiment.train.kernels == super::schema::Kernels::Portable
+        || experiment.train.device == crate::device::Device::Cpu)
+        && let Some(train) = value["train"].as_object_mut()
     {
-        if let Some(train) = value["train"].as_object_mut() {
-            train.remove("kernels");
-        }
+        train.remove("kernels");
     }
     for ((slot, _), component) in super::SLOTS.iter().zip(experiment.components()) {
         let (section, key) = slot.split_once('.').expect("slots are section.key");
