@@ -7,8 +7,15 @@
 
 #ifdef __CUDACC__
 #define DAA_KERNEL extern "C" __global__
+#define DAA_BARRIER() __syncthreads()
+#define DAA_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #else
+// Host emulation: the harness runs a block as one thread (blockDim.x = 1), which takes
+// every iteration of each phase's strided loop in turn; the barriers between phases are
+// then no-ops, and the dynamic shared memory is the harness's `daa_shared`.
 #define DAA_KERNEL
+#define DAA_BARRIER()
+#define DAA_DYNAMIC_SHARED(type, name) type *name = (type *)daa_shared
 #endif
 
 // ---------------------------------------------------------------------------------------
@@ -64,4 +71,93 @@ DAA_KERNEL void dropout_mask_chacha8(
       out[position - start] = (unsigned long long)words[w] < threshold ? scale : 0.0f;
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// The embedding lookup and its deterministic backward (twins: `Lookup` and `SegmentSum`
+// in src/nn/lookup.rs). `ids` is the `(batch, fields)` index matrix, row-major; each field's
+// indices carry the field's offset into the one table, so no index occurs in two fields.
+
+// out[j, c] = table[ids[j], c] for the n = batch * fields positions j, one thread per
+// element.
+DAA_KERNEL void embedding_gather(const float *table, const unsigned int *ids, float *out,
+                                 unsigned long long n, unsigned int dim) {
+  const unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n * dim) return;
+  const unsigned long long j = i / dim, c = i % dim;
+  out[i] = table[(unsigned long long)ids[j] * dim + c];
+}
+
+// The table's gradient from the lookup's: out[id, c] = the sum over the batch rows b whose
+// field holds id of grad[b, field, c], added from 0 in increasing b, as the CPU's
+// index_add adds them (same bits). One block per field: the field's (id, row) pairs are
+// sorted in shared memory (bitonic, `padded` = batch rounded up to a power of two), then
+// each (first pair of an id, column) sums its segment. Every id has one writer and no
+// float is added atomically: the result does not depend on thread timing. Rows of `out`
+// that no index names are left as they are (zeroed by the caller).
+DAA_KERNEL void embedding_segment_sum(const float *grad, const unsigned int *ids, float *out,
+                                      unsigned int batch, unsigned int fields,
+                                      unsigned int dim, unsigned int padded) {
+  DAA_DYNAMIC_SHARED(unsigned int, pairs);  // keys[padded], then rows[padded]
+  unsigned int *keys = pairs, *rows = pairs + padded;
+  const unsigned int field = blockIdx.x;
+  for (unsigned int i = threadIdx.x; i < padded; i += blockDim.x) {
+    keys[i] = i < batch ? ids[(unsigned long long)i * fields + field] : 0xffffffffu;
+    rows[i] = i;
+  }
+  DAA_BARRIER();
+  for (unsigned int k = 2; k <= padded; k <<= 1) {
+    for (unsigned int j = k >> 1; j > 0; j >>= 1) {
+      for (unsigned int i = threadIdx.x; i < padded; i += blockDim.x) {
+        const unsigned int l = i ^ j;
+        if (l > i) {
+          const int ascending = (i & k) == 0;
+          const int greater = keys[i] > keys[l] || (keys[i] == keys[l] && rows[i] > rows[l]);
+          if (greater == ascending) {
+            const unsigned int key = keys[i], row = rows[i];
+            keys[i] = keys[l];
+            rows[i] = rows[l];
+            keys[l] = key;
+            rows[l] = row;
+          }
+        }
+      }
+      DAA_BARRIER();
+    }
+  }
+  for (unsigned long long t = threadIdx.x; t < (unsigned long long)batch * dim; t += blockDim.x) {
+    const unsigned int k = (unsigned int)(t / dim), c = (unsigned int)(t % dim);
+    if (k > 0 && keys[k] == keys[k - 1]) continue;
+    const unsigned int id = keys[k];
+    float sum = 0.0f;
+    for (unsigned int m = k; m < batch && keys[m] == id; ++m) {
+      sum += grad[((unsigned long long)rows[m] * fields + field) * dim + c];
+    }
+    out[(unsigned long long)id * dim + c] = sum;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Adam's update in two passes, the CPU's fused kernels' twins (`Moments` and `Apply` in
+// src/nn/fused_adam.rs), operation for operation: build.rs compiles with -fmad=false, so
+// no product is fused into an addition, and sqrtf and the division round as IEEE does, as
+// on the CPU (same bits). One thread per element.
+
+// moments = [m; v] (2n): g = grad + l2 p; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g g.
+DAA_KERNEL void adam_moments(float *moments, const float *grad, const float *param,
+                             unsigned long long n, float beta1, float beta2, float l2) {
+  const unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float g = grad[i] + l2 * param[i];
+  moments[i] = beta1 * moments[i] + (1.0f - beta1) * g;
+  moments[n + i] = beta2 * moments[n + i] + (1.0f - beta2) * g * g;
+}
+
+// p = p (1 - decoupled) - step_size * m / (sqrt(v) / correction2 + eps).
+DAA_KERNEL void adam_apply(float *param, const float *moments, unsigned long long n,
+                           float step_size, float correction2, float eps, float decoupled) {
+  const unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float denom = sqrtf(moments[n + i]) / correction2 + eps;
+  param[i] = param[i] * (1.0f - decoupled) - step_size * (moments[i] / denom);
 }

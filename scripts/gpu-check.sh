@@ -6,8 +6,12 @@
 #   2. the smoke experiments on cuda:0 and on cpu, test AUCs side by side (reported, not
 #      judged: cuBLAS sums in another order, and on the tiny smoke data, AUCs near 0.5,
 #      that float noise moves a trained model's AUC by a few hundredths);
-#   3. a training step per backbone on the GPU beside PyTorch on the same GPU.
-# Writes $OUT/gpu-check.md.
+#   3. bit-identical reruns: each backbone trained twice (smoke profile, source pretraining
+#      included, fresh directories) with each `train.kernels`, model digests compared:
+#      the pass/fail check of determinism on CUDA;
+#   4. a training step per backbone on the GPU beside PyTorch on the same GPU: portable
+#      kernels, daa's kernels, and with the CUDA tunings off (A/B of the cheap fixes).
+# Writes $OUT/gpu-check.md. GPU_CHECK_BENCH_STEPS (default 10) sets the bench's steps.
 #
 #   scripts/gpu-check.sh [path/to/daa [path/to/parity]]   # one call, well inside 10 minutes
 set -euo pipefail
@@ -40,9 +44,35 @@ for method in finetune daa; do
   done
 done
 
-{ echo; echo "## Training step"; echo; echo '```'; } >> "$report"
-BENCH_PYTHON="$python" BENCH_TORCH_SCRIPT="$repo/tools/torch_step_bench.py" \
-  "$repo/scripts/gpu-env.sh" "$daa" --registry "$repo/registry" bench step --device cuda:0 --steps 10 >> "$report" 2>&1 || status=1
-echo '```' >> "$report"
+{ echo; echo "## Bit-identical reruns on cuda:0 (last.safetensors digests)"; echo
+  echo "| backbone | kernels | first run | second run | equal |"; echo "|---|---|---|---|---|"; } >> "$report"
+for backbone in sharedbottom singletask omoe mmoe ple aitm metaheac; do
+  for kernels in portable device; do
+    digests=()
+    for attempt in 1 2; do
+      dir="reruns-$backbone-$kernels-$attempt"
+      run run "$repo/configs/${backbone}_nl.toml" --profile smoke --set train.device=cuda:0 \
+        --set "train.kernels=$kernels" --set "output.runs_dir='$dir'" > /dev/null || status=1
+      model="$(find "$work/$dir" -name last.safetensors | head -1)"
+      digests+=("$( [ -n "$model" ] && sha256sum "$model" | cut -c1-16 || echo missing)")
+    done
+    equal=no; [ "${digests[0]}" = "${digests[1]}" ] && [ "${digests[0]}" != missing ] && equal=yes
+    [ $equal = yes ] || status=1
+    echo "| $backbone | $kernels | ${digests[0]} | ${digests[1]} | $equal |" >> "$report"
+  done
+done
+
+steps="${GPU_CHECK_BENCH_STEPS:-10}"
+bench() {
+  BENCH_PYTHON="$python" BENCH_TORCH_SCRIPT="$repo/tools/torch_step_bench.py" \
+    "$repo/scripts/gpu-env.sh" "$daa" --registry "$repo/registry" bench step --device cuda:0 --steps "$steps" "$@" >> "$report" 2>&1 || status=1
+}
+for variant in "--kernels portable" "--kernels device" "--kernels portable --cuda-without events,pool,uploads" \
+               "--kernels portable --cuda-without events" "--kernels portable --cuda-without pool" "--kernels portable --cuda-without uploads"; do
+  { echo; echo "## Training step: $variant"; echo; echo '```'; } >> "$report"
+  # shellcheck disable=SC2086
+  bench $variant
+  echo '```' >> "$report"
+done
 cat "$report"
 exit $status

@@ -66,6 +66,14 @@ impl FromStr for CudaTuning {
 /// Whether training steps hold candle's upload cache (off only to measure it).
 static UPLOAD_CACHE: AtomicBool = AtomicBool::new(true);
 
+impl DeviceError {
+    /// A build without CUDA asked for it is the user's to fix (exit 2); a CUDA device that
+    /// does not answer is the machine's (exit 1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, DeviceError::NoCuda(_))
+    }
+}
+
 impl Device {
     /// The candle device this names, with every [`CudaTuning`]: `auto` is CUDA device 0
     /// when compiled in and present, else the CPU.

@@ -33,11 +33,11 @@ fn main() -> ExitCode {
 /// Whether `e` (one link of an error chain) is the user's to fix (exit code 2) or the
 /// environment's (exit code 1); `None` when this link does not say.
 fn bad_input(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
-    if e.is::<daa::config::ConfigError>()
-        || e.is::<UsageError>()
-        || e.is::<daa::device::DeviceError>()
-    {
+    if e.is::<daa::config::ConfigError>() || e.is::<UsageError>() {
         return Some(true);
+    }
+    if let Some(e) = e.downcast_ref::<daa::device::DeviceError>() {
+        return Some(e.is_bad_input());
     }
     if e.is::<daa::atomic::FileError>() {
         return Some(false);

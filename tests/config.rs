@@ -518,8 +518,18 @@ fn hash_covers_the_synthetic_generator_and_numerics_versions() {
     // A method without hyperparameters, used by its kind's name, is hashed as that name
     // (as before methods were registry entries: their runs keep their directories).
     value["adapt"]["method"] = "daa".into();
+    assert_ne!(resolved.hash, daa::config::digest(&value));
+    // The kernel choice is left out where it changes nothing (the CPU, or the default):
+    // runs from before the key keep their directories.
+    value["train"].as_object_mut().unwrap().remove("kernels");
     assert_eq!(resolved.hash, daa::config::digest(&value));
     let joint = |set: &[&str]| resolve_with(&repo().join("configs/mmoe_nl.toml"), &[], set).hash;
+    assert_eq!(joint(&[]), joint(&["train.kernels=device"]), "no matter on the CPU");
+    assert_ne!(
+        joint(&["train.device=cuda:0"]),
+        joint(&["train.device=cuda:0", "train.kernels=device"]),
+        "daa's CUDA kernels are part of a CUDA experiment"
+    );
     assert_ne!(
         joint(&["adapt.method=joint"]),
         joint(&["adapt.method=joint", "adapt.method.target_weight=2.0"]),

@@ -6,18 +6,22 @@
 use std::path::Path;
 use std::process::Command;
 
+use candle_core::{Device, Tensor};
 use daa::nn::counter_mask::{StreamKey, keep_threshold, mask_at};
 use daa::nn::dropout_scale;
+use daa::nn::lookup::{Lookup, SegmentSum};
 use daa::rng;
+use rand::Rng;
 
 /// Runs `main_body` (C statements; the kernels and the emulated `blockIdx`, `blockDim`
 /// and `threadIdx` in scope) and returns what it printed.
 fn run_c(dir: &Path, main_body: &str) -> String {
     let kernels = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels/daa.cu");
     let source = format!(
-        "#include <stdio.h>\n#include <stdlib.h>\n\
+        "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n\
          typedef struct {{ unsigned int x, y, z; }} daa_dim3;\n\
          static daa_dim3 blockIdx, threadIdx, blockDim;\n\
+         static unsigned int daa_shared[1 << 14];\n\
          #include \"{}\"\n\
          int main(int argc, char **argv) {{ (void)argc; (void)argv;\n{main_body}\nreturn 0; }}\n",
         kernels.display()
@@ -29,6 +33,7 @@ fn run_c(dir: &Path, main_body: &str) -> String {
         .args(["-std=c99", "-O1", "-Wno-unknown-pragmas", "-o"])
         .arg(&exe)
         .arg(&c)
+        .arg("-lm")
         .output()
         .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}` (set CC): {e}"));
     assert!(
@@ -85,8 +90,137 @@ fn the_dropout_mask_kernel_computes_the_cpu_streams_mask() {
     }
 }
 
+/// A C array literal of `values` (floats as Rust's shortest round-trip digits, which C
+/// reads back as the same f32).
+fn c_array<T: std::fmt::Debug>(values: &[T], suffix: &str) -> String {
+    let items: Vec<String> = values.iter().map(|v| format!("{v:?}{suffix}")).collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+fn floats(line: &str) -> Vec<f32> {
+    line.split_whitespace().map(parse_hex_float).collect()
+}
+
+#[test]
+fn the_embedding_kernels_compute_the_lookup_and_its_segment_sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stream = rng::stream(2, "test", 0);
+    // A batch that is not a power of two (padded sort), a field with few ids (long
+    // segments), rows no id names.
+    let (batch, fields, dim, rows) = (37usize, 3usize, 5usize, 40usize);
+    let cards = [2u32, 9, 13];
+    let offsets = [0u32, 2, 11];
+    let ids: Vec<u32> = (0..batch * fields)
+        .map(|j| offsets[j % fields] + stream.random_range(0..cards[j % fields]))
+        .collect();
+    let table: Vec<f32> = (0..rows * dim)
+        .map(|_| stream.random::<f32>() - 0.5)
+        .collect();
+    let grad: Vec<f32> = (0..batch * fields * dim)
+        .map(|_| stream.random::<f32>() * 2.0 - 1.0)
+        .collect();
+    let body = format!(
+        "unsigned int ids[] = {ids};\n\
+         float table[] = {table};\n\
+         float grad[] = {grad};\n\
+         float *looked = calloc({n}, sizeof(float)), *summed = calloc({m}, sizeof(float));\n\
+         blockDim.x = 64;\n\
+         for (blockIdx.x = 0; blockIdx.x < ({n} + 63) / 64; ++blockIdx.x)\n\
+           for (threadIdx.x = 0; threadIdx.x < 64; ++threadIdx.x)\n\
+             embedding_gather(table, ids, looked, {j}ull, {dim});\n\
+         blockDim.x = 1; threadIdx.x = 0;\n\
+         for (blockIdx.x = 0; blockIdx.x < {fields}; ++blockIdx.x)\n\
+           embedding_segment_sum(grad, ids, summed, {batch}, {fields}, {dim}, 64);\n\
+         for (int i = 0; i < {n}; ++i) printf(\"%a \", looked[i]); printf(\"\\n\");\n\
+         for (int i = 0; i < {m}; ++i) printf(\"%a \", summed[i]); printf(\"\\n\");",
+        ids = c_array(&ids, "u"),
+        table = c_array(&table, "f"),
+        grad = c_array(&grad, "f"),
+        n = batch * fields * dim,
+        m = rows * dim,
+        j = batch * fields,
+    );
+    let printed = run_c(dir.path(), &body);
+    let lines: Vec<&str> = printed.lines().collect();
+
+    let dev = Device::Cpu;
+    let ids = Tensor::from_vec(ids, (batch, fields), &dev).unwrap();
+    let table = Tensor::from_vec(table, (rows, dim), &dev).unwrap();
+    let grad = Tensor::from_vec(grad, (batch * fields, dim), &dev).unwrap();
+    let looked = table.apply_op2_no_bwd(&ids, &Lookup).unwrap();
+    let summed = grad.apply_op2_no_bwd(&ids, &SegmentSum { rows }).unwrap();
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(floats(lines[0]), flat(&looked));
+    assert_eq!(floats(lines[1]), flat(&summed));
+    assert!(flat(&summed).iter().any(|&g| g != 0.0));
+}
+
+#[test]
+fn the_adam_kernels_update_as_the_cpu_kernels_do() {
+    use candle_core::Var;
+    use daa::config::schema::Optimizer;
+    use daa::nn::optim::Adam;
+    let dir = tempfile::tempdir().unwrap();
+    let mut stream = rng::stream(3, "test", 0);
+    let n = 1000;
+    let start: Vec<f32> = (0..n).map(|_| stream.random::<f32>() - 0.5).collect();
+    let weights: Vec<f32> = (0..n).map(|_| stream.random::<f32>() * 4.0 - 2.0).collect();
+    let (lr, decay, steps) = (1e-3, 0.01, 3);
+    for kind in [Optimizer::Adam, Optimizer::Adamw] {
+        // The CPU: three steps on sum(p * w), whose gradient is w.
+        let dev = Device::Cpu;
+        let p = Var::from_tensor(&Tensor::new(start.as_slice(), &dev).unwrap()).unwrap();
+        let w = Tensor::new(weights.as_slice(), &dev).unwrap();
+        let mut adam = Adam::new(vec![p.clone()], kind, lr, decay);
+        for _ in 0..steps {
+            let grads = (p.as_tensor() * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            adam.step(&grads).unwrap();
+        }
+        // The kernels, with the terms Adam computes per step.
+        let (l2, decoupled) = match kind {
+            Optimizer::Adam => (decay as f32, 0.0f32),
+            Optimizer::Adamw => (0.0, (lr * decay) as f32),
+        };
+        let mut body = format!(
+            "float p[] = {}; float w[] = {}; float *mv = calloc({}, sizeof(float));\n\
+             blockDim.x = 128; threadIdx.x = 0;\n",
+            c_array(&start, "f"),
+            c_array(&weights, "f"),
+            2 * n
+        );
+        for t in 1..=steps {
+            let step_size = (lr / (1.0 - 0.9f64.powi(t))) as f32;
+            let correction2 = (1.0 - 0.999f64.powi(t)).sqrt() as f32;
+            body.push_str(&format!(
+                "for (blockIdx.x = 0; blockIdx.x < 8; ++blockIdx.x)\n\
+                   for (threadIdx.x = 0; threadIdx.x < 128; ++threadIdx.x)\n\
+                     adam_moments(mv, w, p, {n}ull, 0.9f, 0.999f, {l2:?}f);\n\
+                 for (blockIdx.x = 0; blockIdx.x < 8; ++blockIdx.x)\n\
+                   for (threadIdx.x = 0; threadIdx.x < 128; ++threadIdx.x)\n\
+                     adam_apply(p, mv, {n}ull, {step_size:?}f, {correction2:?}f, 1e-8f, {decoupled:?}f);\n"
+            ));
+        }
+        body.push_str("for (int i = 0; i < 1000; ++i) printf(\"%a \", p[i]); printf(\"\\n\");");
+        let printed = run_c(dir.path(), &body);
+        let cpu = p.as_tensor().to_vec1::<f32>().unwrap();
+        assert_eq!(floats(printed.trim_end()), cpu, "{kind:?}");
+        assert!(
+            cpu.iter().zip(&start).all(|(a, b)| a != b),
+            "every parameter moved"
+        );
+    }
+}
+
 /// A C `%a` float (`0x1.2p+1`, `0x0p+0`).
 fn parse_hex_float(text: &str) -> f32 {
+    if let Some(positive) = text.strip_prefix('-') {
+        return -parse_hex_float(positive);
+    }
     let (mantissa, exponent) = text.split_once('p').expect("%a has an exponent");
     let exponent: i32 = exponent.parse().unwrap();
     let digits = mantissa.trim_start_matches("0x");

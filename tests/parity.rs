@@ -295,3 +295,88 @@ fn device_kernels_draw_the_cpu_dropout_masks() {
         assert_eq!(on_device.get_word_pos(), on_host.get_word_pos());
     }
 }
+
+/// With daa's kernels, the input layer's lookup and its table gradient (a segment sum on
+/// CUDA) are the CPU's `index_select` and `index_add`, bit for bit.
+#[test]
+fn device_kernels_look_up_and_sum_embeddings_as_the_cpu_does() {
+    use candle_core::Var;
+    use rand::Rng;
+    let device = device();
+    let mut stream = daa::rng::stream(9, "test", 0);
+    let (batch, fields, dim, rows) = (300usize, 4usize, 8usize, 50u32);
+    let ids: Vec<u32> = (0..batch * fields)
+        .map(|j| (j % fields) as u32 * rows + stream.random_range(0..(1 + 3 * (j % fields) as u32)))
+        .collect();
+    let table: Vec<f32> = (0..rows as usize * fields * dim)
+        .map(|_| stream.random::<f32>() - 0.5)
+        .collect();
+    let weights: Vec<f32> = (0..batch * fields * dim).map(|_| stream.random()).collect();
+    // Candle's lookup (index_select, backward index_add) or daa's (`Lookup`).
+    let step = |device: &Device, ours: bool| {
+        let ids = Tensor::from_slice(&ids, (batch, fields), device).unwrap();
+        let table = Var::from_tensor(
+            &Tensor::from_slice(&table, (rows as usize * fields, dim), device).unwrap(),
+        )
+        .unwrap();
+        let weights = Tensor::from_slice(&weights, (batch * fields, dim), device).unwrap();
+        let looked = if ours {
+            table.as_tensor().apply_op2(&ids, daa::nn::lookup::Lookup)
+        } else {
+            table.embedding(&ids.flatten_all().unwrap())
+        }
+        .unwrap();
+        let grads = (&looked * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        (flat(&looked), flat(grads.get(&table).unwrap()))
+    };
+    let cpu = step(&Device::Cpu, false);
+    let ours = step(&device, true);
+    assert_eq!(ours.0, cpu.0, "lookup");
+    assert_eq!(ours.1, cpu.1, "table gradient");
+}
+
+/// With daa's kernels, Adam and AdamW update parameters and moments as the CPU's fused
+/// kernels do, bit for bit.
+#[test]
+fn device_kernels_take_adam_steps_as_the_cpu_does() {
+    use candle_core::Var;
+    use daa::config::schema::Optimizer;
+    use rand::Rng;
+    let device = device();
+    let mut stream = daa::rng::stream(4, "test", 0);
+    let start: Vec<f32> = (0..5000).map(|_| stream.random::<f32>() - 0.5).collect();
+    let weights: Vec<f32> = (0..5000)
+        .map(|_| stream.random::<f32>() * 4.0 - 2.0)
+        .collect();
+    for kind in [Optimizer::Adam, Optimizer::Adamw] {
+        let train = |device: &Device| {
+            let p =
+                Var::from_tensor(&Tensor::from_slice(&start, (50, 100), device).unwrap()).unwrap();
+            let w = Tensor::from_slice(&weights, (50, 100), device).unwrap();
+            let mut adam = daa::nn::optim::Adam::new(vec![p.clone()], kind, 1e-3, 0.01);
+            for _ in 0..3 {
+                let loss = (p.as_tensor() * &w)
+                    .unwrap()
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap();
+                adam.step(&loss.backward().unwrap()).unwrap();
+            }
+            p.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let cpu = train(&Device::Cpu);
+        let _kernels = daa::nn::use_kernels(daa::config::schema::Kernels::Device);
+        assert_eq!(train(&device), cpu, "{kind:?}");
+    }
+}

@@ -87,9 +87,15 @@ impl InputLayer {
         numerical: &candle_core::Tensor,
     ) -> candle_core::Result<candle_core::Tensor> {
         let (batch, fields) = categorical.dims2()?;
-        let embedded = self
-            .table
-            .embedding(&categorical.flatten_all()?)?
+        let embedded =
+            if super::device_kernels(categorical.device()) && batch <= super::lookup::MAX_BATCH {
+                // A deterministic backward (a segment sum, not candle's serial index_add).
+                self.table
+                    .as_tensor()
+                    .apply_op2(&categorical.contiguous()?, super::lookup::Lookup)?
+            } else {
+                self.table.embedding(&categorical.flatten_all()?)?
+            }
             .reshape((batch, fields, self.dim))?;
         let numeric = self.numerical.forward_shared(numerical)?.unsqueeze(1)?;
         candle_core::Tensor::cat(&[embedded, numeric], 1)

@@ -1,5 +1,6 @@
 //! Adam's update as two in-place CPU passes (moments, then parameters) instead of a dozen
-//! element-wise tensor operations, each allocating a parameter-sized buffer.
+//! element-wise tensor operations, each allocating a parameter-sized buffer; on a CUDA
+//! device under `train.kernels = "device"`, the same two passes as kernels (kernels/daa.cu).
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result};
 use rayon::prelude::*;
@@ -46,6 +47,24 @@ impl InplaceOp3 for Moments {
             });
         Ok(())
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &mut candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<()> {
+        super::cuda::adam_moments(
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            [self.beta1, self.beta2, self.l2],
+        )
+    }
 }
 
 /// p = p (1 - decoupled) - step_size * m / (sqrt(v) / correction2 + eps).
@@ -77,6 +96,21 @@ impl InplaceOp2 for Apply {
             .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
             .for_each(|(param, (m, v))| apply_update(param, m, v, terms));
         Ok(())
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &mut candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        super::cuda::adam_apply(
+            (s1, l1),
+            (s2, l2),
+            [self.step_size, self.correction2, self.eps, self.decoupled],
+        )
     }
 }
 

@@ -12,6 +12,7 @@ mod fused_norm;
 #[cfg(test)]
 pub mod gradcheck;
 pub mod linear;
+pub mod lookup;
 pub mod loss;
 pub mod mixture;
 pub mod mlp;
@@ -47,13 +48,10 @@ pub fn use_kernels(kernels: Kernels) -> impl Drop {
     Restore(DEVICE_KERNELS.replace(kernels))
 }
 
-/// Whether work on `device` takes daa's CUDA kernels.
-#[cfg(feature = "cuda")]
-fn cuda_kernels(device: &Device) -> Option<&candle_core::CudaDevice> {
-    match device {
-        Device::Cuda(cuda) if DEVICE_KERNELS.get() == Kernels::Device => Some(cuda),
-        _ => None,
-    }
+/// Whether work on `device` takes daa's CUDA kernels (`train.kernels = "device"` on a
+/// CUDA device).
+pub(crate) fn device_kernels(device: &Device) -> bool {
+    device.is_cuda() && DEVICE_KERNELS.get() == Kernels::Device
 }
 
 /// Runs `f` with this thread's CPU kernels (fused BatchNorm, in-place Adam) replaced by the
@@ -106,7 +104,8 @@ pub fn dropout(x: &Tensor, p: f64, mode: &mut Mode<'_>) -> Result<Tensor> {
         return Ok(x.clone());
     };
     #[cfg(feature = "cuda")]
-    if let Some(cuda) = cuda_kernels(x.device()) {
+    if device_kernels(x.device()) {
+        let cuda = x.device().as_cuda_device()?;
         return x.mul(&cuda::dropout_mask(x.shape(), p, stream, cuda)?);
     }
     let mask = dropout_mask(x.elem_count(), p, stream);

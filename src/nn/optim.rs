@@ -64,7 +64,7 @@ impl Adam {
                     param.device(),
                 )?),
             };
-            if super::fused_kernels(param.device()) {
+            if super::fused_kernels(param.device()) || super::device_kernels(param.device()) {
                 let grad = grad.contiguous()?;
                 state.inplace_op3(
                     &grad,

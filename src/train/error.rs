@@ -51,7 +51,8 @@ impl TrainError {
             TrainError::Data(e) => e.is_bad_input(),
             TrainError::Checkpoint(e) => e.is_bad_input(),
             TrainError::Adapt(e) => e.is_bad_input(),
-            TrainError::Device(_) | TrainError::Invalid(_) | TrainError::NonFinite { .. } => true,
+            TrainError::Device(e) => e.is_bad_input(),
+            TrainError::Invalid(_) | TrainError::NonFinite { .. } => true,
             TrainError::Metric(_)
             | TrainError::Plot(_)
             | TrainError::Candle(_)
