@@ -161,3 +161,165 @@ DAA_KERNEL void adam_apply(float *param, const float *moments, unsigned long lon
   const float denom = sqrtf(moments[n + i]) / correction2 + eps;
   param[i] = param[i] * (1.0f - decoupled) - step_size * (moments[i] / denom);
 }
+
+// ---------------------------------------------------------------------------------------
+// The gated mixture of experts, the twins of `Mixture` and `MixtureGrad` in
+// src/nn/mixture.rs, sum for sum: experts (E, B, D), gates (B, G, E).
+
+// out[b, g, c] = sum over e (in order, from 0) of gates[b, g, e] experts[e, b, c]. One
+// thread per output element.
+DAA_KERNEL void mixture_forward(const float *experts, const float *gates, float *out,
+                                unsigned int n_e, unsigned int batch, unsigned int n_g,
+                                unsigned int width) {
+  const unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (unsigned long long)batch * n_g * width) return;
+  const unsigned long long row = i / width, c = i % width, b = row / n_g;
+  float o = 0.0f;
+  for (unsigned int e = 0; e < n_e; ++e) {
+    o += gates[row * n_e + e] * experts[((unsigned long long)e * batch + b) * width + c];
+  }
+  out[i] = o;
+}
+
+// Packed [d experts (E, B, D), d gates (B, G, E)] from the output's gradient (B, G, D):
+// d experts[e, b, c] = sum over g (in order, from 0) of gates[b, g, e] grad[b, g, c];
+// d gates[b, g, e] = grad[b, g, :] . experts[e, b, :] in eight interleaved partial sums,
+// as `dot` in src/nn/mixture.rs adds them (Rust's float sums start from -0). One thread
+// per packed element.
+DAA_KERNEL void mixture_backward(const float *experts, const float *gates, const float *grad,
+                                 float *out, unsigned int n_e, unsigned int batch,
+                                 unsigned int n_g, unsigned int width) {
+  const unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const unsigned long long n_experts = (unsigned long long)n_e * batch * width;
+  if (i < n_experts) {
+    const unsigned long long row = i / width, c = i % width;
+    const unsigned long long e = row / batch, b = row % batch;
+    float o = 0.0f;
+    for (unsigned int g = 0; g < n_g; ++g) {
+      const unsigned long long at = b * n_g + g;
+      o += gates[at * n_e + e] * grad[at * width + c];
+    }
+    out[i] = o;
+    return;
+  }
+  const unsigned long long j = i - n_experts;
+  if (j >= (unsigned long long)batch * n_g * n_e) return;
+  const unsigned long long row = j / n_e, e = j % n_e, b = row / n_g;
+  const float *x = grad + row * width;
+  const float *y = experts + (e * batch + b) * width;
+  const unsigned int whole = width / 8 * 8;
+  float partial[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  for (unsigned int k = 0; k < whole; k += 8) {
+    for (unsigned int l = 0; l < 8; ++l) partial[l] += x[k + l] * y[k + l];
+  }
+  float tail = -0.0f;
+  for (unsigned int k = whole; k < width; ++k) tail += x[k] * y[k];
+  float sum = -0.0f;
+  for (unsigned int l = 0; l < 8; ++l) sum += partial[l];
+  out[i] = sum + tail;
+}
+
+// ---------------------------------------------------------------------------------------
+// Training-mode BatchNorm -> ReLU -> dropout and its backward, the twins of
+// `NormReluDropout` and `NormReluDropoutGrad` in src/nn/fused_norm.rs, sum for sum: x is
+// (groups, batch, features); weight and bias (groups * features); the output puts each of
+// `split` equal parts of the features in a plane of its own: (groups * split, batch,
+// features / split). `mask` (x's layout, 0 or 1/(1-p)) may be null: no dropout. Column
+// sums run over the batch in row order in double precision, one thread per column.
+
+#define DAA_NORM_EPS 1e-5
+
+// Where element (g, row, f) of the input lands in the output.
+#define DAA_NORM_OUT(g, row, f, batch, features, split)                                     \
+  ((((unsigned long long)(g) * (split) + (f) / ((features) / (split))) * (batch) + (row)) *  \
+       ((features) / (split)) +                                                              \
+   (f) % ((features) / (split)))
+
+// Per column: stats = [mean | variance | 1/std] (3 x columns) and terms = [scale | shift]
+// (2 x columns), scale = weight / std, shift = bias - mean * scale.
+DAA_KERNEL void norm_stats(const float *x, const float *weight, const float *bias,
+                           float *stats, float *terms, unsigned int groups,
+                           unsigned int batch, unsigned int features) {
+  const unsigned long long column = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const unsigned long long columns = (unsigned long long)groups * features;
+  if (column >= columns) return;
+  const unsigned long long g = column / features, f = column % features;
+  double sum = 0.0, squares = 0.0;
+  for (unsigned int row = 0; row < batch; ++row) {
+    const double v = x[(g * batch + row) * features + f];
+    sum += v;
+    squares += v * v;
+  }
+  const double mean = sum / batch;
+  double variance = squares / batch - mean * mean;
+  variance = variance > 0.0 ? variance : 0.0;  // as f64::max(v, 0): NaN and below 0 to 0
+  const float inverse_std = (float)(1.0 / sqrt(variance + DAA_NORM_EPS));
+  const float mean32 = (float)mean;
+  const float scale = inverse_std * weight[column];
+  stats[column] = mean32;
+  stats[columns + column] = (float)variance;
+  stats[2 * columns + column] = inverse_std;
+  terms[column] = scale;
+  terms[columns + column] = bias[column] - mean32 * scale;
+}
+
+// out = max(0, x * scale + shift) * mask, one thread per element of x.
+DAA_KERNEL void norm_apply(const float *x, const float *terms, const float *mask, float *out,
+                           unsigned int groups, unsigned int batch, unsigned int features,
+                           unsigned int split) {
+  const unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const unsigned long long columns = (unsigned long long)groups * features;
+  if (i >= columns * batch) return;
+  const unsigned long long f = i % features, g = i / features / batch;
+  const unsigned long long row = i / features % batch, column = g * features + f;
+  float y = fmaxf(x[i] * terms[column] + terms[columns + column], 0.0f);
+  if (mask) y = y * mask[i];
+  out[DAA_NORM_OUT(g, row, f, batch, features, split)] = y;
+}
+
+// The gradient reaching the normalised value: through dropout's scale and ReLU's gate.
+#define DAA_GATED(y, grad, kept) ((y) > 0.0f ? (grad) * (kept) : 0.0f)
+
+// Per column: the sums of dz and dz x_hat over the batch, into the packed output's dw and
+// db (after dx: packed = [dx | dw | db]) and terms = [gain | mean dz | mean dz x_hat].
+DAA_KERNEL void norm_grad_sums(const float *x, const float *y, const float *grad,
+                               const float *stats, const float *weight, float *packed,
+                               float *terms, float kept, unsigned int groups,
+                               unsigned int batch, unsigned int features,
+                               unsigned int split) {
+  const unsigned long long column = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const unsigned long long columns = (unsigned long long)groups * features;
+  if (column >= columns) return;
+  const unsigned long long g = column / features, f = column % features;
+  const float mean = stats[column], inverse_std = stats[2 * columns + column];
+  double dz_sum = 0.0, dz_xhat_sum = 0.0;
+  for (unsigned int row = 0; row < batch; ++row) {
+    const unsigned long long at = DAA_NORM_OUT(g, row, f, batch, features, split);
+    const float d = DAA_GATED(y[at], grad[at], kept);
+    const float v = x[(g * batch + row) * features + f];
+    dz_sum += d;
+    dz_xhat_sum += d * (v - mean) * inverse_std;
+  }
+  const unsigned long long elements = columns * batch;
+  packed[elements + column] = (float)dz_xhat_sum;
+  packed[elements + columns + column] = (float)dz_sum;
+  terms[column] = inverse_std * weight[column];
+  terms[columns + column] = (float)(dz_sum / batch);
+  terms[2 * columns + column] = (float)(dz_xhat_sum / batch);
+}
+
+// dx = gain (dz - mean(dz) - x_hat mean(dz x_hat)), one thread per element of x.
+DAA_KERNEL void norm_grad_input(const float *x, const float *y, const float *grad,
+                                const float *stats, const float *terms, float *packed,
+                                float kept, unsigned int groups, unsigned int batch,
+                                unsigned int features, unsigned int split) {
+  const unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const unsigned long long columns = (unsigned long long)groups * features;
+  if (i >= columns * batch) return;
+  const unsigned long long f = i % features, g = i / features / batch;
+  const unsigned long long row = i / features % batch, column = g * features + f;
+  const unsigned long long at = DAA_NORM_OUT(g, row, f, batch, features, split);
+  const float x_hat = (x[i] - stats[column]) * stats[2 * columns + column];
+  packed[i] = terms[column] * (DAA_GATED(y[at], grad[at], kept) - terms[columns + column] -
+                               x_hat * terms[2 * columns + column]);
+}

@@ -11,6 +11,8 @@
 #      the pass/fail check of determinism on CUDA;
 #   4. a training step per backbone on the GPU beside PyTorch on the same GPU: portable
 #      kernels, daa's kernels, and with the CUDA tunings off (A/B of the cheap fixes).
+#   5. with GPU_CHECK_PAPER=1 (minutes: it generates the paper-sized synthetic domains
+#      first): one source-pretraining epoch of MMoE at the paper profile, timed.
 # Writes $OUT/gpu-check.md. GPU_CHECK_BENCH_STEPS (default 10) sets the bench's steps.
 #
 #   scripts/gpu-check.sh [path/to/daa [path/to/parity]]   # one call, well inside 10 minutes
@@ -74,5 +76,14 @@ for variant in "--kernels portable" "--kernels device" "--kernels portable --cud
   bench $variant
   echo '```' >> "$report"
 done
+if [ "${GPU_CHECK_PAPER:-0}" = 1 ]; then
+  { echo; echo "## Paper profile: one source-pretraining epoch of MMoE on cuda:0 (daa's kernels)"
+    echo; echo '```'; } >> "$report"
+  start=$(date +%s)
+  run run "$repo/configs/mmoe_nl.toml" --profile paper --set train.device=cuda:0 --set train.kernels=device \
+    --set "output.runs_dir='paper'" --stop-pretraining-after 1 >> "$report" 2>&1 || status=1
+  echo "wall $(( $(date +%s) - start )) s, data generation included" >> "$report"
+  echo '```' >> "$report"
+fi
 cat "$report"
 exit $status

@@ -524,7 +524,11 @@ fn hash_covers_the_synthetic_generator_and_numerics_versions() {
     value["train"].as_object_mut().unwrap().remove("kernels");
     assert_eq!(resolved.hash, daa::config::digest(&value));
     let joint = |set: &[&str]| resolve_with(&repo().join("configs/mmoe_nl.toml"), &[], set).hash;
-    assert_eq!(joint(&[]), joint(&["train.kernels=device"]), "no matter on the CPU");
+    assert_eq!(
+        joint(&[]),
+        joint(&["train.kernels=device"]),
+        "no matter on the CPU"
+    );
     assert_ne!(
         joint(&["train.device=cuda:0"]),
         joint(&["train.device=cuda:0", "train.kernels=device"]),

@@ -216,6 +216,182 @@ fn the_adam_kernels_update_as_the_cpu_kernels_do() {
     }
 }
 
+#[test]
+fn the_mixture_kernels_compute_the_cpu_kernels_sums() {
+    use candle_core::Var;
+    let dir = tempfile::tempdir().unwrap();
+    let mut stream = rng::stream(5, "test", 0);
+    // A width with a tail after the eight-wide chunks of the gate gradient's dot product.
+    let (n_e, batch, n_g, width) = (3usize, 7usize, 2usize, 19usize);
+    let mut draw =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| stream.random::<f32>() * 2.0 - 1.0).collect() };
+    let (experts, gates, grad) = (
+        draw(n_e * batch * width),
+        draw(batch * n_g * n_e),
+        draw(batch * n_g * width),
+    );
+    let (n_out, n_packed) = (batch * n_g * width, n_e * batch * width + batch * n_g * n_e);
+    let body = format!(
+        "float experts[] = {}; float gates[] = {}; float grad[] = {};\n\
+         float *out = calloc({n_out}, sizeof(float)), *packed = calloc({n_packed}, sizeof(float));\n\
+         blockDim.x = 32;\n\
+         for (blockIdx.x = 0; blockIdx.x < {fb}; ++blockIdx.x)\n\
+           for (threadIdx.x = 0; threadIdx.x < 32; ++threadIdx.x)\n\
+             mixture_forward(experts, gates, out, {n_e}, {batch}, {n_g}, {width});\n\
+         for (blockIdx.x = 0; blockIdx.x < {bb}; ++blockIdx.x)\n\
+           for (threadIdx.x = 0; threadIdx.x < 32; ++threadIdx.x)\n\
+             mixture_backward(experts, gates, grad, packed, {n_e}, {batch}, {n_g}, {width});\n\
+         for (int i = 0; i < {n_out}; ++i) printf(\"%a \", out[i]); printf(\"\\n\");\n\
+         for (int i = 0; i < {n_packed}; ++i) printf(\"%a \", packed[i]); printf(\"\\n\");",
+        c_array(&experts, "f"),
+        c_array(&gates, "f"),
+        c_array(&grad, "f"),
+        fb = n_out.div_ceil(32),
+        bb = n_packed.div_ceil(32),
+    );
+    let printed = run_c(dir.path(), &body);
+    let lines: Vec<&str> = printed.lines().collect();
+
+    // The CPU kernels: the mixture, and its backward on sum(out * grad).
+    let dev = Device::Cpu;
+    let e =
+        Var::from_tensor(&Tensor::from_vec(experts, (n_e, batch, width), &dev).unwrap()).unwrap();
+    let g = Var::from_tensor(&Tensor::from_vec(gates, (batch, n_g, n_e), &dev).unwrap()).unwrap();
+    let w = Tensor::from_vec(grad, (batch, n_g, width), &dev).unwrap();
+    let out = daa::nn::mixture::mixture(e.as_tensor(), g.as_tensor()).unwrap();
+    let grads = (&out * &w).unwrap().sum_all().unwrap().backward().unwrap();
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(floats(lines[0]), flat(&out));
+    let mut packed = flat(grads.get(&e).unwrap());
+    packed.extend(flat(grads.get(&g).unwrap()));
+    assert_eq!(floats(lines[1]), packed);
+}
+
+#[test]
+fn the_batchnorm_kernels_compute_the_cpu_kernels_forward_and_backward() {
+    use candle_core::Var;
+    use daa::nn::batchnorm::BatchNorm;
+    use daa::nn::{Mode, Params, dropout_mask};
+    let dir = tempfile::tempdir().unwrap();
+    // Three fused layers of four features, batch 9: the layers side by side in one product
+    // (batch dim 0: one group, its features split into three output planes) or stacked
+    // (batch dim 1: three groups); with and without dropout.
+    for (batch_dim, dropout) in [(0usize, true), (0, false), (1, true), (1, false)] {
+        let (groups, batch, features, split) = match batch_dim {
+            0 => (1usize, 9usize, 12usize, 3usize),
+            _ => (3, 9, 4, 1),
+        };
+        let dev = Device::Cpu;
+        let mut params = Params::new(&dev, 0);
+        let norm = BatchNorm::new(&mut params, &["a", "b", "c"].map(String::from), 4).unwrap();
+        let mut values = rng::stream(8, "test", batch_dim as u64);
+        let mut draw =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| values.random_range(-1.0f32..1.0)).collect() };
+        let (weight, bias) = (draw(12), draw(12));
+        for (name, var) in params.named_trainable() {
+            let value = if name.ends_with("weight") {
+                &weight
+            } else {
+                &bias
+            };
+            var.set(&Tensor::from_slice(value, 12, &dev).unwrap())
+                .unwrap();
+        }
+        let x_values = draw(108);
+        let x = Var::from_tensor(
+            &Tensor::from_slice(
+                &x_values,
+                if batch_dim == 0 {
+                    &[9, 12][..]
+                } else {
+                    &[3, 9, 4]
+                },
+                &dev,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let weights = draw(108);
+        let shift = Tensor::from_vec(draw(12), 12, &dev).unwrap();
+        let mut noise = dropout.then(|| rng::stream(7, "dropout", 0));
+        let mask = noise.clone().map(|mut s| dropout_mask(108, 0.5, &mut s));
+        let y = norm
+            .norm_relu_dropout(
+                x.as_tensor(),
+                &shift,
+                batch_dim,
+                0.5,
+                &mut Mode::train(noise.as_mut()),
+            )
+            .unwrap();
+        let w = Tensor::from_slice(&weights, (3, 9, 4), &dev).unwrap();
+        let grads = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let mut packed = flat(grads.get(&x).unwrap());
+        // The packed gradients: dx, then the weight's and the bias's (in that order).
+        for (_, var) in params.named_trainable() {
+            packed.extend(flat(grads.get(&var).unwrap()));
+        }
+
+        let (columns, n) = (groups * features, groups * batch * features);
+        let mask_c = match &mask {
+            Some(mask) => format!("float mask[] = {};", c_array(mask, "f")),
+            None => "float *mask = 0;".into(),
+        };
+        let grid = |threads: usize, call: &str| {
+            format!(
+                "blockDim.x = 32;\n\
+                 for (blockIdx.x = 0; blockIdx.x < {}; ++blockIdx.x)\n\
+                   for (threadIdx.x = 0; threadIdx.x < 32; ++threadIdx.x) {call};\n",
+                threads.div_ceil(32)
+            )
+        };
+        let dims = format!("{groups}, {batch}, {features}, {split}");
+        let body = format!(
+            "float x[] = {}; float weight[] = {}; float bias[] = {}; float grad[] = {}; {mask_c}\n\
+             float *stats = calloc({}, sizeof(float)), *terms = calloc({}, sizeof(float));\n\
+             float *y = calloc({n}, sizeof(float)), *packed = calloc({}, sizeof(float));\n\
+             {}{}{}{}\
+             for (int i = 0; i < {n}; ++i) printf(\"%a \", y[i]); printf(\"\\n\");\n\
+             for (int i = 0; i < {}; ++i) printf(\"%a \", packed[i]); printf(\"\\n\");",
+            c_array(&x_values, "f"),
+            c_array(&weight, "f"),
+            c_array(&bias, "f"),
+            c_array(&weights, "f"),
+            3 * columns,
+            3 * columns,
+            n + 2 * columns,
+            grid(
+                columns,
+                &format!(
+                    "norm_stats(x, weight, bias, stats, terms, {groups}, {batch}, {features})"
+                )
+            ),
+            grid(n, &format!("norm_apply(x, terms, mask, y, {dims})")),
+            grid(
+                columns,
+                &format!(
+                    "norm_grad_sums(x, y, grad, stats, weight, packed, terms, {:?}f, {dims})",
+                    if dropout { 2.0f32 } else { 1.0 }
+                )
+            ),
+            grid(
+                n,
+                &format!(
+                    "norm_grad_input(x, y, grad, stats, terms, packed, {:?}f, {dims})",
+                    if dropout { 2.0f32 } else { 1.0 }
+                )
+            ),
+            n + 2 * columns,
+        );
+        let printed = run_c(dir.path(), &body);
+        let lines: Vec<&str> = printed.lines().collect();
+        let case = format!("batch dim {batch_dim}, dropout {dropout}");
+        assert_eq!(floats(lines[0]), flat(&y), "{case}: output");
+        assert_eq!(floats(lines[1]), packed, "{case}: dx, dw, db");
+    }
+}
+
 /// A C `%a` float (`0x1.2p+1`, `0x0p+0`).
 fn parse_hex_float(text: &str) -> f32 {
     if let Some(positive) = text.strip_prefix('-') {

@@ -3,7 +3,8 @@
 //! gradients and BatchNorm statistics. Every backbone must match: forward within 1e-5,
 //! loss and gradients within 1e-4 relative, through the fused CPU kernels and through the
 //! portable paths other devices take. `PARITY_DEVICE=cuda:0` (a `--features cuda` build)
-//! runs the same checks on a GPU.
+//! runs the same checks on a GPU, through candle's operations and through daa's CUDA
+//! kernels (`train.kernels = "device"`), and holds those kernels to the CPU's bits.
 
 mod common;
 
@@ -115,6 +116,13 @@ fn relative_error(a: &Tensor, b: &Tensor, floor: f32) -> f32 {
         .to_scalar::<f32>()
         .unwrap();
     diff / scale.max(floor)
+}
+
+/// Runs `f` with daa's CUDA kernels (`train.kernels = "device"`): on a CUDA device the
+/// backbones' BatchNorm, mixture and lookup run as those kernels; the CPU is unchanged.
+fn with_device_kernels(f: impl FnOnce()) {
+    let _kernels = daa::nn::use_kernels(daa::config::schema::Kernels::Device);
+    f()
 }
 
 fn check(kind: &str) {
@@ -232,42 +240,49 @@ fn check(kind: &str) {
 fn sharedbottom_matches_pytorch() {
     check("sharedbottom");
     daa::nn::with_portable_kernels(|| check("sharedbottom"));
+    with_device_kernels(|| check("sharedbottom"));
 }
 
 #[test]
 fn singletask_matches_pytorch() {
     check("singletask");
     daa::nn::with_portable_kernels(|| check("singletask"));
+    with_device_kernels(|| check("singletask"));
 }
 
 #[test]
 fn omoe_matches_pytorch() {
     check("omoe");
     daa::nn::with_portable_kernels(|| check("omoe"));
+    with_device_kernels(|| check("omoe"));
 }
 
 #[test]
 fn mmoe_matches_pytorch() {
     check("mmoe");
     daa::nn::with_portable_kernels(|| check("mmoe"));
+    with_device_kernels(|| check("mmoe"));
 }
 
 #[test]
 fn ple_matches_pytorch() {
     check("ple");
     daa::nn::with_portable_kernels(|| check("ple"));
+    with_device_kernels(|| check("ple"));
 }
 
 #[test]
 fn aitm_matches_pytorch() {
     check("aitm");
     daa::nn::with_portable_kernels(|| check("aitm"));
+    with_device_kernels(|| check("aitm"));
 }
 
 #[test]
 fn metaheac_matches_pytorch() {
     check("metaheac");
     daa::nn::with_portable_kernels(|| check("metaheac"));
+    with_device_kernels(|| check("metaheac"));
 }
 
 /// On the device under test with daa's kernels (`train.kernels = "device"`), dropout draws
@@ -378,5 +393,97 @@ fn device_kernels_take_adam_steps_as_the_cpu_does() {
         let cpu = train(&Device::Cpu);
         let _kernels = daa::nn::use_kernels(daa::config::schema::Kernels::Device);
         assert_eq!(train(&device), cpu, "{kind:?}");
+    }
+}
+
+/// With daa's kernels, the gated mixture and its gradients are the CPU kernel's, bit for
+/// bit.
+#[test]
+fn device_kernels_mix_experts_as_the_cpu_does() {
+    use candle_core::Var;
+    use rand::Rng;
+    let device = device();
+    let mut stream = daa::rng::stream(6, "test", 0);
+    let (n_e, batch, n_g, width) = (8usize, 300usize, 2usize, 37usize);
+    let mut draw =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| stream.random::<f32>() - 0.5).collect() };
+    let (experts, gates, weights) = (
+        draw(n_e * batch * width),
+        draw(batch * n_g * n_e),
+        draw(batch * n_g * width),
+    );
+    let mix = |device: &Device| {
+        let var = |v: &[f32], shape: (usize, usize, usize)| {
+            Var::from_tensor(&Tensor::from_slice(v, shape, device).unwrap()).unwrap()
+        };
+        let (e, g) = (
+            var(&experts, (n_e, batch, width)),
+            var(&gates, (batch, n_g, n_e)),
+        );
+        let w = Tensor::from_slice(&weights, (batch, n_g, width), device).unwrap();
+        let out = daa::models::mix(e.as_tensor(), g.as_tensor()).unwrap();
+        let grads = (&out * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        [
+            flat(&out),
+            flat(grads.get(&e).unwrap()),
+            flat(grads.get(&g).unwrap()),
+        ]
+    };
+    let cpu = mix(&Device::Cpu);
+    let _kernels = daa::nn::use_kernels(daa::config::schema::Kernels::Device);
+    assert_eq!(mix(&device), cpu);
+}
+
+/// With daa's kernels, training-mode BatchNorm -> ReLU -> dropout (output, gradients of
+/// the input, weight and bias, running statistics) is the CPU's fused kernel, bit for bit.
+#[test]
+fn device_kernels_normalise_as_the_cpu_does() {
+    use candle_core::Var;
+    use daa::nn::batchnorm::BatchNorm;
+    use rand::Rng;
+    let device = device();
+    let mut stream = daa::rng::stream(10, "test", 0);
+    let mut draw =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| stream.random::<f32>() * 2.0 - 1.0).collect() };
+    let (x, shift, weights) = (draw(3 * 200 * 40), draw(120), draw(3 * 200 * 40));
+    for batch_dim in [0, 1] {
+        let shape: &[usize] = if batch_dim == 0 {
+            &[200, 120]
+        } else {
+            &[3, 200, 40]
+        };
+        let step = |device: &Device| {
+            let mut params = Params::new(device, 0);
+            let norm = BatchNorm::new(&mut params, &["a", "b", "c"].map(String::from), 40).unwrap();
+            let x = Var::from_tensor(&Tensor::from_slice(&x, shape, device).unwrap()).unwrap();
+            let shift = Tensor::from_slice(&shift, 120, device).unwrap();
+            let w = Tensor::from_slice(&weights, (3, 200, 40), device).unwrap();
+            let mut noise = daa::rng::stream(7, "dropout", 0);
+            let y = norm
+                .norm_relu_dropout(
+                    x.as_tensor(),
+                    &shift,
+                    batch_dim,
+                    0.3,
+                    &mut Mode::train(Some(&mut noise)),
+                )
+                .unwrap();
+            let grads = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mut out = vec![flat(&y), flat(grads.get(&x).unwrap())];
+            for (_, var) in params.named_trainable() {
+                out.push(flat(grads.get(&var).unwrap()));
+            }
+            for (name, value) in params.state_dict().unwrap() {
+                if name.contains("running") {
+                    out.push(flat(&value));
+                }
+            }
+            out
+        };
+        let cpu = step(&Device::Cpu);
+        let _kernels = daa::nn::use_kernels(daa::config::schema::Kernels::Device);
+        assert_eq!(step(&device), cpu, "batch dim {batch_dim}");
     }
 }

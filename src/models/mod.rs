@@ -208,9 +208,11 @@ pub fn from_logits(towers: Tensor, feature: Tensor) -> Result<Output> {
 }
 
 /// Mixes experts `(E, B, D)` with gate weights `(B, G, E)` (softmaxed): `(B, G, D)`; the
-/// fused CPU kernel, or a batched product elsewhere.
+/// fused CPU kernel (or its CUDA twin under `train.kernels = "device"`), or a batched
+/// product elsewhere.
 pub fn mix(experts: &Tensor, gates: &Tensor) -> Result<Tensor> {
-    if crate::nn::fused_kernels(experts.device()) {
+    let device = experts.device();
+    if crate::nn::fused_kernels(device) || crate::nn::device_kernels(device) {
         return crate::nn::mixture::mixture(experts, gates);
     }
     gates.matmul(&experts.transpose(0, 1)?.contiguous()?)

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{Result, Tensor, Var};
 
-use super::fused_norm::{Dropout, NormReluDropout, Stats};
+use super::fused_norm::{Dropout, Mask, NormReluDropout, Stats};
 use super::params::{Init, Params, Role};
-use super::{Mode, dropout, dropout_mask, dropout_scale};
+use super::{Mode, dropout, dropout_mask, dropout_mask_on, dropout_scale};
 
 const EPS: f64 = 1e-5;
 const MOMENTUM: f64 = 0.1;
@@ -81,7 +81,8 @@ impl BatchNorm {
         p: f64,
         mode: &mut Mode<'_>,
     ) -> Result<Tensor> {
-        if !(mode.train && super::fused_kernels(x.device())) {
+        let on_device = super::device_kernels(x.device());
+        if !(mode.train && (super::fused_kernels(x.device()) || on_device)) {
             let mut stats_shape = x.dims().to_vec();
             stats_shape[batch_dim] = 1;
             let shifted = x.broadcast_add(&shift.reshape(stats_shape.as_slice())?)?;
@@ -108,10 +109,18 @@ impl BatchNorm {
             .noise
             .as_deref_mut()
             .filter(|_| p > 0.0)
-            .map(|stream| Dropout {
-                mask: Arc::new(dropout_mask(x.elem_count(), p, stream)),
-                kept: dropout_scale(p),
-            });
+            .map(|stream| -> Result<Dropout> {
+                let mask = if on_device {
+                    Mask::Device(dropout_mask_on(x.shape(), p, stream, x.device())?)
+                } else {
+                    Mask::Host(Arc::new(dropout_mask(x.elem_count(), p, stream)))
+                };
+                Ok(Dropout {
+                    mask,
+                    kept: dropout_scale(p),
+                })
+            })
+            .transpose()?;
         let stats = Arc::new(Mutex::new(Stats::default()));
         let op = NormReluDropout {
             groups,
@@ -126,11 +135,21 @@ impl BatchNorm {
             .contiguous()?
             .apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)?;
         let stats = stats.lock().expect("statistics lock");
-        let device = x.device();
-        let mean = (Tensor::from_slice(&stats.mean, stats.mean.len(), device)?
-            + shift.flatten_all()?.detach())?;
-        let unbiased = (Tensor::from_slice(&stats.variance, stats.variance.len(), device)?
-            * (batch as f64 / (batch as f64 - 1.0).max(1.0)))?;
+        let (mean, variance) = match &stats.on_device {
+            Some(packed) => {
+                let columns = groups * features;
+                (
+                    packed.narrow(0, 0, columns)?,
+                    packed.narrow(0, columns, columns)?,
+                )
+            }
+            None => (
+                Tensor::from_slice(&stats.mean, stats.mean.len(), x.device())?,
+                Tensor::from_slice(&stats.variance, stats.variance.len(), x.device())?,
+            ),
+        };
+        let mean = (mean + shift.flatten_all()?.detach())?;
+        let unbiased = (variance * (batch as f64 / (batch as f64 - 1.0).max(1.0)))?;
         if mode.statistics {
             self.update_running(mean, unbiased)?;
         }

@@ -242,3 +242,145 @@ pub fn adam_apply(
     unsafe { launch.launch(per_element(n)) }.map_err(|e| failed(KERNEL, e))?;
     Ok(())
 }
+
+/// The gated mixture's `kernel` (`mixture_forward` on experts and gates, or
+/// `mixture_backward` on experts, gates and the output's gradient; src/nn/mixture.rs) for
+/// `dims` = experts, batch, gates, width: one thread per output element.
+pub fn mixture(
+    kernel: &'static str,
+    dims: [usize; 4],
+    inputs: &[(&CudaStorage, &Layout)],
+) -> Result<CudaStorage> {
+    let [n_e, batch, n_g, width] = dims;
+    let device = &inputs[0].0.device;
+    let n = match kernel {
+        "mixture_forward" => batch * n_g * width,
+        _ => n_e * batch * width + batch * n_g * n_e,
+    };
+    let views = inputs
+        .iter()
+        .map(|(storage, layout)| view::<f32>(storage, layout, kernel))
+        .collect::<Result<Vec<_>>>()?;
+    // SAFETY: the kernel writes each of the n elements.
+    let mut out = unsafe { device.alloc::<f32>(n) }?;
+    if n > 0 {
+        let func = device.get_or_load_custom_func(kernel, MODULE, PTX)?;
+        let dims = dims.map(|d| d as u32);
+        let mut launch = func.builder();
+        for input in &views {
+            launch.arg(input);
+        }
+        launch.arg(&mut out);
+        for d in &dims {
+            launch.arg(d);
+        }
+        // SAFETY: arguments as kernels/daa.cu declares them (the inputs as const float*:
+        // experts (E, B, D), gates (B, G, E)[, grad (B, G, D)]; the output; 4 x u32 dims in
+        // that order); one thread per output element, bounds-checked in the kernel.
+        unsafe { launch.launch(per_element(n)) }.map_err(|e| failed(kernel, e))?;
+    }
+    Ok(CudaStorage::wrap_cuda_slice(out, device.clone()))
+}
+
+/// Training-mode BatchNorm -> ReLU -> dropout (src/nn/fused_norm.rs) for `dims` = groups,
+/// batch, features, split on x, weight, bias and the mask (none: no dropout): the output
+/// and the statistics `[mean | variance | 1/std]`.
+pub fn norm_forward(
+    dims: [usize; 4],
+    inputs: [(&CudaStorage, &Layout); 3],
+    mask: Option<(&CudaStorage, &Layout)>,
+) -> Result<(CudaStorage, CudaStorage)> {
+    let [groups, batch, features, _] = dims;
+    let device = &inputs[0].0.device;
+    let (columns, n) = (groups * features, groups * batch * features);
+    let [x, weight, bias] = inputs.map(|(s, l)| view::<f32>(s, l, "norm_stats"));
+    let (x, weight, bias) = (x?, weight?, bias?);
+    let mask = mask
+        .map(|(s, l)| view::<f32>(s, l, "norm_apply"))
+        .transpose()?;
+    // SAFETY: norm_stats writes every element of both (one thread per column).
+    let mut stats = unsafe { device.alloc::<f32>(3 * columns) }?;
+    let mut terms = unsafe { device.alloc::<f32>(2 * columns) }?;
+    // SAFETY: norm_apply writes every output element (one thread per input element, each
+    // to its own place in the planes).
+    let mut out = unsafe { device.alloc::<f32>(n) }?;
+    let dims = dims.map(|d| d as u32);
+    if n > 0 {
+        let func = device.get_or_load_custom_func("norm_stats", MODULE, PTX)?;
+        let mut launch = func.builder();
+        launch
+            .arg(&x)
+            .arg(&weight)
+            .arg(&bias)
+            .arg(&mut stats)
+            .arg(&mut terms);
+        launch.arg(&dims[0]).arg(&dims[1]).arg(&dims[2]);
+        // SAFETY: arguments as kernels/daa.cu declares them (3 x const float*, 2 x float*,
+        // groups, batch, features as u32); one thread per column.
+        unsafe { launch.launch(per_element(columns)) }.map_err(|e| failed("norm_stats", e))?;
+        let func = device.get_or_load_custom_func("norm_apply", MODULE, PTX)?;
+        let none = 0u64;
+        let mut launch = func.builder();
+        launch.arg(&x).arg(&terms);
+        match &mask {
+            Some(mask) => launch.arg(mask),
+            None => launch.arg(&none),
+        };
+        launch.arg(&mut out);
+        for d in &dims {
+            launch.arg(d);
+        }
+        // SAFETY: arguments as declared (const float* x, terms, mask (a null pointer: no
+        // dropout), float* out, 4 x u32); the mask has x's elements; one thread per element.
+        unsafe { launch.launch(per_element(n)) }.map_err(|e| failed("norm_apply", e))?;
+    }
+    Ok((
+        CudaStorage::wrap_cuda_slice(out, device.clone()),
+        CudaStorage::wrap_cuda_slice(stats, device.clone()),
+    ))
+}
+
+/// The backward pass of [`norm_forward`] on x, y and y's gradient, given the statistics and
+/// the weight: packed `[dx | dw | db]` (src/nn/fused_norm.rs).
+pub fn norm_backward(
+    dims: [usize; 4],
+    kept: f32,
+    inputs: [(&CudaStorage, &Layout); 3],
+    stats: (&CudaStorage, &Layout),
+    weight: (&CudaStorage, &Layout),
+) -> Result<CudaStorage> {
+    let [groups, batch, features, _] = dims;
+    let device = &inputs[0].0.device;
+    let (columns, n) = (groups * features, groups * batch * features);
+    let [x, y, grad] = inputs.map(|(s, l)| view::<f32>(s, l, "norm_grad_sums"));
+    let (x, y, grad) = (x?, y?, grad?);
+    let stats = view::<f32>(stats.0, stats.1, "norm_grad_sums")?;
+    let weight = view::<f32>(weight.0, weight.1, "norm_grad_sums")?;
+    // SAFETY: norm_grad_sums writes dw, db and every term; norm_grad_input every dx.
+    let mut packed = unsafe { device.alloc::<f32>(n + 2 * columns) }?;
+    let mut terms = unsafe { device.alloc::<f32>(3 * columns) }?;
+    let dims = dims.map(|d| d as u32);
+    if n > 0 {
+        let func = device.get_or_load_custom_func("norm_grad_sums", MODULE, PTX)?;
+        let mut launch = func.builder();
+        launch.arg(&x).arg(&y).arg(&grad).arg(&stats).arg(&weight);
+        launch.arg(&mut packed).arg(&mut terms).arg(&kept);
+        for d in &dims {
+            launch.arg(d);
+        }
+        // SAFETY: arguments as declared (5 x const float*, 2 x float*, float kept, 4 x u32);
+        // one thread per column.
+        unsafe { launch.launch(per_element(columns)) }.map_err(|e| failed("norm_grad_sums", e))?;
+        let func = device.get_or_load_custom_func("norm_grad_input", MODULE, PTX)?;
+        let mut launch = func.builder();
+        launch.arg(&x).arg(&y).arg(&grad).arg(&stats).arg(&terms);
+        launch.arg(&mut packed).arg(&kept);
+        for d in &dims {
+            launch.arg(d);
+        }
+        // SAFETY: arguments as declared (5 x const float*, float*, float kept, 4 x u32); one
+        // thread per element of x, after the sums on the same stream.
+        unsafe { launch.launch(per_element(n)) }.map_err(|e| failed("norm_grad_input", e))?;
+    }
+    Ok(CudaStorage::wrap_cuda_slice(packed, device.clone()))
+}

@@ -22,6 +22,8 @@ pub struct Stats {
     pub mean: Vec<f32>,
     pub variance: Vec<f32>,
     inverse_std: Vec<f32>,
+    /// On a CUDA device: `[mean | variance | 1/std]` there (the vectors above stay empty).
+    pub on_device: Option<Tensor>,
 }
 
 pub struct NormReluDropout {
@@ -38,9 +40,33 @@ pub struct NormReluDropout {
 #[derive(Clone)]
 pub struct Dropout {
     /// Per element of the input: 0 or `kept`.
-    pub mask: Arc<Vec<f32>>,
+    pub mask: Mask,
     /// The factor of a kept unit, 1 / (1 - p).
     pub kept: f32,
+}
+
+/// A dropout mask where the kernel runs: on the host for the CPU kernel, on the device for
+/// its CUDA twin.
+#[derive(Clone)]
+pub enum Mask {
+    Host(Arc<Vec<f32>>),
+    Device(Tensor),
+}
+
+fn wrong_device(op: &str) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{op}: an input on another device"))
+}
+
+impl Dropout {
+    fn host(&self, op: &str) -> Result<&[f32]> {
+        match &self.mask {
+            Mask::Host(mask) => Ok(mask),
+            Mask::Device(mask) => Err(candle_core::Error::Msg(format!(
+                "{op}: the dropout mask is on {:?}, the kernel runs on the CPU",
+                mask.device().location()
+            ))),
+        }
+    }
 }
 
 impl NormReluDropout {
@@ -146,6 +172,10 @@ impl CustomOp3 for NormReluDropout {
             .zip(&scale)
             .map(|((b, m), s)| b - m * s)
             .collect();
+        let mask = match &self.dropout {
+            Some(dropout) => Some(dropout.host(self.name())?),
+            None => None,
+        };
         let segment = self.segment();
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(segment)
@@ -156,7 +186,7 @@ impl CustomOp3 for NormReluDropout {
                 let s = g * f_n + c * segment;
                 let at = (g * b_n + row) * f_n + c * segment..;
                 let at = at.start..at.start + segment;
-                let mask = self.dropout.as_ref().map(|d| &d.mask[at.clone()]);
+                let mask = mask.map(|m| &m[at.clone()]);
                 let (scale, shift) = (&scale[s..s + segment], &shift[s..s + segment]);
                 normalise_row(out_row, &x[at], scale, shift, mask);
             });
@@ -164,11 +194,50 @@ impl CustomOp3 for NormReluDropout {
             mean: mean32,
             variance: variance.iter().map(|&v| v as f32).collect(),
             inverse_std,
+            on_device: None,
         };
         Ok((
             CpuStorage::F32(out),
             Shape::from((g_n * self.split, b_n, segment)),
         ))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let mask = match &self.dropout {
+            Some(Dropout {
+                mask: Mask::Device(mask),
+                ..
+            }) => Some(mask.storage_and_layout()),
+            Some(_) => return Err(wrong_device(self.name())),
+            None => None,
+        };
+        let mask = match &mask {
+            Some((storage, layout)) => match &**storage {
+                candle_core::Storage::Cuda(storage) => Some((storage, *layout)),
+                _ => return Err(wrong_device(self.name())),
+            },
+            None => None,
+        };
+        let dims = [self.groups, self.batch, self.features, self.split];
+        let (out, stats) = super::cuda::norm_forward(dims, [(s1, l1), (s2, l2), (s3, l3)], mask)?;
+        let columns = self.groups * self.features;
+        self.stats.lock().expect("statistics lock").on_device = Some(Tensor::from_storage(
+            candle_core::Storage::Cuda(stats),
+            3 * columns,
+            candle_core::op::BackpropOp::none(),
+            false,
+        ));
+        let shape = (self.groups * self.split, self.batch, self.segment());
+        Ok((out, Shape::from(shape)))
     }
 
     fn bwd(
@@ -191,7 +260,7 @@ impl CustomOp3 for NormReluDropout {
                     dropout: self.dropout.clone(),
                     stats: self.stats.clone(),
                 },
-                weight: Arc::new(weight.flatten_all()?.to_vec1::<f32>()?),
+                weight: weight.clone(),
             },
         )?;
         let [dx, dw, db] = unpack(&packed, [x.shape(), weight.shape(), weight.shape()])?;
@@ -202,7 +271,7 @@ impl CustomOp3 for NormReluDropout {
 /// The backward pass of [`NormReluDropout`] on (x, y, grad of y): packed [dx, dw, db].
 struct NormReluDropoutGrad {
     forward: NormReluDropout,
-    weight: Arc<Vec<f32>>,
+    weight: Tensor,
 }
 
 impl CustomOp3 for NormReluDropoutGrad {
@@ -227,7 +296,12 @@ impl CustomOp3 for NormReluDropoutGrad {
         let op = &self.forward;
         let (g_n, b_n, f_n) = (op.groups, op.batch, op.features);
         let stats = op.stats.lock().expect("statistics lock");
-        let (mean, inverse_std, weight) = (&stats.mean, &stats.inverse_std, &self.weight);
+        let (weight, weight_layout) = self.weight.storage_and_layout();
+        let weight = match &*weight {
+            candle_core::Storage::Cpu(w) => contiguous(w, weight_layout, self.name())?,
+            _ => return Err(wrong_device(self.name())),
+        };
+        let (mean, inverse_std) = (&stats.mean, &stats.inverse_std);
         let columns = |column: usize, n: usize| column..column + n;
         let (db, dw) = op.column_sums(|a, b, column, range, output| {
             let (at, out) = (columns(column, a.len()), columns(output, a.len()));
@@ -272,6 +346,41 @@ impl CustomOp3 for NormReluDropoutGrad {
         dw_out.iter_mut().zip(&dw).for_each(|(o, v)| *o = *v as f32);
         db_out.iter_mut().zip(&db).for_each(|(o, v)| *o = *v as f32);
         Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * g_n * f_n)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let op = &self.forward;
+        let stats = op.stats.lock().expect("statistics lock");
+        let stats = stats
+            .on_device
+            .as_ref()
+            .ok_or_else(|| wrong_device(self.name()))?
+            .storage_and_layout();
+        let weight = self.weight.storage_and_layout();
+        let (candle_core::Storage::Cuda(stats_s), candle_core::Storage::Cuda(weight_s)) =
+            (&*stats.0, &*weight.0)
+        else {
+            return Err(wrong_device(self.name()));
+        };
+        let dims = [op.groups, op.batch, op.features, op.split];
+        let packed = super::cuda::norm_backward(
+            dims,
+            op.kept(),
+            [(s1, l1), (s2, l2), (s3, l3)],
+            (stats_s, stats.1),
+            (weight_s, weight.1),
+        )?;
+        let n = l1.shape().elem_count() + 2 * op.groups * op.features;
+        Ok((packed, Shape::from(n)))
     }
 }
 

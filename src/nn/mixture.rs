@@ -1,7 +1,8 @@
 //! The gated mixture of experts as one CPU kernel with its own backward:
 //! `out[b, g, :] = sum_e gates[b, g, e] * experts[e, b, :]`, with experts `(E, B, D)` and
 //! gates `(B, G, E)`. As tensor operations it needs the experts transposed to `(B, E, D)`
-//! (a copy), one tiny product per row, and copies back in the backward pass.
+//! (a copy), one tiny product per row, and copies back in the backward pass. On a CUDA
+//! device under `train.kernels = "device"` the same sums run as kernels (kernels/daa.cu).
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -68,6 +69,19 @@ impl CustomOp2 for Mixture {
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((self.batch, n_g, d))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let dims = [self.experts, self.batch, self.gates, self.width];
+        let out = super::cuda::mixture("mixture_forward", dims, &[(s1, l1), (s2, l2)])?;
+        Ok((out, Shape::from((self.batch, self.gates, self.width))))
     }
 
     fn bwd(
@@ -137,6 +151,26 @@ impl CustomOp3 for MixtureGrad {
         Ok((
             CpuStorage::F32(out),
             Shape::from(experts.len() + gates.len()),
+        ))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let op = &self.0;
+        let dims = [op.experts, op.batch, op.gates, op.width];
+        let inputs = [(s1, l1), (s2, l2), (s3, l3)];
+        let out = super::cuda::mixture("mixture_backward", dims, &inputs)?;
+        Ok((
+            out,
+            Shape::from(l1.shape().elem_count() + l2.shape().elem_count()),
         ))
     }
 }

@@ -103,13 +103,22 @@ pub fn dropout(x: &Tensor, p: f64, mode: &mut Mode<'_>) -> Result<Tensor> {
     let Some(stream) = mode.noise.as_deref_mut().filter(|_| mode.train && p > 0.0) else {
         return Ok(x.clone());
     };
+    x.mul(&dropout_mask_on(x.shape(), p, stream, x.device())?)
+}
+
+/// A dropout mask of `shape` on `device` from the next words of `stream`: computed there
+/// under daa's CUDA kernels, else drawn on the host (and copied to the device).
+pub fn dropout_mask_on(
+    shape: &candle_core::Shape,
+    p: f64,
+    stream: &mut rng::Stream,
+    device: &Device,
+) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if device_kernels(x.device()) {
-        let cuda = x.device().as_cuda_device()?;
-        return x.mul(&cuda::dropout_mask(x.shape(), p, stream, cuda)?);
+    if device_kernels(device) {
+        return cuda::dropout_mask(shape, p, stream, device.as_cuda_device()?);
     }
-    let mask = dropout_mask(x.elem_count(), p, stream);
-    x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+    Tensor::from_vec(dropout_mask(shape.elem_count(), p, stream), shape, device)
 }
 
 /// The dropout factor of a kept unit: 1 / (1 - p).
