@@ -2,7 +2,8 @@
 # Builds `daa --features cuda` on a machine without a GPU or a system CUDA, from PyPI's
 # CUDA 13.0 toolkit wheels (REFERENCE.md section 7), into target/cuda (CPU builds untouched).
 #
-#   scripts/build-cuda.sh      # target/cuda/release/{daa,parity}
+#   scripts/build-cuda.sh      # target/cuda/release/{daa,parity}, and target/cuda/carry/*.xz
+#                              # (stripped, compressed: what a GPU machine is sent)
 #
 # Environment:
 #   CUDA_VENV         where the toolkit wheels go (default: ~/.cache/daa-cuda/venv, outside the repo)
@@ -68,4 +69,11 @@ for line in sys.stdin:
 cp "$parity" "$repo/target/cuda/release/parity"
 echo "built in $(( $(date +%s) - start )) s: $binary ($(du -h "$binary" | cut -f1)), $repo/target/cuda/release/parity"
 readelf -d "$binary" | grep -E 'NEEDED' || true
+step "stripped, xz-compressed copies to carry to a GPU machine: target/cuda/carry/"
+mkdir -p "$repo/target/cuda/carry"
+for built in daa parity; do
+  strip -o "$repo/target/cuda/carry/$built" "$repo/target/cuda/release/$built"
+  xz -f -T0 "$repo/target/cuda/carry/$built"
+done
+du -h "$repo"/target/cuda/carry/*.xz
 echo "stub (for CPU-fallback runs here only): LD_LIBRARY_PATH=$cuda/lib/stubs:$cuda/lib"

@@ -16,8 +16,18 @@
 # Writes $OUT/gpu-check.md. GPU_CHECK_BENCH_STEPS (default 10) sets the bench's steps.
 #
 #   scripts/gpu-check.sh [path/to/daa [path/to/parity]]   # one call, well inside 10 minutes
+# From the device tool: run scripts/gpu-check.sh with carry ["target/cuda/carry"].
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Builds carried as scripts/build-cuda.sh packs them (target/cuda/carry/*.xz) are unpacked.
+for built in daa parity; do
+  packed="$repo/target/cuda/carry/$built.xz"
+  if [ -f "$packed" ] && [ ! -x "$repo/target/cuda/release/$built" ]; then
+    mkdir -p "$repo/target/cuda/release"
+    xz -dc "$packed" > "$repo/target/cuda/release/$built"
+    chmod +x "$repo/target/cuda/release/$built"
+  fi
+done
 daa="$(realpath "${1:-$repo/target/cuda/release/daa}")"
 parity="$(realpath "${2:-$repo/target/cuda/release/parity}")"
 out="${OUT:-$repo/gpu-check}"
