@@ -155,12 +155,13 @@ pub fn run_epoch(
     };
     // A method's own networks (critics) diverge within a model step, before its loss: the
     // method names the cause when its step is the first.
-    stats.adaptation = match adaptation.end_epoch() {
-        Err(AdaptError::NonFinite { step, .. }) if first.is_some_and(|at| at + 1 < step) => {
-            return Err(diverged(first.expect("checked")));
-        }
-        report => report?,
-    };
+    let report = adaptation.end_epoch();
+    if let (Some(at), Err(AdaptError::NonFinite { step, .. })) = (first, &report)
+        && at + 1 < *step
+    {
+        return Err(diverged(at));
+    }
+    stats.adaptation = report?;
     if let Some(at) = first {
         return Err(diverged(at));
     }
