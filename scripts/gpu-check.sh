@@ -12,7 +12,8 @@
 #   4. a training step per backbone on the GPU beside PyTorch on the same GPU: portable
 #      kernels, daa's kernels, and with the CUDA tunings off (A/B of the cheap fixes).
 #   5. with GPU_CHECK_PAPER=1 (minutes: it generates the paper-sized synthetic domains
-#      first): one source-pretraining epoch of MMoE at the paper profile, timed.
+#      first): one source-pretraining epoch of MMoE at the paper profile, timed, and the
+#      throughput of runs sharing the GPU (9 cpu-profile runs with --jobs 1 and 4).
 # Writes $OUT/gpu-check.md. GPU_CHECK_BENCH_STEPS (default 10) sets the bench's steps.
 #
 #   scripts/gpu-check.sh [path/to/daa [path/to/parity]]   # one call, well inside 10 minutes
@@ -93,6 +94,17 @@ if [ "${GPU_CHECK_PAPER:-0}" = 1 ]; then
   run run "$repo/configs/mmoe_nl.toml" --profile paper --set train.device=cuda:0 --set train.kernels=device \
     --set "output.runs_dir='paper'" --stop-pretraining-after 1 >> "$report" 2>&1 || status=1
   echo "wall $(( $(date +%s) - start )) s, data generation included" >> "$report"
+  echo '```' >> "$report"
+  # Several runs sharing the GPU: table3's MMoE/NL cells (cpu profile, 9 runs) one at a
+  # time and four at a time, results bit-identical either way.
+  { echo; echo "## Runs sharing cuda:0: table3 --profile cpu --only mmoe/nl"; echo; echo '```'; } >> "$report"
+  for jobs in 1 4; do
+    start=$(date +%s)
+    run reproduce table3 --profile cpu --only mmoe/nl --jobs $jobs --set train.device=cuda:0 \
+      --set train.kernels=device --set "output.runs_dir='share-$jobs'" --out "$work/share-out-$jobs" \
+      > /dev/null 2>&1 || status=1
+    echo "--jobs $jobs: $(( $(date +%s) - start )) s" >> "$report"
+  done
   echo '```' >> "$report"
 fi
 cat "$report"
