@@ -10,7 +10,8 @@
 #      included, fresh directories) with each `train.kernels`, model digests compared:
 #      the pass/fail check of determinism on CUDA;
 #   4. a training step per backbone on the GPU beside PyTorch on the same GPU: portable
-#      kernels, daa's kernels, and with the CUDA tunings off (A/B of the cheap fixes).
+#      kernels, daa's kernels, and with CUDA tunings off and on (A/B of the cheap fixes:
+#      runs use events and pool; uploads is measured before it becomes a default).
 #   5. with GPU_CHECK_PAPER=1 (minutes: it generates the paper-sized synthetic domains
 #      first): one source-pretraining epoch of MMoE at the paper profile, timed, and the
 #      throughput of runs sharing the GPU (9 cpu-profile runs with --jobs 1 and 4).
@@ -80,8 +81,9 @@ bench() {
   BENCH_PYTHON="$python" BENCH_TORCH_SCRIPT="$repo/tools/torch_step_bench.py" \
     "$repo/scripts/gpu-env.sh" "$daa" --registry "$repo/registry" bench step --device cuda:0 --steps "$steps" "$@" >> "$report" 2>&1 || status=1
 }
-for variant in "--kernels portable" "--kernels device" "--kernels portable --cuda-without events,pool,uploads" \
-               "--kernels portable --cuda-without events" "--kernels portable --cuda-without pool" "--kernels portable --cuda-without uploads"; do
+for variant in "--kernels portable" "--kernels device" "--kernels portable --cuda-tunings none" \
+               "--kernels portable --cuda-tunings pool" "--kernels portable --cuda-tunings events" \
+               "--kernels portable --cuda-tunings events,pool,uploads"; do
   { echo; echo "## Training step: $variant"; echo; echo '```'; } >> "$report"
   # shellcheck disable=SC2086
   bench $variant

@@ -274,10 +274,10 @@ pub enum BenchCommand {
         /// The kernels a CUDA device runs (`train.kernels`): portable or device.
         #[arg(long, default_value = "portable")]
         kernels: String,
-        /// CUDA tunings to leave off, to measure what each is worth: events, pool, uploads
-        /// (comma-separated).
-        #[arg(long, value_delimiter = ',')]
-        cuda_without: Vec<String>,
+        /// CUDA tunings to use, comma-separated, or none: events, pool, uploads (runs use
+        /// events and pool).
+        #[arg(long, value_delimiter = ',', default_value = "events,pool")]
+        cuda_tunings: Vec<String>,
         /// Backbones to time (default: all).
         models: Vec<String>,
     },

@@ -24,8 +24,8 @@ pub enum DeviceError {
     Unavailable { device: Device, message: String },
 }
 
-/// A CUDA setting that changes no result, only speed. All are on; `daa bench step
-/// --cuda-without` turns some off, to measure what each one is worth.
+/// A CUDA setting that changes no result, only speed. [`CudaTuning::DEFAULT`] are on in
+/// runs; `daa bench step --cuda-tunings` chooses, to measure what each one is worth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CudaTuning {
     /// No pair of CUDA events per allocation: with the one stream daa uses they order
@@ -36,12 +36,15 @@ pub enum CudaTuning {
     Pool,
     /// Shapes and strides, which candle uploads for every strided operation, uploaded once
     /// and copied on the device from then on (candle's upload cache, held during training
-    /// steps: [`cached_uploads`]).
+    /// steps: [`cached_uploads`]). Not a default until measured: a cached upload is a
+    /// device-side copy of a copy, which may cost more than the upload it saves.
     Uploads,
 }
 
 impl CudaTuning {
     pub const ALL: [CudaTuning; 3] = [CudaTuning::Events, CudaTuning::Pool, CudaTuning::Uploads];
+    /// What runs use.
+    pub const DEFAULT: [CudaTuning; 2] = [CudaTuning::Events, CudaTuning::Pool];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -63,8 +66,8 @@ impl FromStr for CudaTuning {
     }
 }
 
-/// Whether training steps hold candle's upload cache (off only to measure it).
-static UPLOAD_CACHE: AtomicBool = AtomicBool::new(true);
+/// Whether training steps hold candle's upload cache ([`CudaTuning::Uploads`]).
+static UPLOAD_CACHE: AtomicBool = AtomicBool::new(false);
 
 impl DeviceError {
     /// A build without CUDA asked for it is the user's to fix (exit 2); a CUDA device that
@@ -75,14 +78,14 @@ impl DeviceError {
 }
 
 impl Device {
-    /// The candle device this names, with every [`CudaTuning`]: `auto` is CUDA device 0
-    /// when compiled in and present, else the CPU.
+    /// The candle device this names, with the default [`CudaTuning`]s: `auto` is CUDA
+    /// device 0 when compiled in and present, else the CPU.
     pub fn open(self) -> Result<candle_core::Device, DeviceError> {
-        self.open_without(&[])
+        self.open_with(&CudaTuning::DEFAULT)
     }
 
-    /// [`Device::open`] with the tunings in `without` left off.
-    pub fn open_without(self, without: &[CudaTuning]) -> Result<candle_core::Device, DeviceError> {
+    /// [`Device::open`] with the tunings `tunings` (and no other).
+    pub fn open_with(self, tunings: &[CudaTuning]) -> Result<candle_core::Device, DeviceError> {
         let device = match self {
             Device::Cpu => return Ok(candle_core::Device::Cpu),
             Device::Auto if candle_core::utils::cuda_is_available() => {
@@ -102,8 +105,8 @@ impl Device {
                 })?
             }
         };
-        UPLOAD_CACHE.store(!without.contains(&CudaTuning::Uploads), Ordering::Relaxed);
-        tune(&device, without).map_err(|message| DeviceError::Unavailable {
+        UPLOAD_CACHE.store(tunings.contains(&CudaTuning::Uploads), Ordering::Relaxed);
+        tune(&device, tunings).map_err(|message| DeviceError::Unavailable {
             device: self,
             message,
         })?;
@@ -112,16 +115,16 @@ impl Device {
 }
 
 #[cfg(feature = "cuda")]
-fn tune(device: &candle_core::Device, without: &[CudaTuning]) -> Result<(), String> {
+fn tune(device: &candle_core::Device, tunings: &[CudaTuning]) -> Result<(), String> {
     use candle_core::cuda_backend::cudarc::driver::{result, sys};
     let cuda = device.as_cuda_device().map_err(|e| e.to_string())?;
-    if !without.contains(&CudaTuning::Events) {
+    if tunings.contains(&CudaTuning::Events) {
         // SAFETY: daa runs every kernel and copy of a device on its one stream (candle's
         // per-thread stream, and training runs on one thread), so stream order alone orders
         // each allocation's uses and its release.
         unsafe { cuda.disable_event_tracking() };
     }
-    if !without.contains(&CudaTuning::Pool) {
+    if tunings.contains(&CudaTuning::Pool) {
         let context = cuda.cuda_stream().context().clone();
         context.bind_to_thread().map_err(|e| e.to_string())?;
         let mut threshold = u64::MAX;
@@ -142,7 +145,7 @@ fn tune(device: &candle_core::Device, without: &[CudaTuning]) -> Result<(), Stri
 }
 
 #[cfg(not(feature = "cuda"))]
-fn tune(_device: &candle_core::Device, _without: &[CudaTuning]) -> Result<(), String> {
+fn tune(_device: &candle_core::Device, _tunings: &[CudaTuning]) -> Result<(), String> {
     Ok(())
 }
 

@@ -97,7 +97,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
             batch,
             steps,
             kernels,
-            cuda_without,
+            cuda_tunings,
             models,
         }) => commands::bench::step(
             &commands::registry_for(cli, here)?,
@@ -106,7 +106,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
                 batch: *batch,
                 steps: *steps,
                 kernels,
-                cuda_without,
+                cuda_tunings,
             },
             models,
         ),

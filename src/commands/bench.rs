@@ -14,14 +14,15 @@ pub struct Options<'a> {
     pub batch: usize,
     pub steps: usize,
     pub kernels: &'a str,
-    pub cuda_without: &'a [String],
+    pub cuda_tunings: &'a [String],
 }
 
 pub fn step(registry: &Registry, options: &Options<'_>, chosen: &[String]) -> Result<()> {
     let device: daa::device::Device = options.device.parse().map_err(UsageError)?;
-    let without = options
-        .cuda_without
+    let tunings = options
+        .cuda_tunings
         .iter()
+        .filter(|t| t.as_str() != "none")
         .map(|t| t.parse::<CudaTuning>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(UsageError)?;
@@ -31,7 +32,7 @@ pub fn step(registry: &Registry, options: &Options<'_>, chosen: &[String]) -> Re
             options.kernels
         ))
     })?;
-    let device = device.open_without(&without)?;
+    let device = device.open_with(&tunings)?;
     let _kernels = daa::nn::use_kernels(kernels);
     let (batch, steps) = (options.batch, options.steps);
     let mut bench = Bench::start(registry, &device, batch)?;
@@ -43,19 +44,15 @@ pub fn step(registry: &Registry, options: &Options<'_>, chosen: &[String]) -> Re
             known.join(", ")
         )));
     }
-    let tunings: Vec<&str> = CudaTuning::ALL
-        .into_iter()
-        .filter(|t| !without.contains(t))
-        .map(CudaTuning::name)
-        .collect();
+    let names: Vec<&str> = tunings.iter().map(|t| t.name()).collect();
     println!(
         "{}; kernels {}; CUDA tunings on: {}",
         bench.machine().describe(),
         options.kernels,
-        if tunings.is_empty() {
+        if names.is_empty() {
             "none".to_string()
         } else {
-            tunings.join(", ")
+            names.join(", ")
         }
     );
     println!("{}", Timing::header());
