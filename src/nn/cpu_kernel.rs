@@ -1,7 +1,7 @@
 //! What the fused CPU kernels (candle custom ops) share: their inputs as contiguous f32
 //! slices, and the split of a backward kernel's packed output into the inputs' gradients.
 
-use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, Layout, Result, Shape, Tensor, WithDType};
 
 fn not_contiguous(op: &str) -> candle_core::Error {
     candle_core::Error::Msg(format!("{op}: expects contiguous f32"))
@@ -9,9 +9,21 @@ fn not_contiguous(op: &str) -> candle_core::Error {
 
 /// The elements of a contiguous f32 input of `op`.
 pub fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((start, end))) => Ok(&v[start..end]),
-        _ => Err(not_contiguous(op)),
+    contiguous_as(storage, layout, op)
+}
+
+/// The elements of a contiguous input of `op` of type `T`.
+pub fn contiguous_as<'a, T: WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a [T]> {
+    match (storage.as_slice::<T>(), layout.contiguous_offsets()) {
+        (Ok(v), Some((start, end))) => Ok(&v[start..end]),
+        _ => Err(candle_core::Error::Msg(format!(
+            "{op}: expects contiguous {:?}",
+            T::DTYPE
+        ))),
     }
 }
 

@@ -245,18 +245,14 @@ pub fn adam_apply(
 
 /// The gated mixture's `kernel` (`mixture_forward` on experts and gates, or
 /// `mixture_backward` on experts, gates and the output's gradient; src/nn/mixture.rs) for
-/// `dims` = experts, batch, gates, width: one thread per output element.
+/// `dims` = experts, batch, gates, width, into `n` outputs: one thread per output element.
 pub fn mixture(
     kernel: &'static str,
     dims: [usize; 4],
     inputs: &[(&CudaStorage, &Layout)],
+    n: usize,
 ) -> Result<CudaStorage> {
-    let [n_e, batch, n_g, width] = dims;
     let device = &inputs[0].0.device;
-    let n = match kernel {
-        "mixture_forward" => batch * n_g * width,
-        _ => n_e * batch * width + batch * n_g * n_e,
-    };
     let views = inputs
         .iter()
         .map(|(storage, layout)| view::<f32>(storage, layout, kernel))

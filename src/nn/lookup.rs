@@ -7,7 +7,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::cpu_kernel::contiguous;
+use super::cpu_kernel::{contiguous, contiguous_as};
 
 /// `table (rows, dim)` looked up at `ids (batch, fields)` (u32, each field's indices
 /// offset into the one table): `(batch * fields, dim)`.
@@ -17,16 +17,6 @@ pub struct Lookup;
 /// `(batch, fields)` ids: `(rows, dim)`.
 pub struct SegmentSum {
     pub rows: usize,
-}
-
-/// The contiguous u32 ids of `op`.
-fn ids<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [u32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::U32(v), Some((start, end))) => Ok(&v[start..end]),
-        _ => Err(candle_core::Error::Msg(format!(
-            "{op}: expects contiguous u32 ids"
-        ))),
-    }
 }
 
 impl CustomOp2 for Lookup {
@@ -42,7 +32,7 @@ impl CustomOp2 for Lookup {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let table = contiguous(s1, l1, self.name())?;
-        let ids = ids(s2, l2, self.name())?;
+        let ids = contiguous_as::<u32>(s2, l2, self.name())?;
         let dim = l1.dims()[1];
         let mut out = Vec::with_capacity(ids.len() * dim);
         for &id in ids {
@@ -92,7 +82,7 @@ impl CustomOp2 for SegmentSum {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let grad = contiguous(s1, l1, self.name())?;
-        let ids = ids(s2, l2, self.name())?;
+        let ids = contiguous_as::<u32>(s2, l2, self.name())?;
         let (batch, fields) = l2.shape().dims2()?;
         let dim = l1.dims()[1];
         let mut out = vec![0f32; self.rows * dim];

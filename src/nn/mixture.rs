@@ -80,8 +80,10 @@ impl CustomOp2 for Mixture {
         l2: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let dims = [self.experts, self.batch, self.gates, self.width];
-        let out = super::cuda::mixture("mixture_forward", dims, &[(s1, l1), (s2, l2)])?;
-        Ok((out, Shape::from((self.batch, self.gates, self.width))))
+        let shape = Shape::from((self.batch, self.gates, self.width));
+        let inputs = [(s1, l1), (s2, l2)];
+        let out = super::cuda::mixture("mixture_forward", dims, &inputs, shape.elem_count())?;
+        Ok((out, shape))
     }
 
     fn bwd(
@@ -167,11 +169,9 @@ impl CustomOp3 for MixtureGrad {
         let op = &self.0;
         let dims = [op.experts, op.batch, op.gates, op.width];
         let inputs = [(s1, l1), (s2, l2), (s3, l3)];
-        let out = super::cuda::mixture("mixture_backward", dims, &inputs)?;
-        Ok((
-            out,
-            Shape::from(l1.shape().elem_count() + l2.shape().elem_count()),
-        ))
+        let n = l1.shape().elem_count() + l2.shape().elem_count();
+        let out = super::cuda::mixture("mixture_backward", dims, &inputs, n)?;
+        Ok((out, Shape::from(n)))
     }
 }
 
