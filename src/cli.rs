@@ -147,9 +147,14 @@ pub enum Command {
     /// Every finished run under a runs directory in one table: experiment, method, seed,
     /// hash, best epoch, test AUCs, wall time, commit.
     Runs {
-        /// The runs directory.
-        #[arg(long, default_value = "runs")]
-        runs_dir: PathBuf,
+        /// An experiment whose `output.runs_dir` (with the environment, `--profile` and
+        /// `--set` over it) is the directory to list; without one, `configs/base.toml`'s.
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
+        /// The runs directory (wins over every config layer).
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
         /// Only runs of experiments whose name contains this.
         #[arg(long)]
         experiment: Option<String>,

@@ -2,6 +2,7 @@
 //! ACM TOIS 2024), on candle.
 
 pub mod adapt;
+pub mod alignment;
 pub mod alloc;
 pub mod atomic;
 pub mod bench;

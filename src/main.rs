@@ -190,10 +190,15 @@ fn dispatch(cli: &Cli) -> Result<()> {
             )
         }
         Command::Runs {
+            config,
+            set,
             runs_dir,
             experiment,
             format,
-        } => commands::runs::list(runs_dir, experiment.as_deref(), *format),
+        } => {
+            let runs_dir = commands::runs::directory(cli, runs_dir, config.as_deref(), set)?;
+            commands::runs::list(&runs_dir, experiment.as_deref(), *format)
+        }
         Command::Plot { run_dir } => commands::plot::curves(run_dir),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

@@ -12,7 +12,16 @@ use std::path::{Path, PathBuf};
 /// Layer of each top-level module of the library, bottom first.
 const LAYERS: &[&[&str]] = &[
     &[
-        "alloc", "atomic", "config", "device", "digest", "lock", "metrics", "plot", "rng",
+        "alignment",
+        "alloc",
+        "atomic",
+        "config",
+        "device",
+        "digest",
+        "lock",
+        "metrics",
+        "plot",
+        "rng",
     ],
     &["data"],
     &["nn"],

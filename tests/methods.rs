@@ -108,6 +108,27 @@ fn every_method_runs_on_every_backbone_and_reports_its_measurements() {
             }
             let objective = train["loss"].as_f64().unwrap();
             assert!(objective.is_finite(), "{backbone}/{method}: {train}");
+            // Every method reports its alignment; critics their held-out estimates; a
+            // method with a term its gradient ratio.
+            let alignment = &epochs[0]["alignment"];
+            let accuracy = alignment["probe_accuracy"].as_f64();
+            assert!(
+                accuracy.is_some_and(|a| (0.0..=1.0).contains(&a)),
+                "{backbone}/{method}: {alignment}"
+            );
+            let critics = matches!(method.as_str(), "daa" | "daa_single" | "daa_d2" | "taa");
+            assert_eq!(
+                alignment.get("critic_wasserstein").is_some(),
+                critics,
+                "{backbone}/{method}: {alignment}"
+            );
+            let term =
+                critics || matches!(method.as_str(), "dann" | "coral" | "mmd" | "joint" | "l2sp");
+            assert_eq!(
+                train.get("term_gradient_ratio").is_some(),
+                term,
+                "{backbone}/{method}: {train}"
+            );
         }
     }
 }

@@ -372,3 +372,100 @@ fn an_unwritable_output_is_an_environment_error_naming_the_path() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("/dev/null/p.csv"), "{}", stderr(&out));
 }
+
+#[test]
+fn resume_refuses_what_it_cannot_trust_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = ["train.patience=10"];
+    let stopped = named_run_dir(
+        dir.path(),
+        &run(dir.path(), &sets, &["--stop-after-epochs", "2"]),
+    );
+    let progress = stopped.join("progress.json");
+    let original = std::fs::read_to_string(&progress).unwrap();
+    assert!(original.contains("\"epochs\": 2"), "{original}");
+    let refused = |damage: &dyn Fn(), file: &str| {
+        damage();
+        let out = run(dir.path(), &sets, &["--resume"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(file) && err.contains("without --resume"),
+            "{file}: {err}"
+        );
+        assert!(!stopped.join("result.json").exists());
+        std::fs::write(&progress, &original).unwrap();
+    };
+    // An edited epoch count, another edited value, a state outside the run directory, a
+    // file that is not text.
+    let write = |text: String| std::fs::write(&progress, text).unwrap();
+    refused(
+        &|| write(original.replace("\"epochs\": 2", "\"epochs\": 7")),
+        "progress.json",
+    );
+    refused(
+        &|| write(original.replace("\"finished\": false", "\"finished\": true")),
+        "progress.json",
+    );
+    refused(
+        &|| write(original.replace("\"state-epoch2", "\"../../state-epoch2")),
+        "progress.json",
+    );
+    refused(
+        &|| std::fs::write(&progress, b"\xff\xfe{\"epochs\": 2}").unwrap(),
+        "progress.json",
+    );
+    // metrics.jsonl cut in the middle of a line loses an epoch: refused, not cut silently.
+    let metrics_path = stopped.join("metrics.jsonl");
+    let metrics_text = std::fs::read_to_string(&metrics_path).unwrap();
+    let cut = metrics_text.find('\n').unwrap() + 20;
+    refused(
+        &|| std::fs::write(&metrics_path, &metrics_text[..cut]).unwrap(),
+        "metrics.jsonl",
+    );
+    std::fs::write(&metrics_path, &metrics_text).unwrap();
+    // A missing selected model: --resume says to start afresh, and a plain run does.
+    let best = stopped.join("best.safetensors");
+    refused(&|| std::fs::remove_file(&best).unwrap(), "best.safetensors");
+    let fresh = run(dir.path(), &sets, &[]);
+    assert!(fresh.status.success(), "{}", stderr(&fresh));
+    assert!(stopped.join("result.json").exists());
+}
+
+#[test]
+fn the_runs_index_takes_its_directory_from_the_config_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    let done = run(
+        dir.path(),
+        &[&format!("output.runs_dir='{}'", elsewhere.display())],
+        &[],
+    );
+    assert!(done.status.success(), "{}", stderr(&done));
+    let listed = |args: &[&str], env: &[(&str, &str)]| {
+        let out = daa(dir.path(), args, env);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let shown = elsewhere.display().to_string();
+    // The environment, --set and an experiment's layers; --runs-dir wins over them all.
+    let env = [("DAA_OUTPUT__RUNS_DIR", shown.as_str())];
+    assert!(listed(&["runs"], &env).contains("1 finished run(s)"));
+    let set = format!("output.runs_dir='{shown}'");
+    assert!(listed(&["runs", "--set", &set], &[]).contains("1 finished run(s)"));
+    let config = repo().join("configs/mmoe_nl.toml");
+    let config = config.to_str().unwrap();
+    assert!(listed(&["runs", config, "--set", &set], &[]).contains("1 finished run(s)"));
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let other = other.display().to_string();
+    assert!(listed(&["runs", "--runs-dir", &other], &env).contains("0 finished run(s)"));
+    // Nowhere: the message names the directory and the ways to set it.
+    let out = daa(dir.path(), &["runs"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("DAA_OUTPUT__RUNS_DIR"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -155,15 +155,28 @@ fn identical(a: &Path, b: &Path) -> bool {
 #[test]
 fn released_log_softmax_critic_equals_no_adversarial_term() {
     let dir = tempfile::tempdir().unwrap();
+    // With released critic inputs the term scores the training pass, which gives the
+    // Linear biases before BatchNorm no gradient. Symmetric inputs score an inference-mode
+    // pass, where those biases matter: a zero gradient reaches them, and Adam's L2 decay
+    // then moves them (as PyTorch decays a parameter whose gradient is zero), while w_e = 0
+    // skips the term's graph altogether.
     let released = run(
         dir.path(),
-        &["adapt.critic=wgan_gp_released", "train.patience=10"],
+        &[
+            "adapt.critic=wgan_gp_released",
+            "adapt.critic_inputs=released",
+            "train.patience=10",
+        ],
         &[],
         &[],
     );
     let silent = run(
         dir.path(),
-        &["adapt.weights.adversarial=0.0", "train.patience=10"],
+        &[
+            "adapt.weights.adversarial=0.0",
+            "adapt.critic_inputs=released",
+            "train.patience=10",
+        ],
         &[],
         &[],
     );
@@ -234,7 +247,8 @@ fn daa_without_its_adversarial_weight_trains_the_same_bits_as_finetune() {
             "{file}"
         );
     }
-    // The released code's behaviour (source rows enter the running statistics) breaks it.
+    // The released TAA's behaviour (source rows enter the running statistics) breaks it
+    // where the critics pass source rows through BatchNorm in training mode.
     let released = run(
         dir.path(),
         &[
@@ -242,6 +256,7 @@ fn daa_without_its_adversarial_weight_trains_the_same_bits_as_finetune() {
             "adapt.method=daa",
             "adapt.weights.adversarial=0.0",
             "adapt.source_batchnorm=update",
+            "adapt.critic_inputs=released",
         ],
         &[],
         &[],

@@ -33,7 +33,8 @@ impl Adversaries {
             .map(|(k, &width)| Critic::new(&mut params, &format!("critic{}", k + 1), width, config))
             .collect::<Result<Vec<_>, _>>()?;
         let decay = config.weight_decay.unwrap_or(exp.optim.weight_decay);
-        let optimizer = Adam::new(params.trainable(), config.optimizer, config.lr, decay);
+        let optimizer = Adam::new(params.trainable(), config.optimizer, config.lr, decay)
+            .with_betas(config.betas);
         Ok((Adversaries { params, optimizer }, critics))
     }
 

@@ -41,8 +41,16 @@ pub struct Config {
     pub n_critic: usize,
     pub optimizer: Optimizer,
     pub lr: f64,
+    /// Adam's decay rates of the critics' moments (beta1, beta2): PyTorch's (0.9, 0.999)
+    /// in the released code, (0, 0.9) in WGAN-GP (Gulrajani et al. 2017).
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
     /// The critics' weight decay; absent means the target model's `optim.weight_decay`.
     pub weight_decay: Option<f64>,
+}
+
+fn default_betas() -> [f64; 2] {
+    crate::nn::optim::BETAS
 }
 
 impl Validate for Config {
@@ -61,6 +69,11 @@ impl Validate for Config {
         )?;
         ensure(self.n_critic > 0, "n_critic", "must be positive")?;
         ensure(self.lr > 0.0, "lr", "must be positive")?;
+        ensure(
+            self.betas.iter().all(|b| (0.0..1.0).contains(b)),
+            "betas",
+            "must be two numbers in [0, 1)",
+        )?;
         ensure(
             self.weight_decay.is_none_or(|w| w >= 0.0),
             "weight_decay",

@@ -1,6 +1,15 @@
 //! The WGAN-GP game of DAA and TAA: critics that each take some features as real and the
 //! target encoder's features on target rows as fake. Per target batch: `n_critic` critic
 //! steps on fresh source batches, then the model's term w_e * Σ_k -D_k(fake_k).
+//!
+//! `adapt.critic_inputs` says how the features are computed. `symmetric`: all of them in
+//! inference mode (running statistics, no dropout), so that a critic compares features made
+//! the same way and the source rows are normalised with the target model's statistics,
+//! which keeps the domains' differences; the term scores an inference-mode pass over the
+//! target batch (the task loss keeps its training pass). `released`: D1's reals in
+//! inference mode, D2's reals normalised with each source batch's own statistics (which
+//! equalises every unit's mean and variance across the domains by construction) and with
+//! dropout, the fakes from the training pass.
 
 use std::collections::HashMap;
 
@@ -9,7 +18,8 @@ use candle_core::Tensor;
 use super::adversaries::Adversaries;
 use super::critic::{Config as CriticConfig, Critic};
 use super::measure::{StepScalars, sum_and_first_non_finite};
-use super::{AdaptError, Adaptation, Adapted, Setup, Step};
+use super::{AdaptError, Adaptation, Adapted, ProbeFeatures, Setup, Step};
+use crate::config::schema::CriticInputs;
 use crate::data::batch::Tensors;
 use crate::models::model::Model;
 use crate::nn::Mode;
@@ -51,6 +61,7 @@ pub struct Game {
     frozen: Option<Model>,
     penalty_noise: rng::Stream,
     critic_steps: usize,
+    inputs: CriticInputs,
 }
 
 impl Game {
@@ -87,6 +98,7 @@ impl Game {
             frozen,
             penalty_noise: rng::stream(exp.train.seed, "penalty", 0),
             critic_steps: 0,
+            inputs: exp.adapt.critic_inputs,
         }))
     }
 
@@ -110,13 +122,29 @@ impl Game {
             ),
             None => None,
         };
-        let on_source = step.forward_source(&s)?.feature.detach();
+        let on_source = if self
+            .duels
+            .iter()
+            .any(|d| d.role.real == Real::TargetOnSource)
+        {
+            Some(match self.inputs {
+                CriticInputs::Symmetric => step.infer(&s)?.feature.detach(),
+                CriticInputs::Released => step.forward_source(&s)?.feature.detach(),
+            })
+        } else {
+            // No critic takes it (`daa_single`); a released-mode pass that feeds the
+            // running statistics still runs for that.
+            if self.inputs == CriticInputs::Released && step.source_statistics {
+                step.forward_source(&s)?;
+            }
+            None
+        };
         let mut losses = Vec::with_capacity(self.duels.len());
         for k in 0..self.duels.len() {
             let role = self.duels[k].role;
             let real = match role.real {
                 Real::FrozenSource => frozen.as_ref().expect("built with the frozen model"),
-                Real::TargetOnSource => &on_source,
+                Real::TargetOnSource => on_source.as_ref().expect("computed for this role"),
             };
             let (real, fake) = (self.view(real, role)?, self.view(fake, role)?);
             let duel = &mut self.duels[k];
@@ -157,10 +185,15 @@ impl Adaptation for Game {
         step: &mut Step<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
-        // One pass over the target batch serves both games: its detached features are the
-        // critics' fakes, and the model's term scores them with the updated critics.
+        // One feature of the target batch serves both games: detached, it is the critics'
+        // fake; the model's term scores it with the updated critics. Released inputs take
+        // it from the training pass, symmetric ones from an inference-mode pass.
         let output = step.forward(target)?;
-        let fake = output.feature.detach();
+        let scored = match self.inputs {
+            CriticInputs::Symmetric => step.infer(target)?.feature,
+            CriticInputs::Released => output.feature.clone(),
+        };
+        let fake = scored.detach();
         for _ in 0..self.config.n_critic {
             self.critic_step(step, &fake)?;
         }
@@ -169,7 +202,7 @@ impl Adaptation for Game {
             .iter()
             .map(|d| {
                 d.critic
-                    .forward(&self.view(&output.feature, d.role)?)?
+                    .forward(&self.view(&scored, d.role)?)?
                     .mean_all()?
                     .neg()
             })
@@ -202,6 +235,34 @@ impl Adaptation for Game {
         let mut report = serde_json::Map::new();
         report.insert("critic_loss".into(), loss.into());
         report.insert("wasserstein".into(), wasserstein.into());
+        Ok(report)
+    }
+
+    fn held_out(
+        &self,
+        probe: &ProbeFeatures,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
+        let mean_score = |critic: &Critic, x: &Tensor, role: Role| -> Result<f64, AdaptError> {
+            let score = critic.forward(&self.view(x, role)?)?.mean_all()?;
+            Ok(score
+                .to_dtype(candle_core::DType::F64)?
+                .to_scalar::<f64>()?)
+        };
+        let (mut held_out, mut train_rows) = (Vec::new(), Vec::new());
+        for duel in &self.duels {
+            let real = match duel.role.real {
+                Real::FrozenSource => probe.frozen_source.as_ref().ok_or_else(|| {
+                    AdaptError::Invalid("the probe has no frozen source features".into())
+                })?,
+                Real::TargetOnSource => &probe.source,
+            };
+            let real = mean_score(&duel.critic, real, duel.role)?;
+            held_out.push(real - mean_score(&duel.critic, &probe.target, duel.role)?);
+            train_rows.push(real - mean_score(&duel.critic, &probe.target_train, duel.role)?);
+        }
+        let mut report = serde_json::Map::new();
+        report.insert("critic_wasserstein".into(), held_out.into());
+        report.insert("critic_wasserstein_train_rows".into(), train_rows.into());
         Ok(report)
     }
 

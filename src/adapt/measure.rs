@@ -2,7 +2,8 @@
 //! per epoch for metrics.jsonl: a read waits for the device to finish, and once a step it
 //! would stall a GPU at every step.
 
-use candle_core::{DType, Tensor};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
 
 /// One scalar per step, in step order, read when the epoch ends.
 #[derive(Default)]
@@ -61,6 +62,45 @@ impl EpochMean {
     }
 }
 
+/// How strongly a method's term pulls against the task loss: ||g_objective - g_task|| /
+/// ||g_task||, the gradients of the whole objective and of the (weighted) task loss alone
+/// with respect to the trained `vars`, as a scalar tensor (read with the epoch's others).
+/// A variable that one of the two does not reach counts as a zero gradient there.
+pub fn term_gradient_ratio(
+    objective: &GradStore,
+    task: &GradStore,
+    vars: &[Var],
+) -> candle_core::Result<Tensor> {
+    let mut term_squares: Option<Tensor> = None;
+    let mut task_squares: Option<Tensor> = None;
+    let add = |sum: &mut Option<Tensor>, g: &Tensor| -> candle_core::Result<()> {
+        let s = g.to_dtype(DType::F64)?.sqr()?.sum_all()?;
+        *sum = Some(match sum.take() {
+            Some(total) => (total + s)?,
+            None => s,
+        });
+        Ok(())
+    };
+    for var in vars {
+        match (objective.get(var), task.get(var)) {
+            (Some(all), Some(own)) => {
+                add(&mut term_squares, &(all - own)?)?;
+                add(&mut task_squares, own)?;
+            }
+            (Some(all), None) => add(&mut term_squares, all)?,
+            (None, Some(own)) => {
+                add(&mut term_squares, own)?;
+                add(&mut task_squares, own)?;
+            }
+            (None, None) => {}
+        }
+    }
+    let zero = || Tensor::new(0f64, &candle_core::Device::Cpu);
+    let term = term_squares.map_or_else(zero, Ok)?;
+    let task = task_squares.map_or_else(zero, Ok)?;
+    term.sqrt()? / task.to_device(term.device())?.sqrt()?
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::Device;
@@ -82,5 +122,28 @@ mod tests {
         mean.add(&Tensor::new(2.0f64, &Device::Cpu).unwrap());
         assert_eq!(mean.report().unwrap()["d"], 1.5);
         assert_eq!(mean.report().unwrap()["d"], 0.0);
+    }
+
+    #[test]
+    fn the_term_gradient_ratio_is_the_hand_computed_one() {
+        // task = (w . x)^2 with x = (1, 1), w = (1, 2): its gradient 2 (w . x) x = (6, 6);
+        // term = ||w||^2 / 2: gradient w = (1, 2). Ratio ||(1, 2)|| / ||(6, 6)||.
+        let w = Var::new(&[1.0f64, 2.0], &Device::Cpu).unwrap();
+        let u = Var::new(&[3.0f64], &Device::Cpu).unwrap();
+        let task = w.as_tensor().sum_all().unwrap().sqr().unwrap();
+        let term = (w.as_tensor().sqr().unwrap().sum_all().unwrap() * 0.5).unwrap();
+        // A variable that only the term reaches (u^2 / 2: gradient 3) counts as the term's.
+        let only_term = (u.as_tensor().sqr().unwrap().sum_all().unwrap() * 0.5).unwrap();
+        let objective = ((&task + term).unwrap() + only_term).unwrap();
+        let ratio = term_gradient_ratio(
+            &objective.backward().unwrap(),
+            &task.backward().unwrap(),
+            &[w, u],
+        )
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+        let expected = (1.0f64 + 4.0 + 9.0).sqrt() / 72f64.sqrt();
+        assert!((ratio - expected).abs() < 1e-12, "{ratio} vs {expected}");
     }
 }

@@ -160,6 +160,19 @@ impl Adapted {
     }
 }
 
+/// Inference-mode features of the alignment probe set (rows that training never sees but
+/// the target's own training rows), for a method's held-out measurements.
+pub struct ProbeFeatures {
+    /// The frozen source model on the source probe rows (where there is a source model).
+    pub frozen_source: Option<Tensor>,
+    /// The target model on the source probe rows.
+    pub source: Tensor,
+    /// The target model on the target probe rows (validation rows).
+    pub target: Tensor,
+    /// The target model on (up to as many of) the target's training rows.
+    pub target_train: Tensor,
+}
+
 /// An adaptation method's behaviour during target training.
 pub trait Adaptation {
     /// Called before each epoch's first step (per-epoch random streams start here).
@@ -179,6 +192,17 @@ pub trait Adaptation {
     /// The epoch's measurements (means over its steps) for metrics.jsonl; resets them.
     /// Fails with [`AdaptError::NonFinite`] where the method's own networks diverged.
     fn end_epoch(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
+        Ok(serde_json::Map::new())
+    }
+
+    /// What the method's own networks measure on the probe set (each critic's
+    /// Wasserstein estimate on held-out rows, and on the target's training rows, so that a
+    /// critic fitting the scarce target rows shows as the difference); for metrics.jsonl's
+    /// "alignment".
+    fn held_out(
+        &self,
+        _probe: &ProbeFeatures,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
         Ok(serde_json::Map::new())
     }
 

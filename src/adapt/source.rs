@@ -17,18 +17,18 @@ pub struct SourceBatches<'a> {
 }
 
 impl<'a> SourceBatches<'a> {
-    /// Epoch `epoch`'s subsample (`fraction` of the rows, seeded) in batches of
-    /// `batch_size` (or all the rows, if fewer).
+    /// Epoch `epoch`'s subsample (`fraction` of the `pool` rows of `table`, seeded) in
+    /// batches of `batch_size` (or all the rows, if fewer).
     pub fn new(
         table: &'a Table,
+        pool: &[u32],
         fraction: f64,
         seed: u64,
         epoch: u64,
         batch_size: usize,
         offsets: Vec<u32>,
     ) -> Self {
-        let all: Vec<u32> = (0..table.rows() as u32).collect();
-        let rows = subsample(&all, fraction, seed, "subsample/source", epoch);
+        let rows = subsample(pool, fraction, seed, "subsample/source", epoch);
         let size = batch_size.min(rows.len()).max(1);
         let batches = Self::pass(table, &rows, size, &offsets);
         SourceBatches {

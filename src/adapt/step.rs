@@ -40,6 +40,13 @@ impl Step<'_, '_> {
         )
     }
 
+    /// The target model in inference mode on `batch` (running statistics, no dropout),
+    /// differentiable in its parameters.
+    pub fn infer(&self, batch: &Tensors) -> candle_core::Result<Output> {
+        self.model
+            .forward(&batch.categorical, &batch.numerical, &mut Mode::eval())
+    }
+
     /// The target model in train mode on source rows `batch`: batch statistics, its own
     /// dropout stream, the running statistics left as they are unless asked.
     pub fn forward_source(&mut self, batch: &Tensors) -> candle_core::Result<Output> {

@@ -1,12 +1,12 @@
 //! `daa runs`: the index of finished runs a researcher would otherwise write by hand.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use daa::train::index::{IndexedRun, finished_runs};
 
 use super::UsageError;
-use crate::cli::RunsFormat;
+use crate::cli::{Cli, RunsFormat, SetArgs};
 
 const COLUMNS: [&str; 9] = [
     "experiment",
@@ -54,10 +54,65 @@ fn csv_field(text: &str) -> String {
     }
 }
 
+/// The directory `daa runs` lists: `--runs-dir`, else `output.runs_dir` of `config` (or
+/// of `configs/base.toml` beside the registry) through the same layers as `daa run`: the
+/// environment (`DAA_OUTPUT__RUNS_DIR`), `--profile` and `--set`.
+pub fn directory(
+    cli: &Cli,
+    flag: &Option<PathBuf>,
+    config: Option<&Path>,
+    set: &SetArgs,
+) -> Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir.clone());
+    }
+    let base;
+    let config = match config {
+        Some(path) => path,
+        None => {
+            let base_of = |registry: daa::config::Registry| {
+                registry
+                    .root
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("configs/base.toml")
+            };
+            match super::registry_for(cli, Path::new(".")).map(base_of) {
+                Ok(path) if path.is_file() => {
+                    base = path;
+                    &base
+                }
+                // Outside a project: the environment and `--set` alone.
+                _ => return Ok(outside_a_project(set)),
+            }
+        }
+    };
+    Ok(super::resolve(cli, config, set)?.experiment.output.runs_dir)
+}
+
+/// `output.runs_dir` from the last `--set` of it, else `DAA_OUTPUT__RUNS_DIR`, else `runs`.
+fn outside_a_project(set: &SetArgs) -> PathBuf {
+    let from_set = set.sets.iter().rev().find_map(|s| {
+        let (key, value) = s.split_once('=')?;
+        (key.trim() == "output.runs_dir").then(|| {
+            let value = value.trim();
+            toml::from_str::<toml::Value>(&format!("v = {value}"))
+                .ok()
+                .and_then(|t| t["v"].as_str().map(String::from))
+                .unwrap_or_else(|| value.to_string())
+        })
+    });
+    from_set
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("DAA_OUTPUT__RUNS_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("runs"))
+}
+
 pub fn list(runs_dir: &Path, experiment: Option<&str>, format: RunsFormat) -> Result<()> {
     if !runs_dir.is_dir() {
         bail!(UsageError(format!(
-            "--runs-dir {}: no such directory",
+            "{}: no such runs directory (set it with --runs-dir, `--set output.runs_dir=DIR`, \
+             DAA_OUTPUT__RUNS_DIR or an experiment's [output] runs_dir)",
             runs_dir.display()
         )));
     }

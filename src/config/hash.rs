@@ -4,7 +4,7 @@ use super::Experiment;
 /// produces (tests/numerics.rs pins a digest per backbone and fails until it is bumped).
 /// Experiment hashes and source-pretraining keys include it, so that run directories and
 /// pretrained models made by other numerics are never reused.
-pub const NUMERICS_VERSION: u32 = 2;
+pub const NUMERICS_VERSION: u32 = 3;
 
 /// A stable name for a resolved experiment: SHA-256 over its canonical JSON (typed values,
 /// keys sorted, no descriptions, no output directory), the numerics version and the

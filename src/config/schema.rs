@@ -74,6 +74,25 @@ pub struct AdaptConfig {
     /// What passes of the target model over source rows do to its BatchNorm running
     /// statistics.
     pub source_batchnorm: SourceBatchNorm,
+    /// How the critics' real and fake features are computed (DAA and TAA).
+    #[serde(default)]
+    pub critic_inputs: CriticInputs,
+}
+
+/// How the features that the critics of DAA and TAA compare are computed.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CriticInputs {
+    /// Every critic input, real or fake, is an inference-mode feature (running BatchNorm
+    /// statistics, no dropout): the frozen source model's on source rows, the target
+    /// model's on source rows and on target rows. The model's term scores the target
+    /// rows' inference-mode features, which are what the test sees.
+    #[default]
+    Symmetric,
+    /// daa before 0.2: D1's reals from the frozen model in inference mode, D2's reals from
+    /// the target model on source rows with each source batch's own BatchNorm statistics
+    /// and dropout, the fakes from the training pass over target rows (dropout on).
+    Released,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -147,9 +166,17 @@ pub struct TrainConfig {
     pub select_on: SelectOn,
     pub auc: AucMode,
     pub device: Device,
+    /// Rows per domain of the alignment probe set (source rows held out of pretraining
+    /// and adaptation, target validation rows); 0 turns the alignment diagnostics off.
+    #[serde(default = "default_probe_rows")]
+    pub probe_rows: usize,
     /// Which kernels a CUDA device runs; nothing changes on the CPU.
     #[serde(default)]
     pub kernels: Kernels,
+}
+
+fn default_probe_rows() -> usize {
+    2000
 }
 
 /// The kernels of a CUDA device (the CPU always runs daa's fused CPU kernels).

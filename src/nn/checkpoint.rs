@@ -20,6 +20,11 @@ pub enum CheckpointError {
     #[error("{path} is damaged ({message}); delete it and run again to remake it")]
     Corrupt { path: String, message: String },
     #[error(
+        "{path}: tensor `{tensor}` holds non-finite values (NaN or infinity), so no model can be \
+         loaded from it; use a checkpoint of a run that did not diverge"
+    )]
+    NonFinite { path: String, tensor: String },
+    #[error(
         "{path} does not match the model:{}{}{}",
         list("missing tensors", missing),
         list("unexpected tensors", unexpected),
@@ -95,12 +100,70 @@ pub fn load(path: &Path) -> Result<HashMap<String, Tensor>, CheckpointError> {
             });
         }
     }
-    candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| error(e.to_string()))
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| error(e.to_string()))?;
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    for name in names {
+        if !all_finite(&tensors[name]).map_err(|e| error(e.to_string()))? {
+            return Err(CheckpointError::NonFinite {
+                path: path.display().to_string(),
+                tensor: name.clone(),
+            });
+        }
+    }
+    Ok(tensors)
+}
+
+/// Whether every value of a floating-point tensor is finite (integer tensors always are).
+fn all_finite(t: &Tensor) -> candle_core::Result<bool> {
+    use candle_core::DType;
+    let values = match t.dtype() {
+        DType::F64 => {
+            return Ok(t
+                .flatten_all()?
+                .to_vec1::<f64>()?
+                .iter()
+                .all(|v| v.is_finite()));
+        }
+        DType::F32 => t.flatten_all()?.to_vec1::<f32>()?,
+        DType::F16 | DType::BF16 => t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+        _ => return Ok(true),
+    };
+    Ok(values.iter().all(|v| v.is_finite()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_finite_tensors_are_refused_with_the_file_and_the_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nan.safetensors");
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let w = Tensor::new(&[1.0f32, bad, 3.0], &Device::Cpu).unwrap();
+            let fine = Tensor::new(&[1.0f64], &Device::Cpu).unwrap();
+            let step = Tensor::new(7i64, &Device::Cpu).unwrap();
+            let tensors = HashMap::from([
+                ("a.fine".to_string(), fine),
+                ("b.weight".to_string(), w),
+                ("step".to_string(), step),
+            ]);
+            // With a correct checksum, and without one (a converted PyTorch checkpoint).
+            save(&tensors, &path).unwrap();
+            let error = load(&path).unwrap_err();
+            assert!(error.is_bad_input());
+            let error = error.to_string();
+            assert!(
+                error.contains("nan.safetensors") && error.contains("`b.weight`"),
+                "{error}"
+            );
+            let bare = safetensors::serialize(&tensors, None).unwrap();
+            std::fs::write(&path, bare).unwrap();
+            assert!(load(&path).unwrap_err().to_string().contains("`b.weight`"));
+        }
+    }
 
     #[test]
     fn a_flipped_byte_is_detected_and_named() {

@@ -10,8 +10,8 @@ use candle_core::{Result, Tensor, Var};
 use super::fused_adam::{Apply, Moments};
 use crate::config::schema::Optimizer;
 
-const BETA1: f64 = 0.9;
-const BETA2: f64 = 0.999;
+/// PyTorch's default betas, what every optimiser but a critic's uses.
+pub const BETAS: [f64; 2] = [0.9, 0.999];
 const EPS: f64 = 1e-8;
 
 #[derive(Debug)]
@@ -23,6 +23,8 @@ pub struct Adam {
     pub lr: f64,
     pub weight_decay: f64,
     pub kind: Optimizer,
+    /// The moments' decay rates (beta1, beta2).
+    pub betas: [f64; 2],
 }
 
 impl Adam {
@@ -35,7 +37,18 @@ impl Adam {
             lr,
             weight_decay,
             kind,
+            betas: BETAS,
         }
+    }
+
+    /// The same optimiser with the moments' decay rates `betas` (WGAN-GP's critics: (0, 0.9)).
+    pub fn with_betas(self, betas: [f64; 2]) -> Self {
+        Adam { betas, ..self }
+    }
+
+    /// The variables it updates.
+    pub fn vars(&self) -> &[Var] {
+        &self.vars
     }
 
     pub fn steps(&self) -> u64 {
@@ -47,8 +60,9 @@ impl Adam {
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.step += 1;
         let t = self.step as i32;
-        let step_size = self.lr / (1.0 - BETA1.powi(t));
-        let correction2 = (1.0 - BETA2.powi(t)).sqrt();
+        let [beta1, beta2] = self.betas;
+        let step_size = self.lr / (1.0 - beta1.powi(t));
+        let correction2 = (1.0 - beta2.powi(t)).sqrt();
         let (l2, decoupled) = match self.kind {
             Optimizer::Adam => (self.weight_decay, 0.0),
             Optimizer::Adamw => (0.0, self.lr * self.weight_decay),
@@ -70,8 +84,8 @@ impl Adam {
                     &grad,
                     param,
                     &Moments {
-                        beta1: BETA1 as f32,
-                        beta2: BETA2 as f32,
+                        beta1: beta1 as f32,
+                        beta2: beta2 as f32,
                         l2: l2 as f32,
                     },
                 )?;
@@ -85,8 +99,8 @@ impl Adam {
                 continue;
             }
             let grad = (grad + (param * l2)?)?.flatten_all()?;
-            let m = ((state.get(0)? * BETA1)? + (&grad * (1.0 - BETA1))?)?;
-            let v = ((state.get(1)? * BETA2)? + (grad.sqr()? * (1.0 - BETA2))?)?;
+            let m = ((state.get(0)? * beta1)? + (&grad * (1.0 - beta1))?)?;
+            let v = ((state.get(1)? * beta2)? + (grad.sqr()? * (1.0 - beta2))?)?;
             let denom = ((v.sqrt()? / correction2)? + EPS)?;
             let update = (m.div(&denom)? * step_size)?.reshape(param.shape())?;
             var.set(&(param * (1.0 - decoupled))?.sub(&update)?)?;
@@ -138,7 +152,15 @@ mod tests {
     use super::*;
 
     /// PyTorch's update rules in f64, written out.
-    fn reference(kind: Optimizer, p0: f64, grads: &[f64], lr: f64, wd: f64) -> f64 {
+    fn reference(
+        kind: Optimizer,
+        p0: f64,
+        grads: &[f64],
+        lr: f64,
+        wd: f64,
+        betas: [f64; 2],
+    ) -> f64 {
+        let [beta1, beta2] = betas;
         let (mut p, mut m, mut v) = (p0, 0.0, 0.0);
         for (t, g) in grads.iter().enumerate() {
             let t = t as i32 + 1;
@@ -150,10 +172,10 @@ mod tests {
             if kind == Optimizer::Adamw {
                 p *= 1.0 - lr * wd;
             }
-            m = BETA1 * m + (1.0 - BETA1) * g;
-            v = BETA2 * v + (1.0 - BETA2) * g * g;
-            let denom = v.sqrt() / (1.0 - BETA2.powi(t)).sqrt() + EPS;
-            p -= lr / (1.0 - BETA1.powi(t)) * m / denom;
+            m = beta1 * m + (1.0 - beta1) * g;
+            v = beta2 * v + (1.0 - beta2) * g * g;
+            let denom = v.sqrt() / (1.0 - beta2.powi(t)).sqrt() + EPS;
+            p -= lr / (1.0 - beta1.powi(t)) * m / denom;
         }
         p
     }
@@ -165,10 +187,15 @@ mod tests {
     }
 
     fn check_adam_rules() {
-        for kind in [Optimizer::Adam, Optimizer::Adamw] {
+        for (kind, betas) in [
+            (Optimizer::Adam, BETAS),
+            (Optimizer::Adamw, BETAS),
+            (Optimizer::Adam, [0.0, 0.9]),
+            (Optimizer::Adamw, [0.5, 0.9]),
+        ] {
             let grads = [0.5, -0.25, 0.125, 1.0];
             let var = Var::new(&[2.0f32, -1.0], &Device::Cpu).unwrap();
-            let mut adam = Adam::new(vec![var.clone()], kind, 0.1, 0.05);
+            let mut adam = Adam::new(vec![var.clone()], kind, 0.1, 0.05).with_betas(betas);
             let mut resumed = None;
             for (i, g) in grads.iter().enumerate() {
                 let loss = (var.as_tensor() * (*g)).unwrap().sum_all().unwrap();
@@ -177,7 +204,8 @@ mod tests {
                     let state: std::collections::HashMap<_, _> =
                         adam.state().unwrap().into_iter().collect();
                     let copy = Var::from_tensor(&var.as_tensor().copy().unwrap()).unwrap();
-                    let mut restored = Adam::new(vec![copy.clone()], kind, 0.1, 0.05);
+                    let mut restored =
+                        Adam::new(vec![copy.clone()], kind, 0.1, 0.05).with_betas(betas);
                     restored.load_state(&state).unwrap();
                     resumed = Some((restored, copy));
                 }
@@ -189,7 +217,7 @@ mod tests {
             }
             let ours = var.as_tensor().to_vec1::<f32>().unwrap();
             for (got, p0) in ours.iter().zip([2.0, -1.0]) {
-                let expected = reference(kind, p0, &grads, 0.1, 0.05);
+                let expected = reference(kind, p0, &grads, 0.1, 0.05, betas);
                 assert!(
                     (f64::from(*got) - expected).abs() < 1e-5,
                     "{kind:?}: {got} vs {expected}"

@@ -3,6 +3,7 @@
 //! config hash, result.json present), aggregates over seeds, and writes
 //! reproduce/out/NAME/{table.md, table.csv, results.json, plot.svg}.
 
+mod alignment;
 pub mod jobs;
 mod plot;
 mod report;
@@ -346,20 +347,22 @@ pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome,
         source,
     })?;
     let comparisons = report::comparisons(spec, &results);
-    let markdown = report::markdown(
+    let alignment = alignment::summarize(spec, &results);
+    let mut markdown = report::markdown(
         spec,
         &aggregates,
         &comparisons,
         &options.profile,
         &synthetic,
     );
+    markdown.push_str(&alignment::markdown(&alignment));
     write(&out.join("table.md"), &markdown)?;
     write(&out.join("table.csv"), &report::csv(&aggregates))?;
     let records: Vec<serde_json::Value> = results
         .iter()
         .map(|(c, r)| serde_json::json!({"cell": c.name, "record": r}))
         .collect();
-    let json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "comparisons": comparisons, "runs": records});
+    let json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "comparisons": comparisons, "alignment": alignment, "runs": records});
     write(
         &out.join("results.json"),
         &serde_json::to_string_pretty(&json).expect("results serialize"),

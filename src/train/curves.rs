@@ -1,6 +1,8 @@
 //! `curves.svg` of a run: per epoch of target training, the task loss and the objective,
 //! what the method reports (each critic's loss and Wasserstein estimate, a domain
-//! classifier's loss), and the validation AUC per task, with the selected epoch marked.
+//! classifier's loss), the alignment diagnostics (probe accuracy, drift, MMD, the critics'
+//! estimates on the probe rows), and the validation AUC per task, with the selected epoch
+//! marked.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -92,12 +94,36 @@ pub fn svg(records: &[Value], selected: Option<usize>, title: &str) -> Result<St
                 }
             }
         }
+        let alignment = &record["alignment"];
+        for (key, line) in [
+            ("probe_accuracy", "probe accuracy"),
+            ("drift", "drift"),
+            ("mmd", "MMD"),
+        ] {
+            add("alignment", line.into(), epoch, alignment[key].as_f64());
+        }
+        for (key, set) in [
+            ("critic_wasserstein", "held-out"),
+            ("critic_wasserstein_train_rows", "train rows"),
+        ] {
+            for (i, w) in alignment[key].as_array().into_iter().flatten().enumerate() {
+                let line = format!("critic {} {set}", i + 1);
+                add("critic estimates on the probe", line, epoch, w.as_f64());
+            }
+        }
         for task in record["valid"]["tasks"].as_array().into_iter().flatten() {
             let name = task["task"].as_str().unwrap_or("task").to_string();
             add("validation AUC", name, epoch, task["auc"].as_f64());
         }
     }
-    order.push("validation AUC".into());
+    order.extend(
+        [
+            "alignment",
+            "critic estimates on the probe",
+            "validation AUC",
+        ]
+        .map(String::from),
+    );
     let marker = selected.map(|e| (e as f64, format!("selected: epoch {e}")));
     let charts: Vec<Panel> = order
         .iter()
@@ -136,7 +162,7 @@ mod tests {
                 r#"{"epoch":1,"train":{"steps":20,"task_loss":0.3,"loss":0.1,"critic_loss":[0.5,0.4],"wasserstein":[1.0,2.0]},"valid":{"tasks":[{"task":"click","auc":0.72},{"task":"conversion","auc":0.6}]}}"#,
             ),
             record(
-                r#"{"epoch":2,"train":{"steps":20,"task_loss":0.2,"loss":0.0,"critic_loss":[0.3,0.2],"wasserstein":[1.5,2.5]},"valid":{"tasks":[{"task":"click","auc":0.71},{"task":"conversion","auc":0.65}]}}"#,
+                r#"{"epoch":2,"train":{"steps":20,"task_loss":0.2,"loss":0.0,"critic_loss":[0.3,0.2],"wasserstein":[1.5,2.5]},"valid":{"tasks":[{"task":"click","auc":0.71},{"task":"conversion","auc":0.65}]},"alignment":{"probe_accuracy":0.6,"drift":0.2,"mmd":0.1,"critic_wasserstein":[0.3,0.1],"critic_wasserstein_train_rows":[0.4,0.2]}}"#,
             ),
         ];
         let svg = svg(&records, Some(1), "mmoe_nl abc").unwrap();
@@ -149,6 +175,10 @@ mod tests {
             "task loss",
             "objective",
             "selected: epoch 1",
+            "alignment",
+            "probe accuracy",
+            "critic 2 held-out",
+            "critic 1 train rows",
         ] {
             assert!(svg.contains(text), "`{text}` missing");
         }

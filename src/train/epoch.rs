@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::TrainError;
 pub use crate::adapt::TaskLoss;
-use crate::adapt::measure::{StepScalars, sum_and_first_non_finite};
+use crate::adapt::measure::{StepScalars, sum_and_first_non_finite, term_gradient_ratio};
 use crate::adapt::{AdaptError, Adaptation, SourceBatches, Step};
 use crate::data::Table;
 use crate::data::batch::{Batch, Batches, LastBatch, epoch_order};
@@ -24,6 +24,14 @@ pub struct EpochStats {
     pub task_loss: f64,
     /// The whole objective: the task loss plus the method's weighted term.
     pub loss: f64,
+    /// For a method with a term: the mean over the epoch's steps of the term's gradient
+    /// norm over the task loss's, with respect to the trained parameters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub term_gradient_ratio: Option<f64>,
+    /// Wall time of the ratio's extra backward passes (logged, not recorded: timings
+    /// would make metrics.jsonl differ between identical runs).
+    #[serde(skip)]
+    pub ratio_seconds: f64,
     /// What the method reports (critic losses and Wasserstein estimates, a domain loss).
     #[serde(flatten)]
     pub adaptation: serde_json::Map<String, serde_json::Value>,
@@ -41,9 +49,9 @@ pub struct Phase<'a> {
     /// Stream purposes of the row order and of the model's dropout masks.
     pub shuffle: &'static str,
     pub dropout: &'static str,
-    /// Source rows for methods that need them: the table and the fraction drawn afresh
-    /// each epoch.
-    pub source: Option<(&'a Table, f64)>,
+    /// Source rows for methods that need them: the table, the rows to draw from and the
+    /// fraction of them drawn afresh each epoch.
+    pub source: Option<(&'a Table, &'a [u32], f64)>,
     /// Whether passes over source rows update BatchNorm's running statistics.
     pub source_statistics: bool,
     pub device: &'a Device,
@@ -68,6 +76,7 @@ pub fn run_epoch(
     bar.set_position(0);
     let mut stats = EpochStats::default();
     let (mut task_values, mut loss_values) = (StepScalars::default(), StepScalars::default());
+    let mut ratios = StepScalars::default();
     let _uploads = crate::device::cached_uploads(phase.device);
     let epoch = passes.start / (passes.end - passes.start).max(1);
     for pass in passes {
@@ -79,9 +88,10 @@ pub fn run_epoch(
             LastBatch::Keep,
             Some(model.offsets.clone()),
         );
-        let mut source = phase.source.map(|(table, fraction)| {
+        let mut source = phase.source.map(|(table, pool, fraction)| {
             SourceBatches::new(
                 table,
+                pool,
                 fraction,
                 seed,
                 pass,
@@ -119,13 +129,23 @@ pub fn run_epoch(
             } else {
                 (&task * adapted.task_weight)?
             };
-            let loss = match adapted.term {
-                Some(term) => (weighted + term)?,
-                None => weighted,
+            let (loss, alone) = match adapted.term {
+                Some(term) => ((&weighted + term)?, Some(weighted)),
+                None => (weighted, None),
             };
             task_values.push(&task);
             loss_values.push(&loss);
             let grads = loss.backward()?;
+            if let Some(alone) = alone {
+                // A second backward pass, of the task loss alone: no value changes.
+                let timer = std::time::Instant::now();
+                ratios.push(&term_gradient_ratio(
+                    &grads,
+                    &alone.backward()?,
+                    optimizer.vars(),
+                )?);
+                stats.ratio_seconds += timer.elapsed().as_secs_f64();
+            }
             optimizer.step(&grads)?;
             adaptation.after_backward(&grads)?;
             stats.steps += 1;
@@ -175,6 +195,9 @@ pub fn run_epoch(
         });
     }
     let steps = stats.steps.max(1) as f64;
+    let ratios = ratios.take()?;
+    stats.term_gradient_ratio = (!ratios.is_empty())
+        .then(|| ratios.iter().map(|&r| f64::from(r)).sum::<f64>() / ratios.len() as f64);
     stats.task_loss = task_sum / steps;
     stats.loss = loss_sum / steps;
     Ok(stats)

@@ -9,6 +9,7 @@ pub mod evaluate;
 pub mod index;
 mod outputs;
 mod pretrain;
+mod probe;
 mod run;
 mod state;
 mod stopping;

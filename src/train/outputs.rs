@@ -26,22 +26,40 @@ pub fn append_line(path: &Path, value: &impl serde::Serialize) -> Result<(), Tra
         .map_err(TrainError::io(path))
 }
 
-/// Keeps the lines of metrics.jsonl of epochs up to `epochs` (counted from 1): resuming
-/// drops the lines of epochs that the last checkpoint does not include.
-pub fn truncate_lines(path: &Path, epochs: usize) -> Result<(), TrainError> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
+/// Keeps the lines of metrics.jsonl of epochs `first..=epochs`: resuming drops the lines
+/// of epochs that the last checkpoint does not include. A file that lacks one of those
+/// epochs' lines (cut short, or a line damaged) is refused: resuming would lose them.
+pub fn truncate_lines(path: &Path, first: usize, epochs: usize) -> Result<(), TrainError> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(TrainError::io(path)(e)),
     };
-    let kept: String = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v["epoch"].as_u64())
-                .is_some_and(|e| (e as usize) <= epochs)
-        })
-        .map(|l| format!("{l}\n"))
+    let mut kept = String::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let epoch = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["epoch"].as_u64())
+            .map(|e| e as usize);
+        if let Some(epoch) = epoch.filter(|&e| e <= epochs) {
+            seen.insert(epoch);
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    let missing: Vec<String> = (first..=epochs)
+        .filter(|e| !seen.contains(e))
+        .map(|e| e.to_string())
         .collect();
+    if !missing.is_empty() {
+        return Err(TrainError::Invalid(format!(
+            "{} lacks the lines of epochs {} that the run's state has finished (cut short or \
+             damaged); the run cannot resume: run it without --resume to start afresh",
+            path.display(),
+            missing.join(", ")
+        )));
+    }
     Ok(crate::atomic::write(path, kept.as_bytes())?)
 }
 

@@ -21,6 +21,18 @@ use crate::data::dataset::Splits;
 use crate::models::model::Model;
 use crate::nn::optim::Adam;
 
+/// The source's training rows split into the pretraining validation rows (at most
+/// `data.valid_rows`, a tenth of the rows, seeded) and the rest. Pretraining trains on the
+/// rest and selects on the validation rows; adaptation draws its source batches from the
+/// rest too, so the validation rows stay unseen for the alignment probe.
+pub fn source_holdout(exp: &Experiment, table: &crate::data::Table) -> (Vec<u32>, Vec<u32>) {
+    let all: Vec<u32> = (0..table.rows() as u32).collect();
+    let mut shuffled = epoch_order(&all, exp.train.seed, "source/holdout", 0, true);
+    let holdout = exp.data.valid_rows.min(shuffled.len() / 10).max(1);
+    let train = shuffled.split_off(holdout);
+    (shuffled, train)
+}
+
 /// Pretrains the source model, or reuses a checkpoint from an earlier run with the same
 /// source setup. Returns the checkpoint's path (`None`: stopped early as
 /// [`RunOptions::stop_pretraining_after`] asks).
@@ -49,10 +61,8 @@ pub fn pretrain(
         return Ok(Some(checkpoint));
     }
     let seed = exp.train.seed;
-    let all: Vec<u32> = (0..source.train.rows() as u32).collect();
-    let shuffled = epoch_order(&all, seed, "source/holdout", 0, true);
-    let holdout = exp.data.valid_rows.min(shuffled.len() / 10).max(1);
-    let (valid, train) = shuffled.split_at(holdout);
+    let (valid, train) = source_holdout(exp, &source.train);
+    let (valid, train) = (valid.as_slice(), train.as_slice());
     let model = Model::new(exp, schema, device, seed)?;
     let p = &exp.pretrain;
     let mut optimizer = Adam::new(model.params.trainable(), p.optimizer, p.lr, p.weight_decay);

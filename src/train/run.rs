@@ -10,10 +10,11 @@ use super::TrainError;
 use super::epoch::{Phase, run_epoch};
 use super::evaluate::{Evaluation, evaluate};
 use super::outputs::{append_line, progress_bar, truncate_lines, write_json};
-use super::pretrain::pretrain;
+use super::pretrain::{pretrain, source_holdout};
+use super::probe::{Probe, ProbeRows};
 use super::state::{self, Learner, Progress};
-use crate::adapt::Setup;
 use crate::adapt::weights::Config as Weights;
+use crate::adapt::{Needs, Setup};
 use crate::config::Resolved;
 use crate::config::schema::{SelectOn, SourceBatchNorm};
 use crate::data::dataset::{Splits, open};
@@ -59,6 +60,10 @@ pub struct RunRecord {
     pub source_checkpoint: Option<PathBuf>,
     pub test: Evaluation,
     pub wall_seconds: f64,
+    /// The alignment diagnostics (metrics.jsonl's "alignment") of the start model (epoch
+    /// 0, `start`) and of the selected epoch (`selected`), where the run measured them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +150,148 @@ fn weighted_task_loss(
     }
 }
 
+/// The loss weights, checked against the data: one per label, and a source whose schema is
+/// the target's where the method uses it.
+fn checked_weights(
+    exp: &crate::config::Experiment,
+    schema: &crate::data::Schema,
+    uses_source: bool,
+) -> Result<Weights, TrainError> {
+    if uses_source && crate::data::dataset::schema(&exp.data.source.params)? != *schema {
+        return Err(TrainError::Invalid("data.source and data.target have different schemas; a source model cannot serve the target".into()));
+    }
+    let weights: Weights = exp.adapt.weights.params();
+    if weights.tasks.len() != schema.labels.len() {
+        return Err(TrainError::Invalid(format!(
+            "adapt.weights.tasks has {} weights but the data set has {} labels ({})",
+            weights.tasks.len(),
+            schema.labels.len(),
+            schema.labels.join(", ")
+        )));
+    }
+    Ok(weights)
+}
+
+/// The scarce target training rows and the validation rows (drawn once per seed, cached).
+fn target_split(
+    exp: &crate::config::Experiment,
+    target: &Splits,
+) -> Result<split::Split, TrainError> {
+    let split = split::load_or_draw(
+        &target.train,
+        exp.data.target_rate,
+        exp.data.valid_rows,
+        exp.train.seed,
+    )?;
+    if split.valid.len() < exp.data.valid_rows {
+        return Err(TrainError::Invalid(format!(
+            "data.target_rate = {} keeps {} of the target's {} training rows and leaves {} for \
+             validation, fewer than data.valid_rows = {}: lower one of them",
+            exp.data.target_rate,
+            split.train.len(),
+            target.train.rows(),
+            split.valid.len(),
+            exp.data.valid_rows
+        )));
+    }
+    Ok(split)
+}
+
+/// The target model's optimiser. A model trained from scratch on the target takes the
+/// source training's settings (as MTReclib trains single-domain models); one that starts
+/// from the source model takes the adaptation's. Methods that keep the body fixed train
+/// the heads only.
+fn target_optimizer(exp: &crate::config::Experiment, model: &Model, needs: Needs) -> Adam {
+    let (kind, lr, decay) = if needs.source_model {
+        (exp.optim.optimizer, exp.optim.lr, exp.optim.weight_decay)
+    } else {
+        (
+            exp.pretrain.optimizer,
+            exp.pretrain.lr,
+            exp.pretrain.weight_decay,
+        )
+    };
+    let trained = model
+        .params
+        .named_trainable()
+        .into_iter()
+        .filter(|(name, _)| needs.trains_body || !model.backbone.is_body(name))
+        .map(|(_, var)| var)
+        .collect();
+    Adam::new(trained, kind, lr, decay)
+}
+
+/// The alignment probe over `rows`, with a frozen copy of the source model (for the drift
+/// and D1's held-out reals) where there is one.
+fn alignment_probe<'a>(
+    exp: &crate::config::Experiment,
+    schema: &crate::data::Schema,
+    rows: ProbeRows<'a>,
+    source_checkpoint: Option<&std::path::Path>,
+    device: &'a candle_core::Device,
+) -> Result<Probe<'a>, TrainError> {
+    let frozen = source_checkpoint
+        .map(|path| -> Result<Model, TrainError> {
+            let frozen = Model::new(exp, schema, device, exp.train.seed)?;
+            frozen.load(path)?;
+            Ok(frozen)
+        })
+        .transpose()?;
+    Probe::new(
+        rows,
+        exp.train.probe_rows,
+        frozen.as_ref(),
+        exp.train.batch_size,
+        exp.train.seed,
+        device,
+    )
+}
+
+/// Appends an epoch's `line` to metrics.jsonl, with the model's alignment now where the
+/// run probes it; returns the seconds the probe took.
+fn log_epoch(
+    metrics: &std::path::Path,
+    mut line: serde_json::Value,
+    probe: Option<&Probe<'_>>,
+    learner: &Learner<'_>,
+) -> Result<f64, TrainError> {
+    let timer = Instant::now();
+    if let Some(probe) = probe {
+        line["alignment"] = probe.measure(learner.model, &*learner.adaptation)?;
+    }
+    let seconds = timer.elapsed().as_secs_f64();
+    append_line(metrics, &line)?;
+    Ok(seconds)
+}
+
+/// The "alignment" of epoch 0 and of the `selected` epoch from a run's metrics.jsonl (the
+/// last line of each epoch: a resumed run repeats none), `None` where neither has one.
+fn alignment_record(
+    metrics: &std::path::Path,
+    selected: Option<usize>,
+) -> Result<Option<serde_json::Value>, TrainError> {
+    let text = std::fs::read_to_string(metrics).map_err(TrainError::io(metrics))?;
+    let mut start = serde_json::Value::Null;
+    let mut chosen = serde_json::Value::Null;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| TrainError::Invalid(format!("{}:{}: {e}", metrics.display(), i + 1)))?;
+        let epoch = value["epoch"].as_u64().map(|e| e as usize);
+        if epoch == Some(0) {
+            start = value["alignment"].clone();
+        }
+        if epoch.is_some() && epoch == selected {
+            chosen = value["alignment"].clone();
+        }
+    }
+    Ok((!start.is_null() || !chosen.is_null())
+        .then(|| serde_json::json!({"start": start, "selected": chosen})))
+}
+
 pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, TrainError> {
     let started = Instant::now();
     let exp = &resolved.experiment;
@@ -174,40 +321,17 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     let schema = crate::data::dataset::schema(&exp.data.target.params)?;
     let needs = (method.needs)(&exp.adapt.method);
     let uses_source = needs.source_model || needs.source_rows;
-    if uses_source && crate::data::dataset::schema(&exp.data.source.params)? != schema {
-        return Err(TrainError::Invalid("data.source and data.target have different schemas; a source model cannot serve the target".into()));
-    }
-    let weights: Weights = exp.adapt.weights.params();
-    if weights.tasks.len() != schema.labels.len() {
-        return Err(TrainError::Invalid(format!(
-            "adapt.weights.tasks has {} weights but the data set has {} labels ({})",
-            weights.tasks.len(),
-            schema.labels.len(),
-            schema.labels.join(", ")
-        )));
-    }
+    let weights = checked_weights(exp, &schema, uses_source)?;
     let target = open_splits(&exp.data.target)?;
-    let split = split::load_or_draw(
-        &target.train,
-        exp.data.target_rate,
-        exp.data.valid_rows,
-        exp.train.seed,
-    )?;
-    if split.valid.len() < exp.data.valid_rows {
-        return Err(TrainError::Invalid(format!(
-            "data.target_rate = {} keeps {} of the target's {} training rows and leaves {} for \
-             validation, fewer than data.valid_rows = {}: lower one of them",
-            exp.data.target_rate,
-            split.train.len(),
-            target.train.rows(),
-            split.valid.len(),
-            exp.data.valid_rows
-        )));
-    }
+    let split = target_split(exp, &target)?;
     tracing::info!(target_rows = split.train.len(), valid_rows = split.valid.len(), dir = %dir.display(), "target split");
-    let source = uses_source
+    // The alignment probe needs source rows even where the method does not.
+    let probing = exp.train.probe_rows > 0
+        && (uses_source || crate::data::dataset::schema(&exp.data.source.params)? == schema);
+    let source = (uses_source || probing)
         .then(|| open_splits(&exp.data.source))
         .transpose()?;
+    let holdout = source.as_ref().map(|s| source_holdout(exp, &s.train));
     let source_checkpoint = match (&source, needs.source_model) {
         (Some(source), true) => match pretrain(exp, &schema, source, &device, options)? {
             Some(checkpoint) => Some(checkpoint),
@@ -234,26 +358,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     if let Some(path) = &source_checkpoint {
         model.load(path)?;
     }
-    // A model trained from scratch on the target takes the source training's optimiser
-    // settings (as MTReclib trains single-domain models); one that starts from the source
-    // model takes the adaptation's.
-    let (kind, lr, decay) = if needs.source_model {
-        (exp.optim.optimizer, exp.optim.lr, exp.optim.weight_decay)
-    } else {
-        (
-            exp.pretrain.optimizer,
-            exp.pretrain.lr,
-            exp.pretrain.weight_decay,
-        )
-    };
-    let trained = model
-        .params
-        .named_trainable()
-        .into_iter()
-        .filter(|(name, _)| needs.trains_body || !model.backbone.is_body(name))
-        .map(|(_, var)| var)
-        .collect();
-    let mut optimizer = Adam::new(trained, kind, lr, decay);
+    let mut optimizer = target_optimizer(exp, &model, needs);
     let mut adaptation = (method.build)(&Setup {
         experiment: exp,
         schema: &schema,
@@ -271,7 +376,9 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     let mut progress = Progress::start();
     if let Some(p) = state::restore(&dir, &mut learner)? {
         tracing::info!(next_epoch = p.epochs + 1, "resuming");
-        truncate_lines(&metrics_path, p.epochs)?;
+        // Epoch 0's line is there when the start model was a candidate.
+        let first = usize::from(!needs.source_model);
+        truncate_lines(&metrics_path, first, p.epochs)?;
         progress = p;
     } else {
         clear(&dir)?;
@@ -291,12 +398,35 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         dropout: "dropout/target",
         source: source
             .as_ref()
+            .zip(holdout.as_ref())
             .filter(|_| needs.source_rows)
-            .map(|s| (&s.train, exp.data.source_fraction)),
+            .map(|(s, (_, pool))| (&s.train, pool.as_slice(), exp.data.source_fraction)),
         source_statistics: exp.adapt.source_batchnorm == SourceBatchNorm::Update,
         device: &device,
     };
+    let probe = match (&source, &holdout) {
+        (Some(source), Some((held_out, _))) if probing => {
+            let rows = ProbeRows {
+                source: (&source.train, held_out),
+                target: &target.train,
+                valid: &split.valid,
+                train: &split.train,
+            };
+            Some(alignment_probe(
+                exp,
+                &schema,
+                rows,
+                source_checkpoint.as_deref(),
+                &device,
+            )?)
+        }
+        _ => None,
+    };
     let task_loss = weighted_task_loss(&weights);
+    // This session's seconds of target training and of its alignment diagnostics (probe
+    // and gradient ratio).
+    let training = Instant::now();
+    let mut diagnostics = 0.0;
     let validate = || -> Result<(Evaluation, f64), TrainError> {
         let valid = evaluate(
             &model,
@@ -316,10 +446,8 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         // initialisation is no candidate: its score is that of a random projection.)
         let (valid, score) = validate()?;
         tracing::info!(epoch = 0, valid_mean_auc = score, "start model");
-        append_line(
-            &metrics_path,
-            &serde_json::json!({"epoch": 0, "valid": valid, "valid_mean_auc": score}),
-        )?;
+        let line = serde_json::json!({"epoch": 0, "valid": valid, "valid_mean_auc": score});
+        diagnostics += log_epoch(&metrics_path, line, probe.as_ref(), &learner)?;
         progress.stopping.observe(0, score);
         model.save(&dir.join("best.safetensors"))?;
         state::save(&dir, &learner, &mut progress)?;
@@ -355,10 +483,9 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
                 "epoch"
             )
         });
-        append_line(
-            &metrics_path,
-            &serde_json::json!({"epoch": epoch, "train": stats, "valid": valid, "valid_mean_auc": score}),
-        )?;
+        let line = serde_json::json!({"epoch": epoch, "train": stats, "valid": valid, "valid_mean_auc": score});
+        diagnostics +=
+            log_epoch(&metrics_path, line, probe.as_ref(), &learner)? + stats.ratio_seconds;
         if progress.end_epoch(epoch, score, exp.train.patience, exp.train.epochs) {
             model.save(&dir.join("best.safetensors"))?;
         }
@@ -379,6 +506,11 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         }
     }
     bar.finish_and_clear();
+    tracing::info!(
+        seconds = diagnostics,
+        share = diagnostics / training.elapsed().as_secs_f64().max(1e-9),
+        "alignment diagnostics (probe and term gradient ratio) in this session's target training"
+    );
     model.load(&dir.join("best.safetensors"))?;
     let test = evaluate(
         &model,
@@ -411,6 +543,11 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         source_checkpoint,
         test,
         wall_seconds: progress.seconds,
+        alignment: probe
+            .as_ref()
+            .map(|_| alignment_record(&metrics_path, progress.stopping.best_epoch))
+            .transpose()?
+            .flatten(),
     };
     if needs.training {
         write_json(&dir.join("progress.json"), &progress)?;

@@ -9,7 +9,6 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use super::outputs::write_json;
 use super::stopping::EarlyStopping;
 use crate::adapt::Adaptation;
 use crate::models::model::Model;
@@ -67,11 +66,20 @@ pub fn save(dir: &Path, learner: &Learner<'_>, progress: &mut Progress) -> Resul
     tensors.extend(prefixed("model.", learner.model.params.state_dict()?));
     tensors.extend(prefixed("optimizer.", learner.optimizer.state()?));
     tensors.extend(learner.adaptation.state()?);
-    let name = format!("state-epoch{}.safetensors", progress.epochs);
+    let name = state_name(progress.epochs);
     let path = dir.join(&name);
-    crate::nn::checkpoint::save(&tensors, &path)?;
     let previous = std::mem::replace(&mut progress.state, name);
-    write_json(&dir.join("progress.json"), progress)?;
+    // The state carries the very bytes of progress.json, so that resuming can tell an
+    // edited or damaged progress.json from the one written with it.
+    let text = progress_text(progress);
+    let bytes = text.as_bytes().to_vec();
+    let len = bytes.len();
+    tensors.insert(
+        PROGRESS.into(),
+        Tensor::from_vec(bytes, len, &candle_core::Device::Cpu)?,
+    );
+    crate::nn::checkpoint::save(&tensors, &path)?;
+    crate::atomic::write(&dir.join("progress.json"), text.as_bytes())?;
     if !previous.is_empty() && previous != progress.state {
         let _ = std::fs::remove_file(dir.join(previous));
     }
@@ -91,15 +99,79 @@ pub fn remove_states(dir: &Path) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// The name of a state file of `epochs` finished epochs, in its run directory.
+fn state_name(epochs: usize) -> String {
+    format!("state-epoch{epochs}.safetensors")
+}
+
+/// A value from a file, for a message: quoted and escaped, its first 80 characters.
+fn shown(value: &str) -> String {
+    let cut: String = value.chars().take(80).collect();
+    let more = if cut.len() < value.len() { "…" } else { "" };
+    format!("{cut:?}{more}")
+}
+
+/// The state's copy of progress.json.
+const PROGRESS: &str = "progress.json";
+
+/// progress.json's text as written.
+fn progress_text(progress: &Progress) -> String {
+    let mut text = serde_json::to_string_pretty(progress).expect("progress serializes");
+    text.push('\n');
+    text
+}
+
 /// The progress of an interrupted run in `dir`, with the learner restored, if there is one.
+/// Everything it reads is checked: progress.json must be the one written with the state it
+/// names (a copy travels in the state), the state must lie in `dir`, and the selected
+/// model (`best.safetensors`) must be there; otherwise the error names the file and says
+/// to start afresh.
 pub fn restore(dir: &Path, learner: &mut Learner<'_>) -> Result<Option<Progress>, TrainError> {
     let path = dir.join("progress.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(None);
+    let refuse = |what: String| {
+        TrainError::Invalid(format!(
+            "{what}; the run cannot resume: run it without --resume to start afresh"
+        ))
     };
-    let progress: Progress = serde_json::from_str(&text)
-        .map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))?;
-    let tensors = crate::nn::checkpoint::load(&dir.join(&progress.state))?;
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(TrainError::io(&path)(e)),
+    };
+    let text = String::from_utf8(bytes)
+        .map_err(|_| refuse(format!("{} is not UTF-8 text", path.display())))?;
+    let progress: Progress =
+        serde_json::from_str(&text).map_err(|e| refuse(format!("{}: {e}", path.display())))?;
+    if progress.state != state_name(progress.epochs) {
+        return Err(refuse(format!(
+            "{} names the state {}, but the state of its {} epochs is `{}` in the run \
+             directory (the file was edited or damaged)",
+            path.display(),
+            shown(&progress.state),
+            progress.epochs,
+            state_name(progress.epochs)
+        )));
+    }
+    let state = dir.join(&progress.state);
+    let tensors = crate::nn::checkpoint::load(&state)?;
+    let written = tensors
+        .get(PROGRESS)
+        .and_then(|t| t.to_vec1::<u8>().ok())
+        .unwrap_or_default();
+    if written != text.as_bytes() {
+        return Err(refuse(format!(
+            "{} is not the one written with {} (edited or damaged)",
+            path.display(),
+            state.display()
+        )));
+    }
+    let best = dir.join("best.safetensors");
+    if progress.stopping.best_epoch.is_some() && !best.is_file() {
+        return Err(refuse(format!(
+            "{} (the model selected so far) is missing",
+            best.display()
+        )));
+    }
     let shown = dir.join(&progress.state).display().to_string();
     learner
         .model
