@@ -469,3 +469,26 @@ fn the_runs_index_takes_its_directory_from_the_config_layers() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_chart_is_redrawn_with_its_run_and_never_outlives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = named_run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    let curves = first.join("curves.svg");
+    assert!(curves.exists());
+    // Lost after the result (a full disk): a reusing run draws it again.
+    std::fs::remove_file(&curves).unwrap();
+    let again = run(dir.path(), &[], &[]);
+    assert!(
+        stdout(&again).contains("finished earlier"),
+        "{}",
+        stdout(&again)
+    );
+    assert!(curves.exists(), "redrawn");
+    // A rerun stopped before its end leaves no chart of the earlier attempt beside its
+    // partial metrics.
+    let rerun = run(dir.path(), &[], &["--rerun", "--stop-after-epochs", "1"]);
+    assert_eq!(named_run_dir(dir.path(), &rerun), first);
+    assert!(!curves.exists(), "the earlier attempt's chart is gone");
+    assert!(!first.join("result.json").exists());
+}

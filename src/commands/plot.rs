@@ -13,7 +13,7 @@ pub fn curves(run_dir: &Path) -> Result<()> {
             run_dir.display()
         )));
     }
-    let path = daa::train::curves::write(run_dir)?;
+    let path = daa::train::curves::write(run_dir, None)?;
     println!("{}", path.display());
     Ok(())
 }

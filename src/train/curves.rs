@@ -13,8 +13,9 @@ use super::TrainError;
 use crate::plot::{Line, Panel, PlotError, panels};
 
 /// Draws `dir/curves.svg` from the run's `metrics.jsonl` (the selected epoch from
-/// `result.json`, else from `progress.json` of a run still going); returns its path.
-pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
+/// `result.json`, else from `progress.json` of a run still going; the title's method and
+/// seed from `run`, else from `result.json`); returns its path.
+pub fn write(dir: &Path, run: Option<(&str, u64)>) -> Result<PathBuf, TrainError> {
     let metrics = dir.join("metrics.jsonl");
     let text = std::fs::read_to_string(&metrics).map_err(TrainError::io(&metrics))?;
     let records = text
@@ -37,12 +38,14 @@ pub fn write(dir: &Path) -> Result<PathBuf, TrainError> {
             .unwrap_or_default()
     };
     let mut title = format!("{} {}", name(dir.parent()), name(Some(dir)));
-    if let Some(result) = std::fs::read_to_string(dir.join("result.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-    {
-        let method = result["method"].as_str().unwrap_or("?");
-        title = format!("{title}: {method}, seed {}", result["seed"]);
+    let from_result = || {
+        let text = std::fs::read_to_string(dir.join("result.json")).ok()?;
+        let result = serde_json::from_str::<Value>(&text).ok()?;
+        let method = result["method"].as_str().unwrap_or("?").to_string();
+        Some((method, result["seed"].as_u64()?))
+    };
+    if let Some((method, seed)) = run.map(|(m, s)| (m.to_string(), s)).or_else(from_result) {
+        title = format!("{title}: {method}, seed {seed}");
     }
     let path = dir.join("curves.svg");
     crate::atomic::write(&path, svg(&records, selected, &title)?.as_bytes())?;

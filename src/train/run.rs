@@ -75,11 +75,13 @@ pub struct RunResult {
     pub reused: bool,
 }
 
-/// The files of a run directory that belong to one attempt at the run.
-const RUN_FILES: [&str; 5] = [
+/// The files of a run directory that belong to one attempt at the run (the result first:
+/// no result outlives the files it describes).
+const RUN_FILES: [&str; 6] = [
     "result.json",
     "progress.json",
     "metrics.jsonl",
+    "curves.svg",
     "best.safetensors",
     "last.safetensors",
 ];
@@ -305,6 +307,10 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     if !options.rerun
         && let Some(record) = finished(&dir)
     {
+        // A chart lost after its result was written (a full disk) is drawn again.
+        if !dir.join("curves.svg").exists() && dir.join("metrics.jsonl").exists() {
+            super::curves::write(&dir, Some((&record.method, record.seed)))?;
+        }
         return Ok(RunResult {
             dir,
             record: Some(record),
@@ -551,11 +557,10 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     };
     if needs.training {
         write_json(&dir.join("progress.json"), &progress)?;
+        super::curves::write(&dir, Some((&record.method, record.seed)))?;
     }
+    // Last: a result.json means every file of the run is written.
     write_json(&dir.join("result.json"), &record)?;
-    if needs.training {
-        super::curves::write(&dir)?;
-    }
     Ok(RunResult {
         dir,
         record: Some(record),
