@@ -240,7 +240,7 @@ impl Adaptation for Game {
 
     fn held_out(
         &self,
-        probe: &ProbeFeatures,
+        probe: &ProbeFeatures<'_>,
     ) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
         let mean_score = |critic: &Critic, x: &Tensor, role: Role| -> Result<f64, AdaptError> {
             let score = critic.forward(&self.view(x, role)?)?.mean_all()?;
@@ -248,17 +248,18 @@ impl Adaptation for Game {
                 .to_dtype(candle_core::DType::F64)?
                 .to_scalar::<f64>()?)
         };
+        let target_train = (probe.target_train)()?;
         let (mut held_out, mut train_rows) = (Vec::new(), Vec::new());
         for duel in &self.duels {
             let real = match duel.role.real {
-                Real::FrozenSource => probe.frozen_source.as_ref().ok_or_else(|| {
+                Real::FrozenSource => probe.frozen_source.ok_or_else(|| {
                     AdaptError::Invalid("the probe has no frozen source features".into())
                 })?,
                 Real::TargetOnSource => &probe.source,
             };
             let real = mean_score(&duel.critic, real, duel.role)?;
             held_out.push(real - mean_score(&duel.critic, &probe.target, duel.role)?);
-            train_rows.push(real - mean_score(&duel.critic, &probe.target_train, duel.role)?);
+            train_rows.push(real - mean_score(&duel.critic, &target_train, duel.role)?);
         }
         let mut report = serde_json::Map::new();
         report.insert("critic_wasserstein".into(), held_out.into());

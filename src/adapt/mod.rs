@@ -162,15 +162,16 @@ impl Adapted {
 
 /// Inference-mode features of the alignment probe set (rows that training never sees but
 /// the target's own training rows), for a method's held-out measurements.
-pub struct ProbeFeatures {
+pub struct ProbeFeatures<'a> {
     /// The frozen source model on the source probe rows (where there is a source model).
-    pub frozen_source: Option<Tensor>,
+    pub frozen_source: Option<&'a Tensor>,
     /// The target model on the source probe rows.
     pub source: Tensor,
     /// The target model on the target probe rows (validation rows).
     pub target: Tensor,
-    /// The target model on (up to as many of) the target's training rows.
-    pub target_train: Tensor,
+    /// The target model on (up to as many of) the target's training rows, computed when
+    /// asked (only methods that measure on them pay for the pass).
+    pub target_train: &'a dyn Fn() -> candle_core::Result<Tensor>,
 }
 
 /// An adaptation method's behaviour during target training.
@@ -201,7 +202,7 @@ pub trait Adaptation {
     /// "alignment".
     fn held_out(
         &self,
-        _probe: &ProbeFeatures,
+        _probe: &ProbeFeatures<'_>,
     ) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {
         Ok(serde_json::Map::new())
     }

@@ -16,17 +16,7 @@ use crate::plot::{Line, Panel, PlotError, panels};
 /// `result.json`, else from `progress.json` of a run still going; the title's method and
 /// seed from `run`, else from `result.json`); returns its path.
 pub fn write(dir: &Path, run: Option<(&str, u64)>) -> Result<PathBuf, TrainError> {
-    let metrics = dir.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&metrics).map_err(TrainError::io(&metrics))?;
-    let records = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, line)| {
-            serde_json::from_str(line)
-                .map_err(|e| TrainError::Invalid(format!("{}:{}: {e}", metrics.display(), i + 1)))
-        })
-        .collect::<Result<Vec<Value>, _>>()?;
+    let records = super::outputs::read_lines(&dir.join("metrics.jsonl"))?;
     let selected = ["result.json", "progress.json"].iter().find_map(|name| {
         let text = std::fs::read_to_string(dir.join(name)).ok()?;
         let value: Value = serde_json::from_str(&text).ok()?;

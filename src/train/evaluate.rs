@@ -9,6 +9,7 @@ use crate::config::schema::AucMode;
 use crate::data::Table;
 use crate::data::batch::{Batches, LastBatch};
 use crate::metrics;
+use crate::models::Output;
 use crate::models::model::Model;
 use crate::nn::Mode;
 
@@ -48,6 +49,30 @@ impl Evaluation {
     }
 }
 
+/// `model`'s inference-mode outputs on `rows` of `table`, batch by batch in row order.
+pub fn inference_outputs(
+    model: &Model,
+    table: &Table,
+    rows: &[u32],
+    batch_size: usize,
+    device: &Device,
+    mut each: impl FnMut(Output) -> candle_core::Result<()>,
+) -> candle_core::Result<()> {
+    let mut batches = Batches::new(
+        table,
+        rows.to_vec(),
+        batch_size,
+        LastBatch::Keep,
+        Some(model.offsets.clone()),
+    );
+    let mut batch = Default::default();
+    while batches.next_into(&mut batch) {
+        let t = batch.to_tensors(table.header.fields, table.header.numerical, device)?;
+        each(model.forward(&t.categorical, &t.numerical, &mut Mode::eval())?)?;
+    }
+    Ok(())
+}
+
 /// Evaluates `model` on `rows` of `table` (all rows when `None`).
 pub fn evaluate(
     model: &Model,
@@ -65,26 +90,14 @@ pub fn evaluate(
     let mut oracle = vec![Vec::new(); tasks];
     let table_labels = table.labels();
     let probabilities = table.probabilities();
-    let mut batches = Batches::new(
-        table,
-        order.clone(),
-        batch_size,
-        LastBatch::Keep,
-        Some(model.offsets.clone()),
-    );
-    let mut batch = Default::default();
-    while batches.next_into(&mut batch) {
-        let t = batch.to_tensors(table.header.fields, table.header.numerical, device)?;
-        let p = model
-            .forward(&t.categorical, &t.numerical, &mut Mode::eval())?
-            .probabilities
-            .to_vec2::<f32>()?;
-        for row in p {
+    inference_outputs(model, table, &order, batch_size, device, |out| {
+        for row in out.probabilities.to_vec2::<f32>()? {
             for (task, value) in row.into_iter().enumerate() {
                 scores[task].push(value);
             }
         }
-    }
+        Ok(())
+    })?;
     for &row in &order {
         for task in 0..tasks {
             let i = row as usize * tasks + task;

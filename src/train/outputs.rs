@@ -7,10 +7,29 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::TrainError;
 
-pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), TrainError> {
+/// A run file's JSON text: pretty, with a final newline.
+pub fn json_text(value: &impl serde::Serialize) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("run records serialize");
     text.push('\n');
-    Ok(crate::atomic::write(path, text.as_bytes())?)
+    text
+}
+
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), TrainError> {
+    Ok(crate::atomic::write(path, json_text(value).as_bytes())?)
+}
+
+/// The records of a metrics.jsonl, one per non-empty line; a line that does not parse is
+/// an error naming the file and the line.
+pub fn read_lines(path: &Path) -> Result<Vec<serde_json::Value>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| TrainError::Invalid(format!("{}:{}: {e}", path.display(), i + 1)))
+        })
+        .collect()
 }
 
 /// Appends one JSON line to metrics.jsonl.

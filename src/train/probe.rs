@@ -9,12 +9,12 @@
 use candle_core::{Device, Tensor};
 
 use super::TrainError;
+use super::evaluate::inference_outputs;
 use crate::adapt::{Adaptation, ProbeFeatures};
 use crate::alignment::{domain_gap, mean_row_distance};
 use crate::data::Table;
-use crate::data::batch::{Batches, LastBatch, epoch_order};
+use crate::data::batch::epoch_order;
 use crate::models::model::Model;
-use crate::nn::Mode;
 
 /// Rows of one domain, in one table.
 struct Rows<'a> {
@@ -27,12 +27,26 @@ pub struct Probe<'a> {
     target: Rows<'a>,
     /// The target's training rows (up to as many as the probe's target rows).
     target_train: Rows<'a>,
-    /// The frozen source model's features on the source and target probe rows: fixed, so
-    /// computed once.
-    frozen: Option<(Tensor, Tensor)>,
+    /// The frozen source model's features on the probe rows: fixed, so computed once.
+    frozen: Option<Frozen>,
     batch_size: usize,
     seed: u64,
     device: &'a Device,
+}
+
+/// The frozen source model's features: on the source probe rows (D1's held-out reals, and
+/// on the host for the drift) and on the target probe rows (on the host, for the drift).
+struct Frozen {
+    source: Tensor,
+    source_host: Vec<f32>,
+    target_host: Vec<f32>,
+}
+
+/// A feature matrix's values, row-major, on the host.
+fn host(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()
 }
 
 /// Where a probe's rows come from.
@@ -80,35 +94,31 @@ impl<'a> Probe<'a> {
             device,
         };
         if let Some(model) = source_model {
-            probe.frozen = Some((
-                probe.features(model, &probe.source)?,
-                probe.features(model, &probe.target)?,
-            ));
+            let source = probe.features(model, &probe.source)?;
+            probe.frozen = Some(Frozen {
+                source_host: host(&source)?,
+                target_host: host(&probe.features(model, &probe.target)?)?,
+                source,
+            });
         }
         Ok(probe)
     }
 
     /// `(rows, width)` inference-mode features of `model` on `rows`.
-    fn features(&self, model: &Model, rows: &Rows<'_>) -> Result<Tensor, TrainError> {
-        let mut batches = Batches::new(
-            rows.table,
-            rows.rows.clone(),
-            self.batch_size,
-            LastBatch::Keep,
-            Some(model.offsets.clone()),
-        );
-        let mut batch = Default::default();
+    fn features(&self, model: &Model, rows: &Rows<'_>) -> candle_core::Result<Tensor> {
         let mut parts = Vec::new();
-        while batches.next_into(&mut batch) {
-            let t = batch.to_tensors(
-                rows.table.header.fields,
-                rows.table.header.numerical,
-                self.device,
-            )?;
-            let out = model.forward(&t.categorical, &t.numerical, &mut Mode::eval())?;
-            parts.push(out.feature.detach());
-        }
-        Ok(Tensor::cat(&parts, 0)?)
+        inference_outputs(
+            model,
+            rows.table,
+            &rows.rows,
+            self.batch_size,
+            self.device,
+            |out| {
+                parts.push(out.feature.detach());
+                Ok(())
+            },
+        )?;
+        Tensor::cat(&parts, 0)
     }
 
     /// The alignment of `model` now: metrics.jsonl's "alignment" object.
@@ -120,11 +130,6 @@ impl<'a> Probe<'a> {
         let source = self.features(model, &self.source)?;
         let target = self.features(model, &self.target)?;
         let width = source.dim(1)?;
-        let host = |t: &Tensor| -> Result<Vec<f32>, TrainError> {
-            Ok(t.to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1()?)
-        };
         let (s, t) = (host(&source)?, host(&target)?);
         let gap = domain_gap(&s, &t, width, self.seed);
         let mut report = match serde_json::to_value(gap).expect("plain numbers") {
@@ -132,20 +137,21 @@ impl<'a> Probe<'a> {
             _ => unreachable!("a struct serializes to an object"),
         };
         let drift = match &self.frozen {
-            Some((frozen_s, frozen_t)) => {
-                let (fs, ft) = (host(frozen_s)?, host(frozen_t)?);
+            Some(frozen) => {
                 let (ns, nt) = (s.len() as f64, t.len() as f64);
-                let distance = (mean_row_distance(&s, &fs, width) * ns
-                    + mean_row_distance(&t, &ft, width) * nt)
+                let distance = (mean_row_distance(&s, &frozen.source_host, width) * ns
+                    + mean_row_distance(&t, &frozen.target_host, width) * nt)
                     / (ns + nt).max(1.0);
                 serde_json::Value::from(distance)
             }
             None => serde_json::Value::Null,
         };
         report.insert("drift".into(), drift);
+        // The target's training rows only for a method that measures on them.
+        let target_train = || self.features(model, &self.target_train);
         let features = ProbeFeatures {
-            frozen_source: self.frozen.as_ref().map(|(s, _)| s.clone()),
-            target_train: self.features(model, &self.target_train)?,
+            frozen_source: self.frozen.as_ref().map(|f| &f.source),
+            target_train: &target_train,
             source,
             target,
         };

@@ -272,16 +272,9 @@ fn alignment_record(
     metrics: &std::path::Path,
     selected: Option<usize>,
 ) -> Result<Option<serde_json::Value>, TrainError> {
-    let text = std::fs::read_to_string(metrics).map_err(TrainError::io(metrics))?;
     let mut start = serde_json::Value::Null;
     let mut chosen = serde_json::Value::Null;
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let value: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| TrainError::Invalid(format!("{}:{}: {e}", metrics.display(), i + 1)))?;
+    for value in super::outputs::read_lines(metrics)? {
         let epoch = value["epoch"].as_u64().map(|e| e as usize);
         if epoch == Some(0) {
             start = value["alignment"].clone();

@@ -9,6 +9,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
+use super::outputs::json_text;
 use super::stopping::EarlyStopping;
 use crate::adapt::Adaptation;
 use crate::models::model::Model;
@@ -71,7 +72,7 @@ pub fn save(dir: &Path, learner: &Learner<'_>, progress: &mut Progress) -> Resul
     let previous = std::mem::replace(&mut progress.state, name);
     // The state carries the very bytes of progress.json, so that resuming can tell an
     // edited or damaged progress.json from the one written with it.
-    let text = progress_text(progress);
+    let text = json_text(progress);
     let bytes = text.as_bytes().to_vec();
     let len = bytes.len();
     tensors.insert(
@@ -113,13 +114,6 @@ fn shown(value: &str) -> String {
 
 /// The state's copy of progress.json.
 const PROGRESS: &str = "progress.json";
-
-/// progress.json's text as written.
-fn progress_text(progress: &Progress) -> String {
-    let mut text = serde_json::to_string_pretty(progress).expect("progress serializes");
-    text.push('\n');
-    text
-}
 
 /// The progress of an interrupted run in `dir`, with the learner restored, if there is one.
 /// Everything it reads is checked: progress.json must be the one written with the state it
