@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     match dispatch(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", commands::message::render(&error));
             let usage = error.chain().find_map(bad_input).unwrap_or(false);
             ExitCode::from(if usage { 2 } else { 1 })
         }

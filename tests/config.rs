@@ -467,6 +467,34 @@ fn toml_syntax_errors_name_the_file_and_line() {
 }
 
 #[test]
+fn a_profile_that_is_not_toml_is_refused_by_position_without_quoting_it() {
+    // Before: toml's message quoted the file's first line ("1 | SECRET ...").
+    let file = experiment("");
+    let err = fails(
+        &[
+            ("x.toml", &file),
+            ("notes.txt", "SECRET token 1234\nmore\n"),
+        ],
+        &["--profile", "./notes.txt"],
+    );
+    assert!(
+        err.contains("notes.txt: invalid TOML: line 1, column 8"),
+        "{err}"
+    );
+    assert!(!err.contains("SECRET") && !err.contains("1234"), "{err}");
+}
+
+#[test]
+fn an_io_error_says_its_reason_once() {
+    // Before: "cannot read nope.toml: ... (os error 2): ... (os error 2)".
+    let dir = project(&[]);
+    let out = daa(dir.path(), &["config", "show", "nope.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
+
+#[test]
 fn unknown_profiles_and_tables_exit_2_listing_the_known_ones() {
     let out = daa(&repo(), &["reproduce", "table9", "--dry-run"], &[]);
     assert_eq!(out.status.code(), Some(2));

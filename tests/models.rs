@@ -189,6 +189,41 @@ fn predict_writes_one_probability_row_per_input_row() {
     assert_eq!(wrong.status.code(), Some(2));
     assert!(stderr(&wrong).contains("missing tensors") && !dir.path().join("q.csv").exists());
     let _ = stdout(&wrong);
+
+    // Files that are not what they should be: bad input at file:line, exit 2, and the
+    // message quotes no control character raw and no value whole. Before: a non-UTF-8
+    // header exited 1 without a line; a 10 MB header name was echoed whole, NUL and CR raw.
+    let sample = std::fs::read_to_string(&data).unwrap();
+    let rest = sample.split_once('\n').unwrap().1;
+    let mut non_utf8 = b"search_id,\xff\xfe,x\n".to_vec();
+    non_utf8.extend_from_slice(rest.as_bytes());
+    let huge = format!("{}\0\r,b\n{rest}", "h".repeat(10_000_000));
+    for (name, bytes) in [("latin.csv", non_utf8), ("huge.csv", huge.into_bytes())] {
+        let bad = dir.path().join(name);
+        std::fs::write(&bad, bytes).unwrap();
+        let written = dir.path().join("r.csv");
+        let mut args = vec![
+            "predict",
+            "configs/mmoe_nl.toml",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--data",
+            bad.to_str().unwrap(),
+            "--out",
+            written.to_str().unwrap(),
+        ];
+        for s in SMALL {
+            args.extend(["--set", s]);
+        }
+        let out = daa(&repo(), &args, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(&format!("{name}:1:")), "{name}: {err:.2000}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.len() < 2_000, "{name}: {} bytes", last.len());
+        assert!(!err.contains(['\0', '\r']), "{name}: {err:.2000}");
+        assert!(!written.exists());
+    }
 }
 
 /// Trains each backbone's small model a few steps (dropout on, seeded) and prints a digest

@@ -359,3 +359,139 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// The processes whose parent is `parent` and that have not ended (zombies count as ended).
+fn living_children(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (name) state ppid ...": the name may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == parent && state != "Z" && state != "X" {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_children_of_a_parallel_reproduction_die_with_it() {
+    // Before: they ran on until their cells finished (here, hours of pretraining).
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let dir = tempfile::tempdir().unwrap();
+        grid_file(
+            dir.path(),
+            &[
+                ("finetune", "\"adapt.method=finetune\""),
+                ("l2sp", "\"adapt.method=l2sp\", \"pretrain.lr=0.0011\""),
+            ],
+            &["pretrain.epochs=1000000", "pretrain.patience=1000000"],
+            "",
+            "",
+        );
+        let grid = dir.path().join("grid.toml");
+        let out = dir.path().join("out");
+        let mut parent = common::command(
+            dir.path(),
+            &[
+                "-q",
+                "reproduce",
+                grid.to_str().unwrap(),
+                "--profile",
+                "smoke",
+                "--out",
+                out.to_str().unwrap(),
+                "--jobs",
+                "2",
+            ],
+            &[],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        let started = std::time::Instant::now();
+        let children = loop {
+            let children = living_children(parent.id());
+            if children.len() == 2 {
+                break children;
+            }
+            assert!(
+                started.elapsed().as_secs() < 120,
+                "the two pretraining children never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        // SAFETY: a plain kill(2) of the process this test spawned.
+        assert_eq!(unsafe { libc::kill(parent.id() as i32, signal) }, 0);
+        parent.wait().unwrap();
+        let killed = std::time::Instant::now();
+        while children.iter().any(|&c| alive(c)) {
+            assert!(
+                killed.elapsed().as_secs() < 30,
+                "signal {signal}: children {children:?} outlived their parent"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn a_table_marks_cells_whose_selected_models_collapsed() {
+    // Before: a collapsed model's AUC 0.5 entered the table like any other.
+    let dir = tempfile::tempdir().unwrap();
+    grid_file(
+        dir.path(),
+        &[
+            ("collapsed", "\"adapt.method=finetune\", \"optim.lr=10\""),
+            ("finetune", "\"adapt.method=finetune\""),
+        ],
+        &[],
+        "",
+        "",
+    );
+    let out = reproduce_grid(dir.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = std::fs::read_to_string(dir.path().join("out/table.md")).unwrap();
+    // The row's cells: collapsed click, collapsed conversion, finetune click, conversion.
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("|  | 0."))
+        .expect("the table's row");
+    let cells: Vec<&str> = row.split(" | ").collect();
+    assert!(
+        cells[1..3].iter().any(|c| c.contains("/2 constant]**")),
+        "{row}"
+    );
+    assert!(!cells[3..5].iter().any(|c| c.contains("constant")), "{row}");
+    let csv = std::fs::read_to_string(dir.path().join("out/table.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().ends_with(",constant_seeds"));
+    let seeds = |column: &str| -> usize {
+        csv.lines()
+            .filter(|l| l.split(',').nth(1) == Some(column))
+            .map(|l| l.rsplit(',').next().unwrap().parse::<usize>().unwrap())
+            .sum()
+    };
+    assert!(seeds("collapsed") > 0 && seeds("finetune") == 0, "{csv}");
+}

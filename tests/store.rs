@@ -251,11 +251,71 @@ fn a_diverging_run_stops_with_a_clear_error_and_records_nothing() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
+    // Before: no phase, epoch or step, and a hint naming keys without their values.
     assert!(
-        err.contains("critic 1's loss is NaN after 1 critic steps")
-            && err.contains("adapt.critic.lr"),
+        err.contains("target training diverged at epoch 1, step 1: critic 1's loss is NaN after 1 critic steps")
+            && err.contains("Lower `adapt.critic.lr` (now 1e20) or `adapt.critic.penalty_weight` (now 10)"),
         "{err}"
     );
+    // A model trained from scratch names the learning rate it trains with. Before:
+    // `optim.lr`, which single_domain does not use.
+    let out = run(
+        dir.path(),
+        &["adapt.method=single_domain", "pretrain.lr=1e30"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("target training diverged")
+            && err.contains("Lower `pretrain.lr` (now 1e30), or check the data"),
+        "{err}"
+    );
+    // Weights that f32 cannot hold are refused before training, by key. Before: training
+    // diverged and the learning rates were blamed.
+    for key in ["adapt.weights.adversarial", "adapt.critic.penalty_weight"] {
+        let out = run(dir.path(), &[&format!("{key}=1e39")], &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("key `{key}`: 1e39 is beyond the range of f32")),
+            "{err}"
+        );
+    }
+    assert!(find(&dir.path().join("runs"), "result.json").is_empty());
+}
+
+#[test]
+fn a_collapsed_model_is_recorded_as_such_and_warned_about() {
+    // Before: test AUC 0.5000, exit 0, without a word.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["optim.lr=10", "adapt.method=finetune"], &[]);
+    let result = named_run_dir(dir.path(), &out);
+    let err = stderr(&out);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(result.join("result.json")).unwrap())
+            .unwrap();
+    let collapsed: Vec<&serde_json::Value> = record["test"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t.get("constant_prediction").is_some())
+        .collect();
+    assert!(!collapsed.is_empty(), "{record}");
+    for task in collapsed {
+        assert_eq!(task["auc"].as_f64(), Some(0.5), "one value: AUC 0.5");
+        let name = task["task"].as_str().unwrap();
+        assert!(
+            err.contains(&format!("every test row of `{name}`: it has collapsed")),
+            "{err}"
+        );
+    }
+    // A healthy run carries no mark.
+    let fine = run(dir.path(), &["adapt.method=finetune"], &[]);
+    let healthy = named_run_dir(dir.path(), &fine);
+    let text = std::fs::read_to_string(healthy.join("result.json")).unwrap();
+    assert!(!text.contains("constant_prediction"), "{text}");
+    assert!(!stderr(&fine).contains("collapsed"));
 }
 
 #[test]
@@ -491,4 +551,220 @@ fn the_chart_is_redrawn_with_its_run_and_never_outlives_it() {
     assert_eq!(named_run_dir(dir.path(), &rerun), first);
     assert!(!curves.exists(), "the earlier attempt's chart is gone");
     assert!(!first.join("result.json").exists());
+}
+
+#[test]
+fn a_damaged_result_is_named_left_out_of_listings_and_run_again_everywhere() {
+    // Before: `daa runs` and `reproduce --collect` exited 2 on it (runs showed no table),
+    // while `daa run` and `reproduce --dry-run` took it as missing without a word.
+    let dir = tempfile::tempdir().unwrap();
+    common::grid_file(
+        dir.path(),
+        &[("finetune", "\"adapt.method=finetune\"")],
+        &[],
+        "",
+        "",
+    );
+    let out = common::reproduce_grid(dir.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results = find(&dir.path().join("runs"), "result.json");
+    assert_eq!(results.len(), 2);
+    let damaged = &results[0];
+    let cell = damaged.parent().unwrap();
+    let expected = metrics(cell);
+    std::fs::write(damaged, "{\"experiment\": \"mm").unwrap();
+    // Named by its path under the runs directory (listings show it relative or absolute).
+    let shown = damaged
+        .strip_prefix(dir.path())
+        .unwrap()
+        .display()
+        .to_string();
+
+    let index = daa(dir.path(), &["runs", "--runs-dir", "runs"], &[]);
+    assert!(index.status.success(), "{}", stderr(&index));
+    assert!(
+        stdout(&index).contains("1 finished run(s)"),
+        "{}",
+        stdout(&index)
+    );
+    let err = stderr(&index);
+    assert!(
+        err.contains(&shown) && err.contains("damaged result"),
+        "{err}"
+    );
+
+    let dry = common::reproduce_grid(dir.path(), &["--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let listed = stdout(&dry);
+    assert!(
+        listed.contains("1 finished, 1 to run") && listed.contains("to run: damaged result"),
+        "{listed}"
+    );
+    let collected = daa(
+        dir.path(),
+        &[
+            "reproduce",
+            "grid.toml",
+            "--profile",
+            "smoke",
+            "--out",
+            "out",
+            "--collect",
+        ],
+        &[],
+    );
+    assert!(collected.status.success(), "{}", stderr(&collected));
+    assert!(
+        stdout(&collected).contains("1 missing"),
+        "{}",
+        stdout(&collected)
+    );
+    assert!(
+        stderr(&collected).contains(&shown),
+        "{}",
+        stderr(&collected)
+    );
+
+    // Running the grid runs the cell again, to the bits it had.
+    let again = common::reproduce_grid(dir.path(), &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(metrics(cell), expected);
+
+    // `daa run` does the same, saying why.
+    let first = named_run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    std::fs::write(first.join("result.json"), [0xff, 0x00]).unwrap();
+    let rerun = run(dir.path(), &[], &[]);
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert!(!stdout(&rerun).contains("finished earlier"));
+    assert!(
+        stderr(&rerun).contains("damaged result"),
+        "{}",
+        stderr(&rerun)
+    );
+    assert!(
+        metrics(&first)["epochs"].as_u64().is_some(),
+        "a result that reads again"
+    );
+}
+
+/// `args` of `daa` in `dir` with `root` read-only: in a mount namespace where it is bound
+/// read-only (`unshare -m`, as root); where that is not allowed, with every `.lock` below
+/// `root` replaced by a folder, so that taking any writer's lock there fails.
+fn daa_read_only(dir: &Path, root: &Path, args: &[&str]) -> Output {
+    let isolated = std::process::Command::new("unshare")
+        .args(["-m", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !isolated {
+        for lock in find(root, "/.lock") {
+            std::fs::remove_file(&lock).unwrap();
+            std::fs::create_dir(&lock).unwrap();
+        }
+        return daa(dir, args, &[]);
+    }
+    let root = root.to_str().unwrap();
+    let script = format!(
+        "mount --bind '{root}' '{root}' && mount -o remount,bind,ro '{root}' && \
+         touch '{root}/probe' 2>/dev/null && exit 99; exec \"$@\""
+    );
+    let inner = common::command(dir, args, &[]);
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(["-m", "sh", "-c", &script, "sh"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir(dir);
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(v) => command.env(key, v),
+            None => command.env_remove(key),
+        };
+    }
+    let out = command.output().unwrap();
+    assert_ne!(out.status.code(), Some(99), "the storage was not read-only");
+    out
+}
+
+#[test]
+fn finished_runs_data_and_caches_on_read_only_storage_serve_without_a_lock() {
+    // Before: `.../.lock: Read-only file system`, exit 1, for each of these.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let first = named_run_dir(&store, &run(&store, &[], &[]));
+    let expected = metrics(&first);
+    let csv = store.join("rows.csv");
+    std::fs::copy(
+        repo().join("tests/fixtures/aliexpress-sample/train.csv"),
+        &csv,
+    )
+    .unwrap();
+    let checkpoint = first.join("best.safetensors");
+    let predict = |out: &Path| -> Vec<String> {
+        let mut args = args(&store, &[], &[]);
+        args[1] = "predict".into();
+        args.extend(
+            [
+                "--checkpoint",
+                checkpoint.to_str().unwrap(),
+                "--data",
+                csv.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ]
+            .map(String::from),
+        );
+        args
+    };
+    let written = predict(&dir.path().join("p1.csv"));
+    let made = daa(
+        &store,
+        &written.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert!(store.join(".daa-cache/rows.csv.table").is_file());
+
+    // The finished run prints its result.
+    let a = args(&store, &[], &[]);
+    let out = daa_read_only(
+        &store,
+        &store,
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("finished earlier"),
+        "{}",
+        stdout(&out)
+    );
+    // The cached CSV table serves predict.
+    let again = predict(&dir.path().join("p2.csv"));
+    let out = daa_read_only(
+        &store,
+        &store,
+        &again.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(dir.path().join("p1.csv")).unwrap(),
+        std::fs::read(dir.path().join("p2.csv")).unwrap()
+    );
+    // Its data serve a run whose runs directory is elsewhere.
+    let elsewhere = dir.path().join("elsewhere");
+    let set = format!("output.runs_dir='{}'", elsewhere.display());
+    let moved = args(&store, &[&set], &[]);
+    let out = daa_read_only(
+        &store,
+        &store,
+        &moved.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let copy = find(&elsewhere, "result.json");
+    assert_eq!(copy.len(), 1);
+    assert_eq!(
+        metrics(copy[0].parent().unwrap()),
+        expected,
+        "the same bits"
+    );
 }

@@ -50,6 +50,10 @@ impl Coral {
 }
 
 impl Adaptation for Coral {
+    fn term_settings(&self) -> Vec<(&'static str, f64)> {
+        vec![("adapt.weights.adversarial", self.adversarial)]
+    }
+
     fn forward(
         &mut self,
         step: &mut Step<'_, '_>,

@@ -49,6 +49,10 @@ impl Dann {
 }
 
 impl Adaptation for Dann {
+    fn term_settings(&self) -> Vec<(&'static str, f64)> {
+        vec![("adapt.weights.adversarial", self.adversarial)]
+    }
+
     fn forward(
         &mut self,
         step: &mut Step<'_, '_>,

@@ -18,12 +18,14 @@ pub enum AdaptError {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Invalid(String),
-    #[error(
-        "{what}; lower the critics' learning rate (`adapt.critic.lr`) or the model's (`optim.lr`)"
-    )]
+    /// The method's own networks diverged (the training loop says where, with the model's
+    /// settings added to `settings`).
+    #[error("{what}")]
     NonFinite {
         /// The model step of the epoch (from 1) whose critic steps diverged.
         step: usize,
         what: String,
+        /// The method's settings that scale what diverged (key, value), likeliest first.
+        settings: Vec<(&'static str, f64)>,
     },
 }

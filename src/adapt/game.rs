@@ -176,6 +176,10 @@ fn sum(terms: Vec<Tensor>) -> candle_core::Result<Tensor> {
 }
 
 impl Adaptation for Game {
+    fn term_settings(&self) -> Vec<(&'static str, f64)> {
+        vec![("adapt.weights.adversarial", self.adversarial)]
+    }
+
     fn begin_epoch(&mut self, seed: u64, epoch: u64) {
         self.penalty_noise = rng::stream(seed, "penalty", epoch);
     }
@@ -220,6 +224,10 @@ impl Adaptation for Game {
             let (wasserstein_sum, _) = sum_and_first_non_finite(&duel.wasserstein.take()?);
             if let Some(at) = diverged {
                 return Err(AdaptError::NonFinite {
+                    settings: vec![
+                        ("adapt.critic.lr", self.config.lr),
+                        ("adapt.critic.penalty_weight", self.config.penalty_weight),
+                    ],
                     step: at / self.config.n_critic.max(1) + 1,
                     what: format!(
                         "critic {}'s loss is {} after {at} critic steps",

@@ -107,6 +107,13 @@ pub fn penalty(
 }
 
 impl Adaptation for L2sp {
+    fn term_settings(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("adapt.method.alpha", self.config.alpha),
+            ("adapt.method.beta", self.config.beta),
+        ]
+    }
+
     fn forward(
         &mut self,
         step: &mut Step<'_, '_>,

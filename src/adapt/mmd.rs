@@ -135,6 +135,10 @@ impl Mmd {
 }
 
 impl Adaptation for Mmd {
+    fn term_settings(&self) -> Vec<(&'static str, f64)> {
+        vec![("adapt.weights.adversarial", self.adversarial)]
+    }
+
     fn forward(
         &mut self,
         step: &mut Step<'_, '_>,

@@ -190,6 +190,12 @@ pub trait Adaptation {
         Ok(())
     }
 
+    /// The settings that scale the method's term (key, value), named when training
+    /// diverges.
+    fn term_settings(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+
     /// The epoch's measurements (means over its steps) for metrics.jsonl; resets them.
     /// Fails with [`AdaptError::NonFinite`] where the method's own networks diverged.
     fn end_epoch(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, AdaptError> {

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod message;
 pub mod plot;
 pub mod predict;
 pub mod registry;

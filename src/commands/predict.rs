@@ -28,7 +28,7 @@ pub fn predict(
         Some(path) => path.to_path_buf(),
         None => {
             let run = daa::train::run_dir(resolved);
-            if !run.join("result.json").is_file() {
+            if !daa::train::finished::read(&run).is_done() {
                 bail!(UsageError(format!(
                     "{} has no finished run at {}: run `daa run` with the same file and \
                      overrides first, or pass --checkpoint",
@@ -115,10 +115,11 @@ fn has_labels(data: &Path, schema: &Schema) -> Result<bool> {
     let Ok(file) = std::fs::File::open(data) else {
         return Ok(true);
     };
-    let mut header = String::new();
+    // Bytes, not text: a header that is not UTF-8 is the loader's to report, at file:1.
+    let mut header = Vec::new();
     std::io::BufReader::new(file)
-        .read_line(&mut header)
+        .read_until(b'\n', &mut header)
         .map_err(FileError::at(data))?;
-    let columns = header.split(',').count();
+    let columns = header.iter().filter(|&&b| b == b',').count() + 1;
     Ok(columns != schema.without_labels().header().len())
 }

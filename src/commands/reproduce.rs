@@ -1,5 +1,6 @@
 //! `daa reproduce NAME`: a paper table or figure, its cells run or reused.
 
+use daa::train::finished::Finished;
 use std::process::Command;
 
 use anyhow::{Context, Result};
@@ -30,11 +31,18 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
                 plan.cells.len() - plan.finished()
             );
             for (i, cell) in plan.cells.iter().enumerate() {
+                let state = match cell.result() {
+                    Finished::Done(_) => "done".to_string(),
+                    Finished::Missing => "to run".to_string(),
+                    Finished::Damaged { path, reason } => format!(
+                        "to run: damaged result {} ({})",
+                        path.display(),
+                        super::message::printable(&reason)
+                    ),
+                };
                 println!(
-                    "  {i:>4} {:<40} {}  {}",
-                    cell.cell.name,
-                    cell.resolved.hash,
-                    if cell.done() { "done" } else { "to run" }
+                    "  {i:>4} {:<40} {}  {state}",
+                    cell.cell.name, cell.resolved.hash
                 );
             }
             Ok(())

@@ -42,6 +42,16 @@ pub fn execute(resolved: &Resolved, options: &RunOptions) -> Result<()> {
             shown(t.oracle_auc)
         );
     }
+    for t in &record.test.tasks {
+        if let Some(p) = t.constant_prediction {
+            eprintln!(
+                "warning: the selected model predicts {p} for every test row of `{}`: it has \
+                 collapsed (its AUC is 0.5 by construction); result.json marks it \
+                 (constant_prediction). Lower the learning rate or check the data",
+                t.task
+            );
+        }
+    }
     println!(
         "run directory: {} ({:.1} s)",
         result.dir.display(),

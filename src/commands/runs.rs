@@ -116,7 +116,16 @@ pub fn list(runs_dir: &Path, experiment: Option<&str>, format: RunsFormat) -> Re
             runs_dir.display()
         )));
     }
-    let runs: Vec<IndexedRun> = finished_runs(runs_dir)?
+    let index = finished_runs(runs_dir)?;
+    for (path, reason) in &index.damaged {
+        eprintln!(
+            "warning: {}: damaged result ({}); left out. `daa run` or `daa reproduce` runs it again",
+            path.display(),
+            super::message::printable(reason)
+        );
+    }
+    let runs: Vec<IndexedRun> = index
+        .runs
         .into_iter()
         .filter(|r| experiment.is_none_or(|e| r.record.experiment.contains(e)))
         .collect();

@@ -84,6 +84,17 @@ where
         }
     })?;
     let known = serde_json::to_value(&typed).expect("configuration types serialize to JSON");
+    if let Some((key, value)) = beyond_f32(&known) {
+        let key = join(path, &key);
+        return Err(ConfigError::BadValue {
+            origin: origin(figment, &key),
+            key,
+            message: format!(
+                "{value:e} is beyond the range of f32 (±{:e}), in which training computes",
+                f32::MAX
+            ),
+        });
+    }
     let resolved = if path.is_empty() {
         figment
             .extract::<figment::value::Dict>()
@@ -94,6 +105,25 @@ where
     .map_err(|e| from_figment(figment, path, e))?;
     unknown_keys(figment, &resolved, &known, path, skip)?;
     Ok(typed)
+}
+
+/// The first number of `value` (its key path, and the number) that f32 cannot hold: a
+/// weight or rate that becomes infinite the moment training uses it.
+fn beyond_f32(value: &serde_json::Value) -> Option<(String, f64)> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .filter(|v| n.is_f64() && v.abs() > f64::from(f32::MAX))
+            .map(|v| (String::new(), v)),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| beyond_f32(item).map(|(key, v)| (join(&i.to_string(), &key), v))),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .find_map(|(name, item)| beyond_f32(item).map(|(key, v)| (join(name, &key), v))),
+        _ => None,
+    }
 }
 
 /// Fails on the first key of `resolved` (in sorted order) that `known` lacks, suggesting

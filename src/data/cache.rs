@@ -37,22 +37,33 @@ pub fn fingerprint(path: &Path) -> Result<String, DataError> {
     Ok(format!("csv size={len} crc32c={crc:08x}"))
 }
 
-/// Where the table of `csv` lives: `.daa-cache/` beside it, or under the system's temporary
-/// directory when that folder cannot be written.
-pub fn table_path(csv: &Path) -> PathBuf {
+/// The two places a table of `csv` may live: `.daa-cache/` beside it, and under the
+/// system's temporary directory (for a CSV whose folder cannot be written).
+fn table_places(csv: &Path) -> [PathBuf; 2] {
     let name = format!(
         "{}.table",
         csv.file_name().unwrap_or_default().to_string_lossy()
     );
     let beside = csv.parent().unwrap_or(Path::new(".")).join(".daa-cache");
-    if std::fs::create_dir_all(&beside).is_ok() && writable(&beside) {
-        return beside.join(name);
-    }
     let absolute = std::path::absolute(csv).unwrap_or_else(|_| csv.to_path_buf());
     let key = sha256_short(absolute.to_string_lossy().as_bytes());
-    std::env::temp_dir()
-        .join("daa-cache")
-        .join(format!("{key}-{name}"))
+    [
+        beside.join(&name),
+        std::env::temp_dir()
+            .join("daa-cache")
+            .join(format!("{key}-{name}")),
+    ]
+}
+
+/// Where the table of `csv` is built: `.daa-cache/` beside it, or under the system's
+/// temporary directory when that folder cannot be written.
+fn table_path(csv: &Path) -> PathBuf {
+    let [beside, temporary] = table_places(csv);
+    let folder = beside.parent().expect("tables live in a directory");
+    if std::fs::create_dir_all(folder).is_ok() && writable(folder) {
+        return beside;
+    }
+    temporary
 }
 
 fn writable(dir: &Path) -> bool {
@@ -66,13 +77,27 @@ fn writable(dir: &Path) -> bool {
 pub fn load_csv(csv: &Path, schema: &Schema) -> Result<Loaded, DataError> {
     let source = fingerprint(csv)?;
     let hash = schema.hash();
+    let current = |table: &Table| table.header.schema_hash == hash && table.header.source == source;
+    // A current table is read without the writer's lock (it is checksummed and written by a
+    // rename), so that a cache on read-only storage serves.
+    for path in table_places(csv) {
+        if let Ok(table) = Table::open(&path)
+            && current(&table)
+        {
+            tracing::debug!(table = %path.display(), "using cached table");
+            return Ok(Loaded {
+                table,
+                built: false,
+            });
+        }
+    }
     let path = table_path(csv);
     let _lock = crate::lock::lock_dir(
         path.parent().expect("tables live in a directory"),
         "the table cache",
     )?;
     match Table::open(&path) {
-        Ok(table) if table.header.schema_hash == hash && table.header.source == source => {
+        Ok(table) if current(&table) => {
             tracing::debug!(table = %path.display(), "using cached table");
             return Ok(Loaded {
                 table,

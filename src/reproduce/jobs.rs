@@ -73,6 +73,35 @@ fn threads_per_child(count: usize) -> usize {
     (cores / count.max(1)).max(1)
 }
 
+/// Makes the child die with this process however it ends (SIGTERM, SIGINT, SIGKILL, a
+/// panic): Linux sends it SIGTERM when its parent dies. The cell stays resumable: an
+/// interrupted run resumes from its last state. The pool runs on the thread that lives as
+/// long as the process (the death signal follows the thread that forked).
+fn die_with_this_process(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id();
+        // SAFETY: runs in the child between fork and exec, where only async-signal-safe
+        // calls are allowed: prctl, getppid and _exit are, and nothing here allocates
+        // (`last_os_error` reads errno into a plain value).
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent died before the signal was armed: go with it.
+                if libc::getppid() as u32 != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
 struct Running {
     child: Child,
     index: usize,
@@ -118,7 +147,9 @@ fn pool(
                 path: log.clone(),
                 source,
             })?;
-            let child = launch(index, stage)
+            let mut command = launch(index, stage);
+            die_with_this_process(&mut command);
+            let child = command
                 .env("RAYON_NUM_THREADS", &threads)
                 .stdin(Stdio::null())
                 .stdout(file)

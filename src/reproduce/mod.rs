@@ -14,7 +14,8 @@ pub mod spec;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Overrides, Registry, Resolved, resolve};
-use crate::train::{self, RunOptions, RunRecord, TrainError, run_dir};
+use crate::train::finished::Finished;
+use crate::train::{self, RunOptions, TrainError, run_dir};
 pub use spec::{Cell, Spec};
 
 #[derive(Debug, Clone)]
@@ -127,9 +128,15 @@ pub struct PlannedCell {
 }
 
 impl PlannedCell {
-    /// Whether the cell's run directory holds a result.
+    /// Whether the cell's run directory holds a result that reads (a damaged one is run
+    /// again).
     pub fn done(&self) -> bool {
-        run_dir(&self.resolved).join("result.json").is_file()
+        self.result().is_done()
+    }
+
+    /// The cell's result, as its run directory holds it.
+    pub fn result(&self) -> Finished {
+        crate::train::finished::read(&run_dir(&self.resolved))
     }
 }
 
@@ -317,18 +324,14 @@ pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome,
     let mut results = Vec::new();
     let mut missing = Vec::new();
     for planned in &plan.cells {
-        if !planned.done() {
-            missing.push(planned.cell.name.clone());
-            continue;
+        match planned.result() {
+            Finished::Done(record) => results.push((planned.cell.clone(), *record)),
+            Finished::Missing => missing.push(planned.cell.name.clone()),
+            Finished::Damaged { path, reason } => {
+                tracing::warn!(cell = planned.cell.name, result = %path.display(), "damaged result ({reason}): left out of the table; `daa reproduce` runs the cell again");
+                missing.push(planned.cell.name.clone());
+            }
         }
-        let record_path = run_dir(&planned.resolved).join("result.json");
-        let text = std::fs::read_to_string(&record_path).map_err(|source| ReproduceError::Io {
-            path: record_path.clone(),
-            source,
-        })?;
-        let record: RunRecord = serde_json::from_str(&text)
-            .map_err(|e| ReproduceError::Spec(format!("{}: {e}", record_path.display())))?;
-        results.push((planned.cell.clone(), record));
     }
     let ran = results.len().saturating_sub(skipped);
     // The row labels of the cells on synthetic data.

@@ -133,6 +133,7 @@ mod tests {
             mean_log_loss: 0.1,
             oracle_auc: Some(0.8),
             kept_start: 0,
+            constant: 0,
         }
     }
 

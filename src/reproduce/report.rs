@@ -21,6 +21,8 @@ pub struct Aggregate {
     pub oracle_auc: Option<f64>,
     /// Seeds whose selection kept the start model (best epoch 0).
     pub kept_start: usize,
+    /// Seeds whose selected model predicts one constant value for this task.
+    pub constant: usize,
 }
 
 /// The improved method against one baseline in one row and task, paired by seed.
@@ -140,6 +142,10 @@ pub fn aggregate(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Aggregate> {
                 mean_log_loss: mean_std(&losses).0,
                 oracle_auc: task.oracle_auc,
                 kept_start: records.iter().filter(|r| r.best_epoch == Some(0)).count(),
+                constant: records
+                    .iter()
+                    .filter(|r| r.test.tasks[t].constant_prediction.is_some())
+                    .count(),
             });
         }
     }
@@ -235,8 +241,9 @@ pub fn markdown(
     let _ = writeln!(
         md,
         "Profile `{profile}`, {seeds} seed(s) per cell; test AUC, mean ± std over seeds; \
-         `[k/n start]`: k of n seeds kept the start model (best epoch 0). Relative gains \
-         marked `*` have a paired 95% confidence interval that excludes 0 (table below)."
+         `[k/n start]`: k of n seeds kept the start model (best epoch 0); `[k/n constant]`: \
+         k of n seeds' selected models predict one value for every row (collapsed: AUC 0.5 \
+         by construction). Relative gains marked `*` have a paired 95% confidence interval that excludes 0 (table below)."
     );
     match &data {
         Data::Synthetic => md.push_str("**The data is synthetic** (the embedded default, not AliExpress): the oracle column is the Bayes limit of each target, and no number here is comparable to the paper's.\n"),
@@ -281,7 +288,12 @@ pub fn markdown(
                     } else {
                         String::new()
                     };
-                    format!("{:.4} ± {:.4}{start}", a.mean_auc, a.std_auc)
+                    let constant = if a.constant > 0 {
+                        format!(" **[{}/{} constant]**", a.constant, a.seeds)
+                    } else {
+                        String::new()
+                    };
+                    format!("{:.4} ± {:.4}{start}{constant}", a.mean_auc, a.std_auc)
                 }));
             }
         }
@@ -522,11 +534,13 @@ impl Data {
 }
 
 pub fn csv(aggregates: &[Aggregate]) -> String {
-    let mut out = String::from("row,column,task,seeds,mean_auc,std_auc,mean_log_loss,oracle_auc\n");
+    let mut out = String::from(
+        "row,column,task,seeds,mean_auc,std_auc,mean_log_loss,oracle_auc,constant_seeds\n",
+    );
     for a in aggregates {
         let _ = writeln!(
             out,
-            "{},{},{},{},{:.6},{:.6},{:.6},{}",
+            "{},{},{},{},{:.6},{:.6},{:.6},{},{}",
             a.row,
             a.column,
             a.task,
@@ -534,7 +548,8 @@ pub fn csv(aggregates: &[Aggregate]) -> String {
             a.mean_auc,
             a.std_auc,
             a.mean_log_loss,
-            a.oracle_auc.map_or(String::new(), |o| format!("{o:.6}"))
+            a.oracle_auc.map_or(String::new(), |o| format!("{o:.6}")),
+            a.constant
         );
     }
     out

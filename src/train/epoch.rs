@@ -41,8 +41,8 @@ pub struct EpochStats {
 pub struct Phase<'a> {
     /// What the phase is, for errors: "target training", "source pretraining".
     pub name: &'static str,
-    /// The key of the phase's learning rate, for the hint when training diverges.
-    pub lr_key: &'static str,
+    /// The phase's learning rate (key, value in force), named when training diverges.
+    pub lr: (&'static str, f64),
     pub table: &'a Table,
     pub rows: &'a [u32],
     pub batch_size: usize,
@@ -155,8 +155,16 @@ pub fn run_epoch(
     let (task_values, loss_values) = (task_values.take()?, loss_values.take()?);
     let (task_sum, task_diverged) = sum_and_first_non_finite(&task_values);
     let (loss_sum, loss_diverged) = sum_and_first_non_finite(&loss_values);
+    // The settings that scale what diverged, likeliest first.
+    let term = adaptation.term_settings();
+    let model_first = || {
+        std::iter::once(phase.lr)
+            .chain(term.iter().copied())
+            .collect()
+    };
     let diverged = |at: usize| {
-        let (what, value) = if !task_values[at].is_finite() {
+        let task = !task_values[at].is_finite();
+        let (what, value) = if task {
             ("task loss", task_values[at])
         } else {
             ("adaptation term", loss_values[at] - task_values[at])
@@ -166,7 +174,11 @@ pub fn run_epoch(
             epoch: epoch as usize + 1,
             step: at + 1,
             what: format!("the {what} is {value}"),
-            lr_key: phase.lr_key,
+            settings: if task {
+                model_first()
+            } else {
+                term.iter().copied().chain([phase.lr]).collect()
+            },
         }
     };
     let first = match (task_diverged, loss_diverged) {
@@ -181,7 +193,22 @@ pub fn run_epoch(
     {
         return Err(diverged(at));
     }
-    stats.adaptation = report?;
+    stats.adaptation = match report {
+        Err(AdaptError::NonFinite {
+            step,
+            what,
+            settings,
+        }) => {
+            return Err(TrainError::NonFinite {
+                phase: phase.name,
+                epoch: epoch as usize + 1,
+                step,
+                what,
+                settings: settings.into_iter().chain(model_first()).collect(),
+            });
+        }
+        report => report?,
+    };
     if let Some(at) = first {
         return Err(diverged(at));
     }
@@ -191,7 +218,7 @@ pub fn run_epoch(
             epoch: epoch as usize + 1,
             step: stats.steps,
             what: format!("parameter {name} is not finite"),
-            lr_key: phase.lr_key,
+            settings: model_first(),
         });
     }
     let steps = stats.steps.max(1) as f64;

@@ -23,15 +23,32 @@ pub enum TrainError {
     #[error("{0}")]
     Invalid(String),
     #[error(
-        "{phase} diverged at epoch {epoch}, step {step}: {what}; nothing was recorded as a result. Lower the learning rate (`{lr_key}`) or check the data"
+        "{phase} diverged at epoch {epoch}, step {step}: {what}; nothing was recorded as a result. Lower {}, or check the data",
+        suspects(settings)
     )]
     NonFinite {
         phase: &'static str,
         epoch: usize,
         step: usize,
         what: String,
-        lr_key: &'static str,
+        /// The settings in force that scale what diverged (key, value), likeliest first.
+        settings: Vec<(&'static str, f64)>,
     },
+}
+
+/// "`a` (now 1e30) or `b` (now 1)": the keys a diverging run names, with their values.
+fn suspects(settings: &[(&'static str, f64)]) -> String {
+    let named: Vec<String> = settings
+        .iter()
+        .map(|(key, value)| {
+            if *value == 0.0 || (1e-4..1e6).contains(&value.abs()) {
+                format!("`{key}` (now {value})")
+            } else {
+                format!("`{key}` (now {value:e})")
+            }
+        })
+        .collect();
+    named.join(" or ")
 }
 
 impl From<crate::atomic::FileError> for TrainError {

@@ -25,6 +25,10 @@ pub struct TaskMetrics {
     pub log_loss: f64,
     /// AUC of the true probabilities (synthetic data only): the Bayes limit.
     pub oracle_auc: Option<f64>,
+    /// The one probability the model gave every row, where it gave one value to all (a
+    /// model collapsed by a learning rate too high: its AUC is 0.5 by construction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constant_prediction: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -125,6 +129,7 @@ pub fn evaluate(
                 oracle_auc: (!oracle[task].is_empty())
                     .then(|| metrics::auc(&oracle[task], &truth[task]).ok())
                     .flatten(),
+                constant_prediction: constant(&scores[task]).map(f64::from),
             })
         })
         .collect::<Result<_, TrainError>>()?;
@@ -132,6 +137,12 @@ pub fn evaluate(
         rows: order.len(),
         tasks,
     })
+}
+
+/// The one value of `scores`, where they hold one value only.
+fn constant(scores: &[f32]) -> Option<f32> {
+    let first = *scores.first()?;
+    scores.iter().all(|&s| s == first).then_some(first)
 }
 
 #[cfg(test)]
@@ -148,6 +159,7 @@ mod tests {
                     auc,
                     log_loss: 0.1,
                     oracle_auc: None,
+                    constant_prediction: None,
                 })
                 .collect(),
         }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::finished::Finished;
 use super::{RunRecord, TrainError};
 
 /// A finished run: its directory and its record.
@@ -12,10 +13,19 @@ pub struct IndexedRun {
     pub record: RunRecord,
 }
 
-/// The finished runs under `runs_dir`, ordered by experiment, method and seed; a
-/// result.json that does not read is an error naming it.
-pub fn finished_runs(runs_dir: &Path) -> Result<Vec<IndexedRun>, TrainError> {
+/// The runs under a runs directory: the finished ones, and the result files that do not
+/// read (left out, named).
+#[derive(Debug, Default)]
+pub struct Index {
+    pub runs: Vec<IndexedRun>,
+    pub damaged: Vec<(PathBuf, String)>,
+}
+
+/// The finished runs under `runs_dir`, ordered by experiment, method and seed, and the
+/// damaged results found beside them.
+pub fn finished_runs(runs_dir: &Path) -> Result<Index, TrainError> {
     let mut runs = Vec::new();
+    let mut damaged = Vec::new();
     let entries = |dir: &Path| -> Result<Vec<PathBuf>, TrainError> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(TrainError::io(dir))?
@@ -31,13 +41,14 @@ pub fn finished_runs(runs_dir: &Path) -> Result<Vec<IndexedRun>, TrainError> {
             continue;
         }
         for dir in entries(&experiment)? {
-            let path = dir.join("result.json");
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            let record: RunRecord = serde_json::from_str(&text)
-                .map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))?;
-            runs.push(IndexedRun { dir, record });
+            match super::finished::read(&dir) {
+                Finished::Done(record) => runs.push(IndexedRun {
+                    dir,
+                    record: *record,
+                }),
+                Finished::Damaged { path, reason } => damaged.push((path, reason)),
+                Finished::Missing => {}
+            }
         }
     }
     runs.sort_by(|a, b| {
@@ -47,5 +58,5 @@ pub fn finished_runs(runs_dir: &Path) -> Result<Vec<IndexedRun>, TrainError> {
             b.record.seed,
         ))
     });
-    Ok(runs)
+    Ok(Index { runs, damaged })
 }

@@ -6,6 +6,7 @@ pub mod curves;
 mod epoch;
 mod error;
 pub mod evaluate;
+pub mod finished;
 pub mod index;
 mod outputs;
 mod pretrain;

@@ -55,6 +55,12 @@ pub fn pretrain(
     let hash = crate::config::digest(&key);
     let dir = exp.output.runs_dir.join("_source").join(hash);
     let checkpoint = dir.join("model.safetensors");
+    // A finished source model is used without the writer's lock (it is written last, by a
+    // rename, and checked where it is loaded): read-only storage serves it.
+    if checkpoint.is_file() {
+        tracing::info!(checkpoint = %checkpoint.display(), "reusing the pretrained source model");
+        return Ok(Some(checkpoint));
+    }
     let _lock = crate::lock::lock_dir(&dir, "this source pretraining")?;
     if checkpoint.is_file() {
         tracing::info!(checkpoint = %checkpoint.display(), "reusing the pretrained source model");
@@ -68,7 +74,7 @@ pub fn pretrain(
     let mut optimizer = Adam::new(model.params.trainable(), p.optimizer, p.lr, p.weight_decay);
     let phase = Phase {
         name: "source pretraining",
-        lr_key: "pretrain.lr",
+        lr: ("pretrain.lr", p.lr),
         table: &source.train,
         rows: train,
         batch_size: exp.train.batch_size,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::TrainError;
 use super::epoch::{Phase, run_epoch};
 use super::evaluate::{Evaluation, evaluate};
+use super::finished::Finished;
 use super::outputs::{append_line, progress_bar, truncate_lines, write_json};
 use super::pretrain::{pretrain, source_holdout};
 use super::probe::{Probe, ProbeRows};
@@ -85,12 +86,6 @@ const RUN_FILES: [&str; 6] = [
     "best.safetensors",
     "last.safetensors",
 ];
-
-/// The finished result in `dir`, if there is one that reads.
-fn finished(dir: &std::path::Path) -> Option<RunRecord> {
-    let text = std::fs::read_to_string(dir.join("result.json")).ok()?;
-    serde_json::from_str(&text).ok()
-}
 
 /// Removes a run's result first (so that no result outlives the files it describes), then
 /// its other files.
@@ -199,20 +194,27 @@ fn target_split(
     Ok(split)
 }
 
+/// The key and value of the target model's learning rate: the adaptation's for a model
+/// that starts from the source model, the source training's for one trained from scratch.
+fn target_lr(exp: &crate::config::Experiment, needs: Needs) -> (&'static str, f64) {
+    if needs.source_model {
+        ("optim.lr", exp.optim.lr)
+    } else {
+        ("pretrain.lr", exp.pretrain.lr)
+    }
+}
+
 /// The target model's optimiser. A model trained from scratch on the target takes the
 /// source training's settings (as MTReclib trains single-domain models); one that starts
 /// from the source model takes the adaptation's. Methods that keep the body fixed train
 /// the heads only.
 fn target_optimizer(exp: &crate::config::Experiment, model: &Model, needs: Needs) -> Adam {
-    let (kind, lr, decay) = if needs.source_model {
-        (exp.optim.optimizer, exp.optim.lr, exp.optim.weight_decay)
+    let (kind, decay) = if needs.source_model {
+        (exp.optim.optimizer, exp.optim.weight_decay)
     } else {
-        (
-            exp.pretrain.optimizer,
-            exp.pretrain.lr,
-            exp.pretrain.weight_decay,
-        )
+        (exp.pretrain.optimizer, exp.pretrain.weight_decay)
     };
+    let (_, lr) = target_lr(exp, needs);
     let trained = model
         .params
         .named_trainable()
@@ -296,21 +298,39 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     let device = exp.train.device.open()?;
     let _kernels = crate::nn::use_kernels(exp.train.kernels);
     let dir = run_dir(resolved);
-    let _lock = crate::lock::lock_dir(&dir, "this run directory")?;
+    let reused = |dir: PathBuf, record: RunRecord| RunResult {
+        dir,
+        record: Some(record),
+        reused: true,
+    };
+    // A finished run is read without the writer's lock (its result is written last, whole,
+    // by a rename), so that finished runs on read-only storage serve their results.
     if !options.rerun
-        && let Some(record) = finished(&dir)
+        && dir.join("curves.svg").is_file()
+        && let Finished::Done(record) = super::finished::read(&dir)
     {
-        // A chart lost after its result was written (a full disk) is drawn again.
-        if !dir.join("curves.svg").exists() && dir.join("metrics.jsonl").exists() {
-            super::curves::write(&dir, Some((&record.method, record.seed)))?;
-        }
-        return Ok(RunResult {
-            dir,
-            record: Some(record),
-            reused: true,
-        });
+        return Ok(reused(dir, *record));
     }
-    if options.rerun || !options.resume {
+    let _lock = crate::lock::lock_dir(&dir, "this run directory")?;
+    let mut afresh = options.rerun || !options.resume;
+    if !options.rerun {
+        match super::finished::read(&dir) {
+            Finished::Done(record) => {
+                // A chart lost after its result was written (a full disk) is drawn again.
+                if !dir.join("curves.svg").exists() && dir.join("metrics.jsonl").exists() {
+                    super::curves::write(&dir, Some((&record.method, record.seed)))?;
+                }
+                return Ok(reused(dir, *record));
+            }
+            // Run again from the start: what else the attempt left is not to be trusted.
+            Finished::Damaged { path, reason } => {
+                super::finished::warn_rerun(&path, &reason);
+                afresh = true;
+            }
+            Finished::Missing => {}
+        }
+    }
+    if afresh {
         clear(&dir)?;
     }
     crate::atomic::write(
@@ -389,7 +409,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     };
     let phase = Phase {
         name: "target training",
-        lr_key: "optim.lr",
+        lr: target_lr(exp, needs),
         table: &target.train,
         rows: &split.train,
         batch_size: exp.train.target_batch_size,
