@@ -261,6 +261,10 @@ pub enum DataCommand {
         /// Validation rows drawn from the remaining training rows.
         #[arg(long, default_value_t = 10_000)]
         valid_rows: usize,
+        /// Which rows validate: `latest` (the last in time) or `random`; by default
+        /// `latest` for a data set whose rows are in time order (`ordered = true`).
+        #[arg(long, value_parser = ["latest", "random"])]
+        valid: Option<String>,
     },
 }
 

@@ -230,11 +230,13 @@ fn dispatch(cli: &Cli) -> Result<()> {
             rate,
             seed,
             valid_rows,
+            valid,
         }) => commands::data::split(
             &commands::registry_for(cli, here)?,
             dataset,
             *rate,
             *valid_rows,
+            valid.as_deref(),
             *seed,
         ),
     }

@@ -607,3 +607,46 @@ fn entry_paths_resolve_against_the_entry_file_home_or_as_absolute() {
     let home = std::path::PathBuf::from(std::env::var_os("HOME").unwrap());
     assert_eq!(path("home", "train"), home.join("csv/train.csv"));
 }
+
+#[test]
+fn validation_is_latest_for_rows_in_time_order_and_enters_the_hash_only_then() {
+    use daa::config::schema::Validation;
+    let ml = repo().join("configs/movielens/mmoe_young.toml");
+    let ordered = resolve_with(&ml, &[], &[]);
+    assert_eq!(ordered.experiment.validation(), Validation::Latest);
+    let random = resolve_with(&ml, &[], &["data.valid='random'"]);
+    assert_eq!(random.experiment.validation(), Validation::Random);
+    assert_ne!(ordered.hash, random.hash);
+    let latest = resolve_with(&ml, &[], &["data.valid='latest'"]);
+    assert_eq!(
+        latest.hash, ordered.hash,
+        "the default and its explicit form agree"
+    );
+    // Synthetic rows are not in time order: random, and the hash of before the key.
+    let synthetic = repo().join("configs/mmoe_nl.toml");
+    let plain = resolve_with(&synthetic, &[], &[]);
+    assert_eq!(plain.experiment.validation(), Validation::Random);
+    let explicit = resolve_with(&synthetic, &[], &["data.valid='random'"]);
+    assert_eq!(plain.hash, explicit.hash);
+    let asked = resolve_with(&synthetic, &[], &["data.valid='latest'"]);
+    assert_ne!(plain.hash, asked.hash);
+}
+
+#[test]
+fn the_selection_metric_is_checked_and_the_mean_keeps_old_hashes() {
+    let synthetic = repo().join("configs/mmoe_nl.toml");
+    let plain = resolve_with(&synthetic, &[], &[]);
+    let mean = resolve_with(&synthetic, &[], &["train.select_metric='mean'"]);
+    assert_eq!(plain.hash, mean.hash);
+    let click = resolve_with(&synthetic, &[], &["train.select_metric={task='click'}"]);
+    assert_ne!(plain.hash, click.hash);
+    let file = experiment("");
+    let err = fails(
+        &[("x.toml", &file)],
+        &["--set", "train.select_metric={weights=[0.0, -1.0]}"],
+    );
+    assert!(
+        err.contains("train.select_metric.weights") && err.contains("at least one positive"),
+        "{err}"
+    );
+}

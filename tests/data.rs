@@ -6,6 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{daa, project, repo, stderr};
+use daa::config::schema::Validation;
 use daa::data::cache::load_csv;
 use daa::data::schema::Oov;
 use daa::data::split;
@@ -356,10 +357,16 @@ fn splits_are_seeded_stratified_and_stored() {
     let dir = tempfile::tempdir().unwrap();
     let (train, _) =
         synthetic::ensure(&synthetic_config(dir.path(), "nl", Role::Target, 5)).unwrap();
-    let a = split::load_or_draw(&train, 0.01, 1000, 1).unwrap();
-    assert!(split::split_path(&train.path, 0.01, 1000, 1).is_file());
-    assert_eq!(split::load_or_draw(&train, 0.01, 1000, 1).unwrap(), a);
-    assert_ne!(split::load_or_draw(&train, 0.01, 1000, 2).unwrap(), a);
+    let a = split::load_or_draw(&train, 0.01, 1000, Validation::Random, 1).unwrap();
+    assert!(split::split_path(&train.path, 0.01, 1000, Validation::Random, 1).is_file());
+    assert_eq!(
+        split::load_or_draw(&train, 0.01, 1000, Validation::Random, 1).unwrap(),
+        a
+    );
+    assert_ne!(
+        split::load_or_draw(&train, 0.01, 1000, Validation::Random, 2).unwrap(),
+        a
+    );
     let clicks = train.label_column(0);
     let positives = clicks.iter().filter(|&&c| c == 1).count();
     let kept = a.train.iter().filter(|&&r| clicks[r as usize] == 1).count();

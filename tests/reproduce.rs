@@ -494,4 +494,16 @@ fn a_table_marks_cells_whose_selected_models_collapsed() {
             .sum()
     };
     assert!(seeds("collapsed") > 0 && seeds("finetune") == 0, "{csv}");
+    // Validation against test over the row's four runs, and its rule.
+    assert!(
+        table.contains("## Does validation predict the test?"),
+        "{table}"
+    );
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let agreement = &results["selection_agreement"][0];
+    assert_eq!(agreement["runs"], 4, "{agreement}");
+    assert_eq!(agreement["validation"], serde_json::json!(["random"]));
 }

@@ -314,3 +314,92 @@ fn a_destructive_run_keeps_the_start_model_and_reproduces_source_only() {
         "metrics.jsonl starts with the start model"
     );
 }
+
+#[test]
+fn selection_follows_the_metric_and_validation_rule_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = repo().join("configs/mmoe_nl.toml");
+    let args = smoke_run_args(
+        dir.path(),
+        &config,
+        &[
+            "adapt.method=finetune",
+            "train.select_metric={task='conversion'}",
+            "data.valid='latest'",
+        ],
+        &[],
+    );
+    let out = daa(
+        dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    let run = named_run_dir(dir.path(), &out);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
+    assert_eq!(record["validation"], "latest");
+    assert_eq!(
+        record["select_metric"],
+        serde_json::json!({"task": "conversion"})
+    );
+    // Every epoch's score is the conversion task's validation AUC, and the selected epoch
+    // is the one with the best of them.
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let mut best = (f64::NEG_INFINITY, 0);
+    for line in metrics.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let conversion = v["valid"]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task"] == "conversion")
+            .unwrap()["auc"]
+            .as_f64()
+            .unwrap();
+        assert_eq!(v["valid_score"].as_f64(), Some(conversion), "{line}");
+        assert!(v.get("valid_mean_auc").is_none());
+        if conversion > best.0 {
+            best = (conversion, v["epoch"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(record["best_epoch"].as_u64(), Some(best.1));
+    assert_eq!(record["best_valid_mean_auc"].as_f64(), Some(best.0));
+    // The split file of the rule: the validation rows are the table's last.
+    let splits = dir.path().join("data");
+    let mut found = Vec::new();
+    let mut stack = vec![splits];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if e
+                .file_name()
+                .to_string_lossy()
+                .contains("-latest-seed1.idx")
+            {
+                found.push(e.path());
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    // A task the data set lacks is refused before training.
+    let args = smoke_run_args(
+        dir.path(),
+        &config,
+        &["train.select_metric={task='buy'}"],
+        &[],
+    );
+    let out = daa(
+        dir.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "train.select_metric names task `buy`, but the data set's labels are click, conversion"
+        ),
+        "{err}"
+    );
+}

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use daa::config::Registry;
+use daa::config::schema::Validation;
 use daa::data::dataset::open;
 use daa::data::split;
 use daa::data::synthetic::{Profile, SyntheticConfig};
@@ -86,6 +87,7 @@ pub fn split(
     dataset: &str,
     rate: f64,
     valid_rows: usize,
+    valid: Option<&str>,
     seed: u64,
 ) -> Result<()> {
     if !(rate > 0.0 && rate <= 1.0) {
@@ -95,7 +97,13 @@ pub fn split(
         .entry("datasets", dataset)
         .map_err(|e| UsageError(format!("--dataset: {e}")))?;
     let splits = open(&entry.name, &entry.description, &entry.kind, &entry.params)?;
-    let drawn = split::load_or_draw(&splits.train, rate, valid_rows, seed)?;
+    let validation = match valid {
+        Some("latest") => Validation::Latest,
+        Some(_) => Validation::Random,
+        None if entry.params["ordered"].as_bool() == Some(true) => Validation::Latest,
+        None => Validation::Random,
+    };
+    let drawn = split::load_or_draw(&splits.train, rate, valid_rows, validation, seed)?;
     let positives = |rows: &[u32]| {
         let first = splits.train.label_column(0);
         rows.iter().filter(|&&r| first[r as usize] == 1).count()
@@ -107,7 +115,7 @@ pub fn split(
         drawn.valid.len(),
         positives(&drawn.valid),
         splits.train.rows(),
-        split::split_path(&splits.train.path, rate, valid_rows, seed).display()
+        split::split_path(&splits.train.path, rate, valid_rows, validation, seed).display()
     );
     Ok(())
 }

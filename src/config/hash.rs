@@ -25,6 +25,21 @@ pub fn experiment_hash(experiment: &Experiment) -> String {
     {
         train.remove("kernels");
     }
+    // The default selection metric is left out: runs from before the key keep their
+    // directories.
+    if experiment.train.select_metric == super::schema::SelectMetric::Mean
+        && let Some(train) = value["train"].as_object_mut()
+    {
+        train.remove("select_metric");
+    }
+    // The validation rule enters where it is `latest` (set, or the default of rows in
+    // time order): runs validated on random rows keep their directories.
+    if let Some(data) = value["data"].as_object_mut() {
+        data.remove("valid");
+        if experiment.validation() == super::schema::Validation::Latest {
+            data.insert("valid".into(), "latest".into());
+        }
+    }
     for ((slot, _), component) in super::SLOTS.iter().zip(experiment.components()) {
         let (section, key) = slot.split_once('.').expect("slots are section.key");
         // Where a generated data set is cached (an absolute path) does not change its

@@ -140,6 +140,18 @@ fn expand_references(table: &mut toml::Table) {
 }
 
 impl Experiment {
+    /// The validation rule in force: `data.valid`, else `latest` where the target data set
+    /// declares its rows in time order (`ordered = true`), else `random`.
+    pub fn validation(&self) -> schema::Validation {
+        self.data.valid.unwrap_or(
+            if self.data.target.params["ordered"].as_bool() == Some(true) {
+                schema::Validation::Latest
+            } else {
+                schema::Validation::Random
+            },
+        )
+    }
+
     /// The registry components in the order of [`SLOTS`].
     pub fn components(&self) -> [&Component; 7] {
         [

@@ -53,6 +53,13 @@ pub struct DataConfig {
     pub target_rate: f64,
     /// Target training rows (outside the kept subset) held out for model selection.
     pub valid_rows: usize,
+    /// Which of the target's training rows validate: the latest `valid_rows` in time, the
+    /// scarce training rows drawn from those before them (`latest`), or a stratified
+    /// random draw (`random`). Absent: `latest` where the target's rows are in time order
+    /// (a data set entry with `ordered = true`), else `random`
+    /// ([`Experiment::validation`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<Validation>,
     /// Fraction of the source rows drawn afresh each epoch of adaptation.
     pub source_fraction: f64,
 }
@@ -130,6 +137,39 @@ pub struct PretrainConfig {
     pub patience: usize,
 }
 
+/// Which of the target's training rows validate (`data.valid`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Validation {
+    /// The latest rows in time: selection then predicts a test that is later still.
+    Latest,
+    /// A stratified random draw from the training period.
+    Random,
+}
+
+impl Validation {
+    /// The rule as configured: `latest` or `random`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Validation::Latest => "latest",
+            Validation::Random => "random",
+        }
+    }
+}
+
+/// The validation score that selects the epoch and stops training (`train.select_metric`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectMetric {
+    /// The mean of the tasks' AUCs (where defined).
+    #[default]
+    Mean,
+    /// One task's AUC, by label name: `{ task = "click" }`.
+    Task(String),
+    /// A weighted mean of the tasks' AUCs, one weight per label: `{ weights = [1.0, 0.2] }`.
+    Weights(Vec<f64>),
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SelectOn {
@@ -164,6 +204,11 @@ pub struct TrainConfig {
     /// Epochs without a better validation score before target training stops.
     pub patience: usize,
     pub select_on: SelectOn,
+    /// The validation score that selects: the mean of the tasks' AUCs (`"mean"`), one
+    /// task's (`{ task = "click" }`: a conversion AUC from a few dozen positives is noise),
+    /// or a weighted mean (`{ weights = [1.0, 0.2] }`).
+    #[serde(default)]
+    pub select_metric: SelectMetric,
     pub auc: AucMode,
     pub device: Device,
     /// Rows per domain of the alignment probe set (source rows held out of pretraining
@@ -232,6 +277,14 @@ impl Validate for Experiment {
             "must be positive",
         )?;
         let t = &self.train;
+        if let SelectMetric::Weights(weights) = &t.select_metric {
+            ensure(
+                weights.iter().all(|w| *w >= 0.0 && w.is_finite())
+                    && weights.iter().any(|w| *w > 0.0),
+                "train.select_metric.weights",
+                "must be zero or positive, at least one positive",
+            )?;
+        }
         ensure(t.epochs > 0, "train.epochs", "must be positive")?;
         ensure(t.batch_size > 0, "train.batch_size", "must be positive")?;
         ensure(

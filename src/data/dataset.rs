@@ -46,6 +46,10 @@ pub struct CsvConfig {
     /// absolute once resolved.
     pub train: PathBuf,
     pub test: PathBuf,
+    /// Each file's rows are in time order, the earliest first (MovieLens as prepared):
+    /// validation then defaults to the latest training rows (`data.valid`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ordered: bool,
 }
 
 impl Validate for CsvConfig {

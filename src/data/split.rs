@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use rand::Rng;
 
 use super::{DataError, Table};
+use crate::config::schema::Validation;
 use crate::rng;
 
 const MAGIC: &[u8; 8] = b"DAASPLT2";
@@ -67,6 +68,16 @@ pub fn draw(strata: &[u8], rate: f64, valid_rows: usize, seed: u64) -> Split {
     Split { train, valid }
 }
 
+/// The last `valid_rows` rows (the latest, for rows in time order) for validation, and a
+/// training subset drawn from the rows before them as [`draw`] keeps one: a `rate`
+/// fraction of each class of `strata`.
+pub fn draw_latest(strata: &[u8], rate: f64, valid_rows: usize, seed: u64) -> Split {
+    let first_valid = strata.len() - valid_rows.min(strata.len());
+    let mut split = draw(&strata[..first_valid], rate, 0, seed);
+    split.valid = (first_valid as u32..strata.len() as u32).collect();
+    split
+}
+
 fn kept(n: usize, rate: f64) -> usize {
     if n == 0 {
         0
@@ -75,27 +86,42 @@ fn kept(n: usize, rate: f64) -> usize {
     }
 }
 
-pub fn split_path(table: &Path, rate: f64, valid_rows: usize, seed: u64) -> PathBuf {
+pub fn split_path(
+    table: &Path,
+    rate: f64,
+    valid_rows: usize,
+    validation: Validation,
+    seed: u64,
+) -> PathBuf {
     let mut dir = table.as_os_str().to_os_string();
     dir.push(".splits");
-    PathBuf::from(dir).join(format!("rate{rate}-valid{valid_rows}-seed{seed}.idx"))
+    let rule = match validation {
+        Validation::Random => "",
+        Validation::Latest => "-latest",
+    };
+    PathBuf::from(dir).join(format!("rate{rate}-valid{valid_rows}{rule}-seed{seed}.idx"))
 }
 
-/// The split of `table` (stratified by its first label), from its file if present, else
-/// drawn and written atomically.
+/// The split of `table` (stratified by its first label) under `validation`, from its file
+/// if present, else drawn and written atomically.
 pub fn load_or_draw(
     table: &Table,
     rate: f64,
     valid_rows: usize,
+    validation: Validation,
     seed: u64,
 ) -> Result<Split, DataError> {
-    let path = split_path(&table.path, rate, valid_rows, seed);
+    let path = split_path(&table.path, rate, valid_rows, validation, seed);
     if let Some(split) = read(&path, table.rows()) {
         return Ok(split);
     }
     if path.exists() {
         tracing::warn!(path = %path.display(), "split file damaged or stale: drawing it again");
     }
+    let draw = match validation {
+        Validation::Random => draw,
+        Validation::Latest => draw_latest,
+    };
     let split = draw(&table.label_column(0), rate, valid_rows, seed);
     write(&path, &split, table.rows())?;
     Ok(split)
@@ -180,6 +206,24 @@ mod tests {
         );
         assert_eq!(draw(&strata, 0.01, 1000, 7), split);
         assert_ne!(draw(&strata, 0.01, 1000, 8), split);
+    }
+
+    #[test]
+    fn latest_validation_is_the_last_rows_and_training_is_drawn_before_them() {
+        // 20 rows in time order; positives at 0, 5, 10, 15.
+        let strata: Vec<u8> = (0..20).map(|i| u8::from(i % 5 == 0)).collect();
+        let split = draw_latest(&strata, 0.25, 6, 3);
+        assert_eq!(split.valid, vec![14, 15, 16, 17, 18, 19]);
+        // Rows 0..14: positives 0, 5, 10 (3 -> round(0.75) = 1 kept), negatives 11 (-> 3).
+        assert_eq!(split.train.len(), 4);
+        assert!(split.train.iter().all(|&i| i < 14), "{:?}", split.train);
+        let positives = split.train.iter().filter(|&&i| i % 5 == 0).count();
+        assert_eq!(positives, 1);
+        assert_eq!(draw_latest(&strata, 0.25, 6, 3), split, "seeded");
+        // More validation rows than rows: all validate, none trains but a class's one.
+        let all = draw_latest(&strata, 0.25, 50, 3);
+        assert_eq!(all.valid.len(), 20);
+        assert!(all.train.is_empty());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! config hash, result.json present), aggregates over seeds, and writes
 //! reproduce/out/NAME/{table.md, table.csv, results.json, plot.svg}.
 
+mod agreement;
 mod alignment;
 pub mod jobs;
 mod plot;
@@ -359,13 +360,15 @@ pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome,
         &synthetic,
     );
     markdown.push_str(&alignment::markdown(&alignment));
+    let agreement = agreement::summarize(spec, &results);
+    markdown.push_str(&agreement::markdown(&agreement));
     write(&out.join("table.md"), &markdown)?;
     write(&out.join("table.csv"), &report::csv(&aggregates))?;
     let records: Vec<serde_json::Value> = results
         .iter()
         .map(|(c, r)| serde_json::json!({"cell": c.name, "record": r}))
         .collect();
-    let json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "comparisons": comparisons, "alignment": alignment, "runs": records});
+    let json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "comparisons": comparisons, "alignment": alignment, "selection_agreement": agreement, "runs": records});
     write(
         &out.join("results.json"),
         &serde_json::to_string_pretty(&json).expect("results serialize"),

@@ -5,7 +5,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use crate::config::schema::AucMode;
+use crate::config::schema::{AucMode, SelectMetric};
 use crate::data::Table;
 use crate::data::batch::{Batches, LastBatch};
 use crate::metrics;
@@ -38,7 +38,41 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// The selection metric: the mean AUC of the tasks where it is defined. `set` names the
+    /// The selection score under `metric` (`train.select_metric`): the mean of the tasks'
+    /// AUCs, one task's, or a weighted mean over the tasks where the AUC is defined. `set`
+    /// names the rows in the error when no AUC it needs is defined.
+    pub fn score(&self, metric: &SelectMetric, set: &str) -> Result<f64, TrainError> {
+        let undefined = |what: String| {
+            TrainError::Invalid(format!(
+                "the {set} rows ({}) hold one class only in {what}, so train.select_metric has \
+                 no AUC to select on; use more of them (data.valid_rows) or select on other tasks",
+                self.rows
+            ))
+        };
+        match metric {
+            SelectMetric::Mean => self.mean_auc(set),
+            SelectMetric::Task(name) => self
+                .tasks
+                .iter()
+                .find(|t| &t.task == name)
+                .and_then(|t| t.auc)
+                .ok_or_else(|| undefined(format!("task `{name}`"))),
+            SelectMetric::Weights(weights) => {
+                let (sum, total) = self
+                    .tasks
+                    .iter()
+                    .zip(weights)
+                    .filter_map(|(t, &w)| t.auc.filter(|_| w > 0.0).map(|auc| (auc * w, w)))
+                    .fold((0.0, 0.0), |(s, n), (a, w)| (s + a, n + w));
+                if total == 0.0 {
+                    return Err(undefined("every task with a positive weight".into()));
+                }
+                Ok(sum / total)
+            }
+        }
+    }
+
+    /// The mean AUC of the tasks where it is defined. `set` names the
     /// rows in the error when no task has both classes.
     pub fn mean_auc(&self, set: &str) -> Result<f64, TrainError> {
         let defined: Vec<f64> = self.tasks.iter().filter_map(|t| t.auc).collect();
@@ -163,6 +197,26 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn the_selection_score_is_the_mean_one_task_or_a_weighted_mean() {
+        let e = evaluation(&[Some(0.6), None, Some(0.9)]);
+        let score = |m: SelectMetric| e.score(&m, "validation");
+        assert!((score(SelectMetric::Mean).unwrap() - 0.75).abs() < 1e-12);
+        // Tasks are all named "t" here: the first is the one found.
+        assert!((score(SelectMetric::Task("t".into())).unwrap() - 0.6).abs() < 1e-12);
+        // (1 * 0.6 + 3 * 0.9) / 4; the undefined task's weight is left out.
+        let weighted = score(SelectMetric::Weights(vec![1.0, 5.0, 3.0])).unwrap();
+        assert!((weighted - 3.3 / 4.0).abs() < 1e-12, "{weighted}");
+        let error = score(SelectMetric::Weights(vec![0.0, 1.0, 0.0])).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("every task with a positive weight")
+        );
+        let error = score(SelectMetric::Task("u".into())).unwrap_err();
+        assert!(error.to_string().contains("task `u`"), "{error}");
     }
 
     #[test]

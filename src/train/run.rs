@@ -17,7 +17,7 @@ use super::state::{self, Learner, Progress};
 use crate::adapt::weights::Config as Weights;
 use crate::adapt::{Needs, Setup};
 use crate::config::Resolved;
-use crate::config::schema::{SelectOn, SourceBatchNorm};
+use crate::config::schema::{SelectMetric, SelectOn, SourceBatchNorm};
 use crate::data::dataset::{Splits, open};
 use crate::data::split;
 use crate::models::Output;
@@ -56,7 +56,14 @@ pub struct RunRecord {
     pub valid_rows: usize,
     /// The selected epoch, counted from 1.
     pub best_epoch: Option<usize>,
+    /// The selected epoch's validation score: the mean AUC, or what `select_metric` says.
     pub best_valid_mean_auc: Option<f64>,
+    /// `train.select_metric` where it is not the mean AUC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_metric: Option<SelectMetric>,
+    /// How the validation rows were chosen (`data.valid` in force).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<crate::config::schema::Validation>,
     pub epochs_run: usize,
     pub source_checkpoint: Option<PathBuf>,
     pub test: Evaluation,
@@ -148,7 +155,7 @@ fn weighted_task_loss(
 }
 
 /// The loss weights, checked against the data: one per label, and a source whose schema is
-/// the target's where the method uses it.
+/// the target's where the method uses it; the selection metric's task or weights too.
 fn checked_weights(
     exp: &crate::config::Experiment,
     schema: &crate::data::Schema,
@@ -156,6 +163,22 @@ fn checked_weights(
 ) -> Result<Weights, TrainError> {
     if uses_source && crate::data::dataset::schema(&exp.data.source.params)? != *schema {
         return Err(TrainError::Invalid("data.source and data.target have different schemas; a source model cannot serve the target".into()));
+    }
+    let labels = schema.labels.join(", ");
+    match &exp.train.select_metric {
+        SelectMetric::Task(name) if !schema.labels.contains(name) => {
+            return Err(TrainError::Invalid(format!(
+                "train.select_metric names task `{name}`, but the data set's labels are {labels}"
+            )));
+        }
+        SelectMetric::Weights(w) if w.len() != schema.labels.len() => {
+            return Err(TrainError::Invalid(format!(
+                "train.select_metric has {} weights but the data set has {} labels ({labels})",
+                w.len(),
+                schema.labels.len()
+            )));
+        }
+        _ => {}
     }
     let weights: Weights = exp.adapt.weights.params();
     if weights.tasks.len() != schema.labels.len() {
@@ -178,6 +201,7 @@ fn target_split(
         &target.train,
         exp.data.target_rate,
         exp.data.valid_rows,
+        exp.validation(),
         exp.train.seed,
     )?;
     if split.valid.len() < exp.data.valid_rows {
@@ -446,6 +470,11 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     // and gradient ratio).
     let training = Instant::now();
     let mut diagnostics = 0.0;
+    // metrics.jsonl names the selection score for what it is.
+    let score_key = match exp.train.select_metric {
+        SelectMetric::Mean => "valid_mean_auc",
+        _ => "valid_score",
+    };
     let validate = || -> Result<(Evaluation, f64), TrainError> {
         let valid = evaluate(
             &model,
@@ -456,7 +485,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
             exp.train.auc,
             &device,
         )?;
-        let score = valid.mean_auc("validation")?;
+        let score = valid.score(&exp.train.select_metric, "validation")?;
         Ok((valid, score))
     };
     if needs.source_model && progress.epochs == 0 && progress.stopping.best_epoch.is_none() {
@@ -465,7 +494,7 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         // initialisation is no candidate: its score is that of a random projection.)
         let (valid, score) = validate()?;
         tracing::info!(epoch = 0, valid_mean_auc = score, "start model");
-        let line = serde_json::json!({"epoch": 0, "valid": valid, "valid_mean_auc": score});
+        let line = serde_json::json!({"epoch": 0, "valid": valid, score_key: score});
         diagnostics += log_epoch(&metrics_path, line, probe.as_ref(), &learner)?;
         progress.stopping.observe(0, score);
         model.save(&dir.join("best.safetensors"))?;
@@ -502,7 +531,8 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
                 "epoch"
             )
         });
-        let line = serde_json::json!({"epoch": epoch, "train": stats, "valid": valid, "valid_mean_auc": score});
+        let line =
+            serde_json::json!({"epoch": epoch, "train": stats, "valid": valid, score_key: score});
         diagnostics +=
             log_epoch(&metrics_path, line, probe.as_ref(), &learner)? + stats.ratio_seconds;
         if progress.end_epoch(epoch, score, exp.train.patience, exp.train.epochs) {
@@ -558,6 +588,9 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
             .stopping
             .best_epoch
             .map(|_| progress.stopping.best_score),
+        select_metric: (exp.train.select_metric != SelectMetric::Mean)
+            .then(|| exp.train.select_metric.clone()),
+        validation: Some(exp.validation()),
         epochs_run: progress.epochs,
         source_checkpoint,
         test,
