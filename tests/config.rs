@@ -500,7 +500,7 @@ fn unknown_profiles_and_tables_exit_2_listing_the_known_ones() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains(
-            "available: daa_alignment, fig_sensitivity, methods, shift_study, table3, table3_movielens, table4, table4_movielens"
+            "available: daa_alignment, fig_sensitivity, methods, shift_study, table3, table3_movielens, table4, table4_movielens, validation_rules"
         ),
         "{}",
         stderr(&out)
@@ -550,6 +550,12 @@ fn hash_covers_the_synthetic_generator_and_numerics_versions() {
     // The kernel choice is left out where it changes nothing (the CPU, or the default):
     // runs from before the key keep their directories.
     value["train"].as_object_mut().unwrap().remove("kernels");
+    assert_ne!(resolved.hash, daa::config::digest(&value));
+    // So is the default selection metric (the mean AUC), for the same reason.
+    value["train"]
+        .as_object_mut()
+        .unwrap()
+        .remove("select_metric");
     assert_eq!(resolved.hash, daa::config::digest(&value));
     let joint = |set: &[&str]| resolve_with(&repo().join("configs/mmoe_nl.toml"), &[], set).hash;
     assert_eq!(

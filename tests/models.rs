@@ -128,20 +128,24 @@ fn predict_writes_one_probability_row_per_input_row() {
     )
     .unwrap();
     let out = dir.path().join("p.csv");
-    let mut args = vec![
-        "predict",
-        "configs/mmoe_nl.toml",
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    for s in SMALL {
-        args.extend(["--set", s]);
-    }
-    let result = daa(&repo(), &args, &[]);
+    // `daa predict` of the small model on `data`, written to `out`.
+    let predict = |data: &Path, out: &Path| {
+        let mut args = vec![
+            "predict",
+            "configs/mmoe_nl.toml",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        for s in SMALL {
+            args.extend(["--set", s]);
+        }
+        daa(&repo(), &args, &[])
+    };
+    let result = predict(&data, &out);
     assert!(result.status.success(), "{}", stderr(&result));
     let text = std::fs::read_to_string(&out).unwrap();
     let mut lines = text.lines();
@@ -202,20 +206,7 @@ fn predict_writes_one_probability_row_per_input_row() {
         let bad = dir.path().join(name);
         std::fs::write(&bad, bytes).unwrap();
         let written = dir.path().join("r.csv");
-        let mut args = vec![
-            "predict",
-            "configs/mmoe_nl.toml",
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-            "--data",
-            bad.to_str().unwrap(),
-            "--out",
-            written.to_str().unwrap(),
-        ];
-        for s in SMALL {
-            args.extend(["--set", s]);
-        }
-        let out = daa(&repo(), &args, &[]);
+        let out = predict(&bad, &written);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
         assert!(err.contains(&format!("{name}:1:")), "{name}: {err:.2000}");

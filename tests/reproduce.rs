@@ -410,27 +410,11 @@ fn the_children_of_a_parallel_reproduction_die_with_it() {
             "",
             "",
         );
-        let grid = dir.path().join("grid.toml");
-        let out = dir.path().join("out");
-        let mut parent = common::command(
-            dir.path(),
-            &[
-                "-q",
-                "reproduce",
-                grid.to_str().unwrap(),
-                "--profile",
-                "smoke",
-                "--out",
-                out.to_str().unwrap(),
-                "--jobs",
-                "2",
-            ],
-            &[],
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        let mut parent = common::reproduce_grid_command(dir.path(), &["--jobs", "2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         let started = std::time::Instant::now();
         let children = loop {
             let children = living_children(parent.id());

@@ -140,6 +140,13 @@ pub fn grid_file(dir: &Path, methods: &[(&str, &str)], sets: &[&str], top: &str,
 
 /// `daa -q reproduce grid.toml --profile smoke --out out` in `dir`, with `extra` arguments.
 pub fn reproduce_grid(dir: &Path, extra: &[&str]) -> Output {
+    reproduce_grid_command(dir, extra)
+        .output()
+        .expect("the daa binary runs")
+}
+
+/// The command [`reproduce_grid`] runs, to spawn it.
+pub fn reproduce_grid_command(dir: &Path, extra: &[&str]) -> Command {
     let grid = dir.join("grid.toml");
     let out = dir.join("out");
     let mut args = vec![
@@ -152,5 +159,5 @@ pub fn reproduce_grid(dir: &Path, extra: &[&str]) -> Output {
         out.to_str().unwrap(),
     ];
     args.extend(extra);
-    daa(dir, &args, &[])
+    command(dir, &args, &[])
 }
