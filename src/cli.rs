@@ -241,14 +241,20 @@ pub enum DataCommand {
         out: Option<PathBuf>,
     },
     /// Convert MovieLens-1M (GroupLens's ml-1m.zip or folder, or RecBole's atomic files)
-    /// into the benchmark's domains: users by age, `like` and `love` tasks, time splits.
+    /// into the benchmark's domains: users by age (or movies by genre), `like` and `love`
+    /// tasks, time splits.
     PrepareMovielens {
         /// ml-1m.zip, its unpacked folder, or a folder with ml-1m.inter/.user/.item.
         #[arg(long)]
         raw: PathBuf,
-        /// Output directory (default: data/movielens); files go to OUT/<DOMAIN>/{train,test}.csv.
+        /// Output directory (default: data/movielens, or data/movielens-genre with
+        /// `--domains genre`); files go to OUT/<DOMAIN>/{train,test}.csv.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `age`: users by age (source 25-34; young, mid, senior), movies shared; `genre`:
+        /// movies by genre (horror, children; every other movie the source), users shared.
+        #[arg(long, value_parser = ["age", "genre"], default_value = "age")]
+        domains: String,
     },
     /// Draw the scarce target training subset and the validation rows.
     Split {

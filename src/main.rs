@@ -221,9 +221,16 @@ fn dispatch(cli: &Cli) -> Result<()> {
             let out = out.clone().unwrap_or_else(|| "data/aliexpress".into());
             commands::data::prepare_aliexpress(raw, country, &out)
         }
-        Command::Data(DataCommand::PrepareMovielens { raw, out }) => {
-            let out = out.clone().unwrap_or_else(|| "data/movielens".into());
-            commands::data::prepare_movielens(raw, &out)
+        Command::Data(DataCommand::PrepareMovielens { raw, out, domains }) => {
+            let (grouping, folder) = match domains.as_str() {
+                "genre" => (
+                    daa::data::movielens::Grouping::Genre,
+                    "data/movielens-genre",
+                ),
+                _ => (daa::data::movielens::Grouping::Age, "data/movielens"),
+            };
+            let out = out.clone().unwrap_or_else(|| folder.into());
+            commands::data::prepare_movielens(raw, &out, grouping)
         }
         Command::Data(DataCommand::Split {
             dataset,

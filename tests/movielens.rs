@@ -289,3 +289,59 @@ fn a_bad_line_of_each_layout_names_the_file_and_line_and_writes_nothing() {
         assert!(!root.join(&out).exists(), "{raw}: nothing written");
     }
 }
+
+#[test]
+fn genre_domains_split_the_movies_and_share_the_users() {
+    let dir = tempfile::tempdir().unwrap();
+    write_zip(&dir.path().join("ml-1m.zip"), &grouplens_files());
+    let out = daa(
+        dir.path(),
+        &[
+            "data",
+            "prepare-movielens",
+            "--raw",
+            dir.path().join("ml-1m.zip").to_str().unwrap(),
+            "--out",
+            "genre",
+            "--domains",
+            "genre",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids = |domain: &str| -> Vec<String> {
+        ["train", "test"]
+            .iter()
+            .flat_map(|split| {
+                let path = dir
+                    .path()
+                    .join("genre")
+                    .join(domain)
+                    .join(format!("{split}.csv"));
+                std::fs::read_to_string(path)
+                    .unwrap()
+                    .lines()
+                    .skip(1)
+                    .map(|l| l.split(',').next().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    // Toy Story (movie 5 by sorted title) is the only Children's movie and no movie is
+    // Horror: the children domain is its 8 ratings, one per user; the source the other 32.
+    let children = ids("children");
+    assert_eq!(children.len(), 8);
+    assert!(children.iter().all(|id| id.ends_with("m5")), "{children:?}");
+    let users: std::collections::BTreeSet<&str> = children
+        .iter()
+        .map(|id| id.split('m').next().unwrap())
+        .collect();
+    assert_eq!(users.len(), 8, "every user is in the genre domain");
+    let source = ids("source");
+    assert_eq!(source.len(), 32);
+    assert!(
+        !source.iter().any(|id| id.ends_with("m5")),
+        "movies are disjoint"
+    );
+    assert!(ids("horror").is_empty());
+}

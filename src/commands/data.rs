@@ -143,8 +143,12 @@ pub fn prepare_aliexpress(
 }
 
 /// Converts MovieLens-1M into the benchmark's domains and prints what each holds.
-pub fn prepare_movielens(raw: &std::path::Path, out: &std::path::Path) -> Result<()> {
-    let summaries = daa::data::movielens::prepare(raw, out)?;
+pub fn prepare_movielens(
+    raw: &std::path::Path,
+    out: &std::path::Path,
+    grouping: daa::data::movielens::Grouping,
+) -> Result<()> {
+    let summaries = daa::data::movielens::prepare(raw, out, grouping)?;
     println!(
         "{:<8} {:>9} {:>8} {:>14} {:>14} {:>6} {:>6}  folder",
         "domain", "train", "test", "like (share)", "love (share)", "users", "movies"

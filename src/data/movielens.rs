@@ -24,6 +24,54 @@ pub const DOMAINS: [(&str, &[u8]); 4] = [
     ("senior", &[45, 50, 56]),
 ];
 const AGES: [u8; 7] = [1, 18, 25, 35, 45, 50, 56];
+
+/// How ratings are grouped into domains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// By the user's age ([`DOMAINS`]): users disjoint, movies shared.
+    Age,
+    /// By the movie's genres ([`GENRE_DOMAINS`]): movies disjoint, users shared.
+    Genre,
+}
+
+/// Genre domains, in order of precedence: a movie belongs to the first target whose genre
+/// it has (`horror`: Horror; `children`: Children's), every other movie to `source` (the
+/// large genres: Drama, Comedy, Action, ...).
+pub const GENRE_DOMAINS: [(&str, Option<&str>); 3] = [
+    ("source", None),
+    ("horror", Some("Horror")),
+    ("children", Some("Children's")),
+];
+
+impl Grouping {
+    /// The domains' names, in output order.
+    pub fn names(self) -> Vec<&'static str> {
+        match self {
+            Grouping::Age => DOMAINS.iter().map(|(name, _)| *name).collect(),
+            Grouping::Genre => GENRE_DOMAINS.iter().map(|(name, _)| *name).collect(),
+        }
+    }
+
+    /// The domain (an index into [`Grouping::names`]) of a rating by a user of age code
+    /// `age` of a movie with `genres` (a bit per [`GENRES`] entry).
+    fn domain(self, age: u8, genres: u32) -> usize {
+        match self {
+            Grouping::Age => DOMAINS
+                .iter()
+                .position(|(_, codes)| codes.contains(&age))
+                .expect("every age code has a domain"),
+            Grouping::Genre => GENRE_DOMAINS
+                .iter()
+                .position(|(_, genre)| {
+                    genre.is_some_and(|g| {
+                        let bit = GENRES.iter().position(|x| *x == g).expect("a genre");
+                        genres & (1 << bit) != 0
+                    })
+                })
+                .unwrap_or(0),
+        }
+    }
+}
 pub const GENRES: [&str; 18] = [
     "Action",
     "Adventure",
@@ -514,8 +562,8 @@ fn parse_recbole(raw: &Raw) -> Result<Parsed, DataError> {
     })
 }
 
-/// Prepares every domain from `raw` into `out/<domain>/{train,test}.csv`.
-pub fn prepare(raw: &Path, out: &Path) -> Result<Vec<Summary>, DataError> {
+/// Prepares every domain of `grouping` from `raw` into `out/<domain>/{train,test}.csv`.
+pub fn prepare(raw: &Path, out: &Path, grouping: Grouping) -> Result<Vec<Summary>, DataError> {
     let raw = Raw::detect(raw)?;
     let parsed = match raw {
         Raw::GroupLens { .. } => parse_grouplens(&raw)?,
@@ -529,7 +577,8 @@ pub fn prepare(raw: &Path, out: &Path) -> Result<Vec<Summary>, DataError> {
         .map(|(i, t)| (t.as_str(), i as u32 + 1))
         .collect();
     let movies: Vec<&Movie> = parsed.movies.values().collect();
-    let mut by_domain: Vec<Vec<Rating>> = vec![Vec::new(); DOMAINS.len()];
+    let names = grouping.names();
+    let mut by_domain: Vec<Vec<Rating>> = vec![Vec::new(); names.len()];
     for (position, (user_id, title, rating, time)) in parsed.ratings.iter().enumerate() {
         let user = parsed.users.get(user_id).ok_or_else(|| {
             DataError::Invalid(format!(
@@ -537,20 +586,17 @@ pub fn prepare(raw: &Path, out: &Path) -> Result<Vec<Summary>, DataError> {
                 position + 1
             ))
         })?;
-        let code = AGES[user.age as usize];
-        let domain = DOMAINS
-            .iter()
-            .position(|(_, codes)| codes.contains(&code))
-            .expect("every age code has a domain");
+        let movie = index[title.as_str()];
+        let domain = grouping.domain(AGES[user.age as usize], movies[movie as usize - 1].genres);
         by_domain[domain].push(Rating {
             user: *user_id,
-            movie: index[title.as_str()],
+            movie,
             rating: *rating,
             time: *time,
         });
     }
     let mut summaries = Vec::new();
-    for ((name, _), mut ratings) in DOMAINS.iter().zip(by_domain) {
+    for (name, mut ratings) in names.into_iter().zip(by_domain) {
         ratings.sort_by_key(|r| (r.time, r.user, r.movie));
         let test_rows = ratings.len() / TEST_SHARE;
         let (train, test) = ratings.split_at(ratings.len() - test_rows);
