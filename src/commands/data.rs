@@ -100,8 +100,7 @@ pub fn split(
     let validation = match valid {
         Some("latest") => Validation::Latest,
         Some(_) => Validation::Random,
-        None if entry.params["ordered"].as_bool() == Some(true) => Validation::Latest,
-        None => Validation::Random,
+        None => Validation::default_for(&entry.params),
     };
     let drawn = split::load_or_draw(&splits.train, rate, valid_rows, validation, seed)?;
     let positives = |rows: &[u32]| {

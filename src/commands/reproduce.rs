@@ -22,16 +22,18 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
     let plan = Plan::new(name, registry, options)?;
     match mode {
         Mode::DryRun => {
+            // Each cell's result read once.
+            let results: Vec<Finished> = plan.cells.iter().map(|c| c.result()).collect();
+            let finished = results.iter().filter(|r| r.is_done()).count();
             println!(
-                "{} ({}): {} cells, {} finished, {} to run",
+                "{} ({}): {} cells, {finished} finished, {} to run",
                 plan.name,
                 options.profile,
                 plan.cells.len(),
-                plan.finished(),
-                plan.cells.len() - plan.finished()
+                plan.cells.len() - finished
             );
-            for (i, cell) in plan.cells.iter().enumerate() {
-                let state = match cell.result() {
+            for (i, (cell, result)) in plan.cells.iter().zip(results).enumerate() {
+                let state = match result {
                     Finished::Done(_) => "done".to_string(),
                     Finished::Missing => "to run".to_string(),
                     Finished::Damaged { path, reason } => format!(

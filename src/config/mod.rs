@@ -143,13 +143,9 @@ impl Experiment {
     /// The validation rule in force: `data.valid`, else `latest` where the target data set
     /// declares its rows in time order (`ordered = true`), else `random`.
     pub fn validation(&self) -> schema::Validation {
-        self.data.valid.unwrap_or(
-            if self.data.target.params["ordered"].as_bool() == Some(true) {
-                schema::Validation::Latest
-            } else {
-                schema::Validation::Random
-            },
-        )
+        self.data
+            .valid
+            .unwrap_or_else(|| schema::Validation::default_for(&self.data.target.params))
     }
 
     /// The registry components in the order of [`SLOTS`].

@@ -148,6 +148,16 @@ pub enum Validation {
 }
 
 impl Validation {
+    /// The default for a data set with canonical parameters `params`: `latest` where it
+    /// declares its rows in time order (`ordered = true`), else `random`.
+    pub fn default_for(params: &serde_json::Value) -> Self {
+        if params["ordered"].as_bool() == Some(true) {
+            Validation::Latest
+        } else {
+            Validation::Random
+        }
+    }
+
     /// The rule as configured: `latest` or `random`.
     pub fn name(self) -> &'static str {
         match self {

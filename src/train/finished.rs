@@ -19,14 +19,6 @@ pub enum Finished {
 }
 
 impl Finished {
-    /// The record, where the run finished.
-    pub fn record(self) -> Option<RunRecord> {
-        match self {
-            Finished::Done(record) => Some(*record),
-            _ => None,
-        }
-    }
-
     /// Whether the run finished with a result that reads.
     pub fn is_done(&self) -> bool {
         matches!(self, Finished::Done(_))

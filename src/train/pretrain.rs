@@ -55,15 +55,21 @@ pub fn pretrain(
     let hash = crate::config::digest(&key);
     let dir = exp.output.runs_dir.join("_source").join(hash);
     let checkpoint = dir.join("model.safetensors");
+    let finished = || {
+        let done = checkpoint.is_file();
+        if done {
+            tracing::info!(checkpoint = %checkpoint.display(), "reusing the pretrained source model");
+        }
+        done
+    };
     // A finished source model is used without the writer's lock (it is written last, by a
-    // rename, and checked where it is loaded): read-only storage serves it.
-    if checkpoint.is_file() {
-        tracing::info!(checkpoint = %checkpoint.display(), "reusing the pretrained source model");
+    // rename, and checked where it is loaded): read-only storage serves it. Under the lock,
+    // another process may have finished it meanwhile.
+    if finished() {
         return Ok(Some(checkpoint));
     }
     let _lock = crate::lock::lock_dir(&dir, "this source pretraining")?;
-    if checkpoint.is_file() {
-        tracing::info!(checkpoint = %checkpoint.display(), "reusing the pretrained source model");
+    if finished() {
         return Ok(Some(checkpoint));
     }
     let seed = exp.train.seed;
