@@ -35,6 +35,12 @@ pub enum RunsFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeysFormat {
+    Md,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -100,10 +106,10 @@ pub enum Command {
         /// models are pretrained first, each once); 1 runs them in this process.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         jobs: u64,
-        /// Run only cell I of the grid (0-based, in `--dry-run` order) and exit: what
-        /// `--jobs` starts in each child process.
-        #[arg(long, value_name = "I")]
-        cell: Option<usize>,
+        /// Run only this cell of the grid and exit (its name, or its 0-based index in
+        /// `--dry-run` order): what `--jobs` starts in each child process.
+        #[arg(long, value_name = "CELL")]
+        cell: Option<String>,
         /// With --cell: only pretrain the cell's source model.
         #[arg(long, requires = "cell")]
         pretrain_only: bool,
@@ -203,6 +209,15 @@ pub enum ConfigCommand {
         #[arg(long)]
         origin: bool,
     },
+    /// Every experiment key: its type, its default (as the project's configs/base.toml
+    /// resolves it), the values or range it accepts, and what it does.
+    Keys {
+        #[arg(long, value_enum, default_value_t = KeysFormat::Md)]
+        format: KeysFormat,
+    },
+    /// The JSON Schema of an experiment file (every key optional: a file is one layer),
+    /// for editors that validate and complete TOML (Taplo: .taplo.toml).
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]

@@ -89,6 +89,10 @@ fn dispatch(cli: &Cli) -> Result<()> {
             set,
             origin,
         }) => commands::config::show(&commands::resolve(cli, config, set)?, *origin),
+        Command::Config(ConfigCommand::Keys { format }) => {
+            commands::config::keys(&commands::registry_for(cli, here)?, *format)
+        }
+        Command::Config(ConfigCommand::Schema) => commands::config::schema(),
         Command::Registry(RegistryCommand::List { kind }) => {
             commands::registry::list(&commands::registry_for(cli, here)?, kind.as_deref())
         }
@@ -164,12 +168,12 @@ fn dispatch(cli: &Cli) -> Result<()> {
                 jobs: *jobs as usize,
                 sets: sets.clone(),
             };
-            if let Some(index) = cell {
+            if let Some(which) = cell {
                 return commands::reproduce::cell(
                     &commands::registry_for(cli, here)?,
                     name,
                     &options,
-                    *index,
+                    which,
                     *pretrain_only,
                 );
             }

@@ -500,7 +500,7 @@ fn unknown_profiles_and_tables_exit_2_listing_the_known_ones() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains(
-            "available: daa_alignment, fig_sensitivity, methods, shift_study, table3, table3_movielens, table4, table4_movielens, validation_rules"
+            "available: daa_alignment, fig_sensitivity, methods, methods_tuned, shift_study, table3, table3_movielens, table4, table4_movielens, validation_rules"
         ),
         "{}",
         stderr(&out)

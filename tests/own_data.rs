@@ -1,5 +1,5 @@
-//! The README's "Your own data" example, run as written from a fresh project directory:
-//! its registry files, experiment and grid come from the README's code blocks, its CSVs
+//! The guide's "Your own data" example (docs/src/data.md), run as written from a fresh project directory:
+//! its registry files, experiment and grid come from its code blocks, its CSVs
 //! are fabricated here, and every `daa` command of its shell block must succeed.
 
 mod common;
@@ -9,13 +9,13 @@ use std::process::{Command, Output};
 
 use common::{repo, stderr, stdout};
 
-/// The README section's code blocks: files (a TOML block whose first line is `# PATH`)
+/// The section's code blocks: files (a TOML block whose first line is `# PATH`)
 /// and the `daa` commands of its shell block.
 fn example() -> (Vec<(String, String)>, Vec<String>) {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("docs/src/data.md")).unwrap();
     let start = readme
         .find("## Your own data")
-        .expect("README has a `Your own data` section");
+        .expect("docs/src/data.md has a `Your own data` section");
     let section = &readme[start..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
     let mut files = Vec::new();

@@ -181,3 +181,52 @@ fn a_requeued_task_resumes_to_the_same_bits() {
     assert!(log.contains("DUE TO JOB REQUEUE"), "{log}");
     assert!(!log.lines().any(|l| l.starts_with("error:")), "{log}");
 }
+
+#[test]
+#[ignore = "needs Slurm: scripts/slurm-local.sh cargo test --release --test slurm -- --ignored"]
+fn a_search_submits_its_trials_then_once_they_finish_its_evaluation_cells() {
+    slurm_is_up();
+    let search = "[search]\ntrials = 2\nseeds = [101]\n\
+                  [search.space.finetune]\n\"optim.lr\" = { log_uniform = [1e-4, 1e-2] }\n";
+    let methods = [
+        ("finetune", "\"adapt.method=finetune\""),
+        ("source_only", "\"adapt.method=source_only\""),
+    ];
+    let local = tempfile::tempdir().unwrap();
+    grid_file(local.path(), &methods, &[], "", search);
+    reproduce(local.path(), &[]);
+
+    let cluster = tempfile::tempdir().unwrap();
+    grid_file(cluster.path(), &methods, &[], "", search);
+    // First the trials (and the cells without a search); the evaluation cells wait.
+    let first = reproduce(cluster.path(), &["--slurm"]);
+    assert!(
+        first.contains("2 evaluation cell(s) wait on their search's trials"),
+        "{first}"
+    );
+    let plan = std::fs::read_to_string(cluster.path().join("out/slurm/plan.tsv")).unwrap();
+    assert_eq!(
+        plan.lines().count(),
+        1 + 4,
+        "2 trials, 2 source_only: {plan}"
+    );
+    wait_for(&job_ids(&first), Duration::from_secs(600));
+    // Then the selected trial on the evaluation seeds.
+    let second = reproduce(cluster.path(), &["--slurm"]);
+    assert!(!second.contains("wait on their search"), "{second}");
+    let plan = std::fs::read_to_string(cluster.path().join("out/slurm/plan.tsv")).unwrap();
+    assert_eq!(plan.lines().count(), 1 + 2, "{plan}");
+    assert!(
+        plan.contains("finetune/seed1\t") && plan.contains("finetune/seed2\t"),
+        "{plan}"
+    );
+    wait_for(&job_ids(&second), Duration::from_secs(600));
+    let collected = reproduce(cluster.path(), &["--collect"]);
+    assert!(
+        collected.contains("6 cells: 6 finished, 0 missing"),
+        "{collected}"
+    );
+    let expected = results(local.path());
+    assert_eq!(expected.len(), 6);
+    assert_eq!(results(cluster.path()), expected);
+}

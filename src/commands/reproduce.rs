@@ -24,7 +24,12 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
         Mode::DryRun => {
             // Each cell's result read once.
             let results: Vec<Finished> = plan.cells.iter().map(|c| c.result()).collect();
-            let finished = results.iter().filter(|r| r.is_done()).count();
+            let finished = plan
+                .cells
+                .iter()
+                .zip(&results)
+                .filter(|(c, r)| r.is_done() || c.diverged().is_some())
+                .count();
             println!(
                 "{} ({}): {} cells, {finished} finished, {} to run",
                 plan.name,
@@ -35,6 +40,7 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
             for (i, (cell, result)) in plan.cells.iter().zip(results).enumerate() {
                 let state = match result {
                     Finished::Done(_) => "done".to_string(),
+                    Finished::Missing if cell.diverged().is_some() => "done: diverged".to_string(),
                     Finished::Missing => "to run".to_string(),
                     Finished::Damaged { path, reason } => format!(
                         "to run: damaged result {} ({})",
@@ -42,11 +48,21 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
                         super::message::printable(&reason)
                     ),
                 };
+                // What a search trial runs, or which trial an evaluation cell runs.
+                let tuned = cell.cell.tuned.as_ref().map_or(String::new(), |t| {
+                    let values = daa::reproduce::search::describe(&t.values);
+                    if t.is_trial {
+                        format!("  [{values}]")
+                    } else {
+                        format!("  [selected trial {}: {values}]", t.trial)
+                    }
+                });
                 println!(
-                    "  {i:>4} {:<40} {}  {state}",
+                    "  {i:>4} {:<40} {}  {state}{tuned}",
                     cell.cell.name, cell.resolved.hash
                 );
             }
+            print_waiting(&plan);
             Ok(())
         }
         Mode::Slurm(extra) => {
@@ -78,6 +94,13 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
                 ),
                 None => println!("nothing to submit: every cell is finished"),
             }
+            if !plan.waiting.is_empty() {
+                println!(
+                    "{} evaluation cell(s) wait on their search's trials: once the trials' \
+                     array has finished, submit again (`--slurm`) to run them",
+                    plan.waiting.len()
+                );
+            }
             println!(
                 "when they are done: daa reproduce {name} --profile {} --collect",
                 options.profile
@@ -101,17 +124,15 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
         }
         Mode::Run => {
             let task = task_command(&plan, registry, options)?;
-            let launch = |index: usize, stage: Stage| {
+            let launch = |cell: &str, stage: Stage| {
                 let mut command = Command::new(&task.program);
-                command
-                    .args(&task.args)
-                    .args(["--cell", &index.to_string()]);
+                command.args(&task.args).args(["--cell", cell]);
                 if stage == Stage::Pretrain {
                     command.arg("--pretrain-only");
                 }
                 command
             };
-            let outcome = daa::reproduce::run(&plan, options, &launch)?;
+            let outcome = daa::reproduce::run(plan, registry, options, &launch)?;
             println!("{}", outcome.markdown);
             println!("written: {}", outcome.out_dir.display());
             println!(
@@ -120,6 +141,21 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
             );
             Ok(())
         }
+    }
+}
+
+/// The evaluation cells of searches whose trials have not all finished.
+fn print_waiting(plan: &Plan) {
+    if plan.waiting.is_empty() {
+        return;
+    }
+    println!(
+        "{} evaluation cell(s) wait on their search's trials (planned with the selected \
+         trial once every trial has finished, or never where every trial diverged):",
+        plan.waiting.len()
+    );
+    for cell in &plan.waiting {
+        println!("       {}", cell.name);
     }
 }
 
@@ -154,12 +190,12 @@ fn task_command(plan: &Plan, registry: &Registry, options: &Options) -> Result<T
     Ok(TaskCommand { program, args })
 }
 
-/// `daa reproduce NAME --cell I [--pretrain-only]`: one cell of the grid, in this process.
+/// `daa reproduce NAME --cell CELL [--pretrain-only]`: one cell of the grid, in this process.
 pub fn cell(
     registry: &Registry,
     name: &str,
     options: &Options,
-    index: usize,
+    which: &str,
     pretrain_only: bool,
 ) -> Result<()> {
     let plan = Plan::new(name, registry, options)?;
@@ -168,6 +204,6 @@ pub fn cell(
     } else {
         Stage::Cell
     };
-    daa::reproduce::run_cell(&plan, index, stage, options.progress)?;
+    daa::reproduce::run_cell(&plan, which, stage, options.progress)?;
     Ok(())
 }

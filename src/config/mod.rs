@@ -1,5 +1,5 @@
 //! Experiments as layered TOML: registry defaults < `extends` chain < the file <
-//! `DAA_*` environment < `--set`. See the README's "Configuration" section.
+//! `DAA_*` environment < `--set`. See docs/src/configuration.md.
 
 pub mod check;
 mod error;
@@ -7,6 +7,7 @@ mod hash;
 pub mod layer;
 mod overrides;
 pub mod paths;
+pub mod reference;
 pub mod registry;
 pub mod schema;
 mod show;

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::check::{Invalid, Validate, ensure};
@@ -7,14 +8,21 @@ use crate::device::Device;
 
 /// A fully resolved experiment: every key set by the registry, the `extends` chain, the
 /// file, the environment or `--set`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Experiment {
+    /// The domains and how the target's rows split.
     pub data: DataConfig,
+    /// The model: backbone and input layer.
     pub model: ModelConfig,
+    /// The adaptation: method, critics, loss weights.
     pub adapt: AdaptConfig,
+    /// Source-domain pretraining.
     pub pretrain: PretrainConfig,
+    /// The target model's optimiser during adaptation.
     pub optim: OptimConfig,
+    /// Target training, selection and evaluation.
     pub train: TrainConfig,
+    /// Where results go.
     pub output: OutputConfig,
 }
 
@@ -35,6 +43,19 @@ pub struct Component {
     pub version: u32,
 }
 
+/// How a config file sets a component slot: a registry entry's name (`"ple"`), or a table
+/// that names one with `use` and overrides its parameters (`{ use = "ple", dropout = 0.1 }`;
+/// without `use`, it overrides the entry in force). The parameters depend on the entry's
+/// kind: `daa registry list DIR` lists the entries.
+fn component(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            {"type": "string"},
+            {"type": "object", "properties": {"use": {"type": "string"}}}
+        ]
+    })
+}
+
 impl Component {
     /// The parameters as the type that this component's kind declares.
     pub fn params<T: serde::de::DeserializeOwned>(&self) -> T {
@@ -43,40 +64,52 @@ impl Component {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct DataConfig {
     /// The data-rich source domain (a `registry/datasets` entry).
+    #[schemars(schema_with = "component")]
     pub source: Component,
     /// The data-scarce target domain (a `registry/datasets` entry).
+    #[schemars(schema_with = "component")]
     pub target: Component,
     /// Fraction of the target's training rows kept for training, stratified by the first label.
+    #[schemars(range(max = 1.0), extend("exclusiveMinimum" = 0.0))]
     pub target_rate: f64,
     /// Target training rows (outside the kept subset) held out for model selection.
+    #[schemars(range(min = 1))]
     pub valid_rows: usize,
     /// Which of the target's training rows validate: the latest `valid_rows` in time, the
     /// scarce training rows drawn from those before them (`latest`), or a stratified
     /// random draw (`random`). Absent: `latest` where the target's rows are in time order
-    /// (a data set entry with `ordered = true`), else `random`
-    /// ([`Experiment::validation`]).
+    /// (a data set entry with `ordered = true`), else `random`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid: Option<Validation>,
     /// Fraction of the source rows drawn afresh each epoch of adaptation.
+    #[schemars(range(max = 1.0), extend("exclusiveMinimum" = 0.0))]
     pub source_fraction: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct ModelConfig {
+    /// The multi-task backbone (a `registry/backbones` entry: sharedbottom, omoe, mmoe,
+    /// ple, aitm, singletask, metaheac).
+    #[schemars(schema_with = "component")]
     pub backbone: Component,
+    /// The input layer (a `registry/embeddings` entry).
+    #[schemars(schema_with = "component")]
     pub embedding: Component,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct AdaptConfig {
     /// The adaptation method and its hyperparameters (a `registry/methods` entry).
+    #[schemars(schema_with = "component")]
     pub method: Component,
     /// The critic architecture and its optimiser (a `registry/critics` entry).
+    #[schemars(schema_with = "component")]
     pub critic: Component,
     /// The loss weights (a `registry/losses` entry).
+    #[schemars(schema_with = "component")]
     pub weights: Component,
     /// What passes of the target model over source rows do to its BatchNorm running
     /// statistics.
@@ -87,7 +120,7 @@ pub struct AdaptConfig {
 }
 
 /// How the features that the critics of DAA and TAA compare are computed.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CriticInputs {
     /// Every critic input, real or fake, is an inference-mode feature (running BatchNorm
@@ -102,7 +135,7 @@ pub enum CriticInputs {
     Released,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceBatchNorm {
     /// Batch statistics only: the running statistics come from target rows alone.
@@ -111,7 +144,8 @@ pub enum SourceBatchNorm {
     Update,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+/// An Adam-family optimiser.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Optimizer {
     /// torch.optim.Adam: weight decay added to the gradient (L2).
@@ -120,25 +154,38 @@ pub enum Optimizer {
     Adamw,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct OptimConfig {
+    /// The target model's optimiser during adaptation.
     pub optimizer: Optimizer,
+    /// Its learning rate.
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub lr: f64,
+    /// Its weight decay (L2 for adam, decoupled for adamw).
+    #[schemars(range(min = 0.0))]
     pub weight_decay: f64,
 }
 
 /// Source-domain pretraining (MTReclib-style supervised training on the source).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct PretrainConfig {
+    /// The source model's optimiser.
     pub optimizer: Optimizer,
+    /// Its learning rate.
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub lr: f64,
+    /// Its weight decay.
+    #[schemars(range(min = 0.0))]
     pub weight_decay: f64,
+    /// The most epochs of source pretraining.
+    #[schemars(range(min = 1))]
     pub epochs: usize,
+    /// Epochs without a better source validation AUC before pretraining stops.
     pub patience: usize,
 }
 
 /// Which of the target's training rows validate (`data.valid`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Validation {
     /// The latest rows in time: selection then predicts a test that is later still.
@@ -168,7 +215,7 @@ impl Validation {
 }
 
 /// The validation score that selects the epoch and stops training (`train.select_metric`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SelectMetric {
     /// The mean of the tasks' AUCs (where defined).
@@ -180,7 +227,7 @@ pub enum SelectMetric {
     Weights(Vec<f64>),
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SelectOn {
     /// Early stopping and model selection on the validation split.
@@ -189,7 +236,7 @@ pub enum SelectOn {
     Test,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AucMode {
     /// One exact ROC AUC over the whole set.
@@ -198,28 +245,39 @@ pub enum AucMode {
     ChunkMean,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct TrainConfig {
+    /// The experiment seed: every random draw comes from a stream keyed by it.
     pub seed: u64,
     /// The most epochs of target training; each ends in a validation (the start model is
     /// epoch 0's candidate).
+    #[schemars(range(min = 1))]
     pub epochs: usize,
     /// Batch size of source pretraining and of evaluation.
+    #[schemars(range(min = 1))]
     pub batch_size: usize,
-    /// Batch size of target training steps (scarce targets want batches that fit their rows).
+    /// Batch size of target training steps (scarce targets want batches that fit their
+    /// rows; at least 2: BatchNorm needs a batch variance).
+    #[schemars(range(min = 2))]
     pub target_batch_size: usize,
     /// The fewest optimiser steps an epoch of target training holds: an epoch is as many
     /// passes over the target rows as that takes (one pass when one pass has enough).
+    #[schemars(range(min = 1))]
     pub steps_per_epoch: usize,
     /// Epochs without a better validation score before target training stops.
+    #[schemars(range(min = 1))]
     pub patience: usize,
+    /// The split that selects the epoch and stops training.
     pub select_on: SelectOn,
     /// The validation score that selects: the mean of the tasks' AUCs (`"mean"`), one
     /// task's (`{ task = "click" }`: a conversion AUC from a few dozen positives is noise),
     /// or a weighted mean (`{ weights = [1.0, 0.2] }`).
     #[serde(default)]
     pub select_metric: SelectMetric,
+    /// How the AUC is computed.
     pub auc: AucMode,
+    /// Where tensors live: `cpu`, `cuda` or `cuda:N` (a build with the `cuda` feature).
+    #[schemars(with = "String")]
     pub device: Device,
     /// Rows per domain of the alignment probe set (source rows held out of pretraining
     /// and adaptation, target validation rows); 0 turns the alignment diagnostics off.
@@ -235,7 +293,7 @@ fn default_probe_rows() -> usize {
 }
 
 /// The kernels of a CUDA device (the CPU always runs daa's fused CPU kernels).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kernels {
     /// candle's tensor operations; dropout masks drawn on the host and uploaded.
@@ -247,8 +305,10 @@ pub enum Kernels {
     Device,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct OutputConfig {
+    /// Where run directories go (`<runs_dir>/<experiment>/<hash>/`), relative to the
+    /// working directory; not part of the hash.
     pub runs_dir: PathBuf,
 }
 

@@ -1,7 +1,7 @@
 //! Running a plan's missing cells as child processes, `count` at a time: first each
 //! distinct source pretraining once (cells that share a source setup would otherwise wait
 //! on its lock, a slot each), then the cells. Each child runs one cell of the same plan
-//! (`daa reproduce NAME --cell I`), with the machine's cores split between the children;
+//! (`daa reproduce NAME --cell CELL`), with the machine's cores split between the children;
 //! its log is appended to `<out>/logs/CELL.log`. A failed child is recorded and the others go on.
 
 use std::path::{Path, PathBuf};
@@ -19,9 +19,9 @@ pub enum Stage {
     Cell,
 }
 
-/// How to start the child for cell `index` of the plan at `stage` (the command line
+/// How to start the child for the cell of this name at `stage` (the command line
 /// re-creates the same plan: grid, profile, seeds, filter).
-pub type Launcher<'a> = &'a dyn Fn(usize, Stage) -> Command;
+pub type Launcher<'a> = &'a dyn Fn(&str, Stage) -> Command;
 
 /// A cell whose child failed.
 #[derive(Debug, Clone)]
@@ -147,7 +147,7 @@ fn pool(
                 path: log.clone(),
                 source,
             })?;
-            let mut command = launch(index, stage);
+            let mut command = launch(cell, stage);
             die_with_this_process(&mut command);
             let child = command
                 .env("RAYON_NUM_THREADS", &threads)

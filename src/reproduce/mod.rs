@@ -6,17 +6,21 @@
 mod agreement;
 mod alignment;
 pub mod jobs;
+mod planner;
 mod plot;
 mod report;
+pub mod search;
+mod selection;
 pub mod significance;
 pub mod slurm;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Overrides, Registry, Resolved, resolve};
+use crate::config::{Registry, Resolved};
 use crate::train::finished::Finished;
 use crate::train::{self, RunOptions, TrainError, run_dir};
+use selection::Score;
 pub use spec::{Cell, Spec};
 
 #[derive(Debug, Clone)]
@@ -130,9 +134,35 @@ pub struct PlannedCell {
 
 impl PlannedCell {
     /// Whether the cell's run directory holds a result that reads (a damaged one is run
-    /// again).
+    /// again), or the cell is a search trial whose training diverged.
     pub fn done(&self) -> bool {
-        self.result().is_done()
+        self.result().is_done() || self.diverged().is_some()
+    }
+
+    /// Where a search trial's divergence is recorded: a diverged trial is an outcome of
+    /// the search (never selected), not a failure to run again.
+    fn diverged_path(&self) -> Option<PathBuf> {
+        self.cell
+            .trial()
+            .map(|_| run_dir(&self.resolved).join("diverged.json"))
+    }
+
+    /// The message of a search trial whose training diverged.
+    pub fn diverged(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.diverged_path()?).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(value["error"].as_str()?.to_string())
+    }
+
+    /// What a search trial's cell gave.
+    fn score(&self) -> Score {
+        match self.result() {
+            Finished::Done(record) => Score::Finished {
+                valid: record.best_valid_mean_auc,
+                test: record.test.mean_auc("test").ok(),
+            },
+            _ => self.diverged().map_or(Score::Missing, Score::Diverged),
+        }
     }
 
     /// The cell's result, as its run directory holds it.
@@ -150,6 +180,11 @@ pub struct Plan {
     pub spec: Spec,
     pub seeds: usize,
     pub cells: Vec<PlannedCell>,
+    /// Evaluation cells of searched methods whose trials are not all finished (planned
+    /// once they are), or whose every trial diverged.
+    pub waiting: Vec<Cell>,
+    /// The seeds the search trials run with (none without a search).
+    pub search_seeds: Vec<u64>,
     /// The sbatch options of `--slurm`'s array tasks.
     pub slurm: spec::Slurm,
 }
@@ -215,22 +250,28 @@ impl Plan {
                 None => sets.push(arg.clone()),
             }
         }
-        let cells = spec
-            .cells(&base, seeds, &sets)
-            .into_iter()
-            .filter(|c| {
-                options
-                    .only
-                    .as_ref()
-                    .is_none_or(|o| c.name.contains(o.as_str()))
-            })
-            .map(|cell| {
-                let mut overrides = Overrides::from_process(cell.sets.clone());
-                overrides.files.push(overlay.clone());
-                let resolved = resolve(&cell.config, &overrides, registry)?;
-                Ok(PlannedCell { cell, resolved })
-            })
-            .collect::<Result<_, ReproduceError>>()?;
+        let search = planner::searched(&spec, profile, seeds)
+            .map_err(|e| ReproduceError::Spec(format!("{}: {e}", path.display())))?;
+        let planner = planner::Planner {
+            spec: &spec,
+            base: &base,
+            sets: &sets,
+            seeds,
+            overlay: &overlay,
+            registry,
+            only: options.only.as_deref(),
+        };
+        let mut cells = Vec::new();
+        let mut waiting = Vec::new();
+        for combo in spec.combos() {
+            let method = &combo.labels[&spec.column];
+            let searched = search
+                .as_ref()
+                .filter(|(s, _)| s.space.contains_key(method))
+                .map(|(s, trials)| (s, *trials));
+            planner.combo(&combo, searched, &mut cells, &mut waiting)?;
+        }
+        let search_seeds = search.map(|(s, _)| s.seeds).unwrap_or_default();
         Ok(Plan {
             name,
             file: path,
@@ -238,6 +279,8 @@ impl Plan {
             spec,
             seeds,
             cells,
+            waiting,
+            search_seeds,
             slurm,
         })
     }
@@ -248,22 +291,43 @@ impl Plan {
     }
 }
 
-/// Runs cell `index` of the plan (resuming it if interrupted), or only its source
-/// pretraining: what each child process of `--jobs` does.
+impl Plan {
+    /// The cell `which` names: its name, or its index in the plan (children and array
+    /// tasks name it: a search's evaluation cells join the plan once its trials finish,
+    /// which moves indices).
+    pub fn cell(&self, which: &str) -> Result<&PlannedCell, ReproduceError> {
+        if let Some(c) = self.cells.iter().find(|c| c.cell.name == which) {
+            return Ok(c);
+        }
+        if let Ok(index) = which.parse::<usize>() {
+            return self.cells.get(index).ok_or_else(|| {
+                ReproduceError::Spec(format!(
+                    "--cell {index}: the grid has {} cells (0 to {})",
+                    self.cells.len(),
+                    self.cells.len().saturating_sub(1)
+                ))
+            });
+        }
+        let reason = if self.waiting.iter().any(|c| c.name == which) {
+            "it waits on its search's trials (planned once they have all finished)"
+        } else {
+            "no cell of the grid has this name (`daa reproduce NAME --dry-run` lists them)"
+        };
+        Err(ReproduceError::Spec(format!("--cell {which}: {reason}")))
+    }
+}
+
+/// Runs the cell `which` (a name or an index) of the plan, resuming it if interrupted, or
+/// only its source pretraining: what each child process of `--jobs` does. A search trial
+/// whose training diverges records that in its run directory: the search goes on.
 pub fn run_cell(
     plan: &Plan,
-    index: usize,
+    which: &str,
     stage: jobs::Stage,
     progress: bool,
 ) -> Result<(), ReproduceError> {
-    let planned = plan.cells.get(index).ok_or_else(|| {
-        ReproduceError::Spec(format!(
-            "--cell {index}: the grid has {} cells (0 to {})",
-            plan.cells.len(),
-            plan.cells.len().saturating_sub(1)
-        ))
-    })?;
-    train::run(
+    let planned = plan.cell(which)?;
+    let ran = train::run(
         &planned.resolved,
         &RunOptions {
             resume: true,
@@ -271,12 +335,22 @@ pub fn run_cell(
             pretrain_only: stage == jobs::Stage::Pretrain,
             ..RunOptions::default()
         },
-    )
-    .map_err(|error| ReproduceError::Run {
-        cell: planned.cell.name.clone(),
-        error: Box::new(error),
-    })?;
-    Ok(())
+    );
+    match (ran, planned.diverged_path()) {
+        (Ok(_), _) => Ok(()),
+        (Err(error @ TrainError::NonFinite { .. }), Some(path)) => {
+            tracing::warn!(
+                cell = planned.cell.name,
+                "{error}: the trial is recorded as diverged"
+            );
+            let record = serde_json::json!({"error": error.to_string()});
+            write(&path, &record.to_string())
+        }
+        (Err(error), _) => Err(ReproduceError::Run {
+            cell: planned.cell.name.clone(),
+            error: Box::new(error),
+        }),
+    }
 }
 
 /// Where a plan's table, CSV, JSON, plot and logs go.
@@ -289,44 +363,82 @@ pub fn out_dir(plan: &Plan, options: &Options) -> PathBuf {
 
 /// Runs the plan's missing cells (resuming interrupted ones), one after another here or
 /// `options.jobs` at a time as children started by `launch`, then writes the report of the
-/// finished ones. Children that fail are listed in the error after the report is written;
-/// in this process the first failure stops the grid.
+/// finished ones. A search's evaluation cells join once its trials have finished: the
+/// grid is planned again until no waiting cell becomes ready. Children that fail are
+/// listed in the error after the report is written; in this process the first failure
+/// stops the grid.
 pub fn run(
-    plan: &Plan,
+    mut plan: Plan,
+    registry: &Registry,
     options: &Options,
     launch: jobs::Launcher<'_>,
 ) -> Result<Outcome, ReproduceError> {
-    let total = plan.cells.len();
     let skipped = plan.finished();
-    let failures = if options.jobs > 1 {
-        let logs = out_dir(plan, options).join("logs");
-        jobs::run(plan, options.jobs, launch, &logs, options.progress)?
-    } else {
-        for (i, planned) in plan.cells.iter().enumerate() {
-            if !planned.done() {
-                tracing::info!(cell = %planned.cell.name, progress = format!("{}/{total}", i + 1), "running");
-                run_cell(plan, i, jobs::Stage::Cell, options.progress)?;
-            }
+    let mut failures = Vec::new();
+    loop {
+        failures.extend(run_missing(&plan, options, launch)?);
+        if plan.waiting.is_empty() {
+            break;
         }
-        Vec::new()
-    };
-    let outcome = report(plan, options, skipped)?;
+        let next = Plan::new(&plan.file.display().to_string(), registry, options)?;
+        if next.waiting.len() == plan.waiting.len() {
+            break;
+        }
+        tracing::info!(
+            ready = plan.waiting.len() - next.waiting.len(),
+            "searches finished: their evaluation cells run"
+        );
+        plan = next;
+    }
+    let outcome = report(&plan, options, skipped)?;
     if !failures.is_empty() {
         return Err(ReproduceError::Failed(failures));
     }
     Ok(outcome)
 }
 
+/// Runs the plan's cells without a result; returns the failed children.
+fn run_missing(
+    plan: &Plan,
+    options: &Options,
+    launch: jobs::Launcher<'_>,
+) -> Result<Vec<jobs::Failure>, ReproduceError> {
+    if options.jobs > 1 {
+        let logs = out_dir(plan, options).join("logs");
+        return jobs::run(plan, options.jobs, launch, &logs, options.progress);
+    }
+    let total = plan.cells.len();
+    for (i, planned) in plan.cells.iter().enumerate() {
+        if !planned.done() {
+            tracing::info!(cell = %planned.cell.name, progress = format!("{}/{total}", i + 1), "running");
+            run_cell(
+                plan,
+                &planned.cell.name,
+                jobs::Stage::Cell,
+                options.progress,
+            )?;
+        }
+    }
+    Ok(Vec::new())
+}
+
 /// Writes the table, CSV, JSON and plot of the plan's finished cells (`skipped` of them
 /// were finished before this invocation); what `--collect` does alone.
 pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome, ReproduceError> {
-    let total = plan.cells.len();
+    let total = plan.cells.len() + plan.waiting.len();
     let out = out_dir(plan, options);
-    let mut results = Vec::new();
+    // Every finished run (trials too), the evaluation cells' apart (the tables'), and the
+    // trial cells' scores (the search's).
+    let mut runs = Vec::new();
+    let mut trials = Vec::new();
     let mut missing = Vec::new();
     for planned in &plan.cells {
+        if planned.cell.trial().is_some() {
+            trials.push((planned.cell.clone(), planned.score()));
+        }
         match planned.result() {
-            Finished::Done(record) => results.push((planned.cell.clone(), *record)),
+            Finished::Done(record) => runs.push((planned.cell.clone(), *record)),
+            Finished::Missing if planned.diverged().is_some() => {}
             Finished::Missing => missing.push(planned.cell.name.clone()),
             Finished::Damaged { path, reason } => {
                 tracing::warn!(cell = planned.cell.name, result = %path.display(), "damaged result ({reason}): left out of the table; `daa reproduce` runs the cell again");
@@ -334,7 +446,18 @@ pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome,
             }
         }
     }
-    let ran = results.len().saturating_sub(skipped);
+    missing.extend(plan.waiting.iter().map(|c| c.name.clone()));
+    let ran = (runs.len()
+        + trials
+            .iter()
+            .filter(|(_, s)| matches!(s, Score::Diverged(_)))
+            .count())
+    .saturating_sub(skipped);
+    let results: Vec<(Cell, crate::train::RunRecord)> = runs
+        .iter()
+        .filter(|(c, _)| c.trial().is_none())
+        .cloned()
+        .collect();
     // The row labels of the cells on synthetic data.
     let mut synthetic: Vec<String> = plan
         .cells
@@ -360,15 +483,21 @@ pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome,
         &synthetic,
     );
     markdown.push_str(&alignment::markdown(&alignment));
-    let agreement = agreement::summarize(spec, &results);
+    let searches = selection::summarize(spec, &trials);
+    markdown.push_str(&selection::markdown(&searches, &plan.search_seeds));
+    // Over every run: a search's trials are the pairs that say most about selection.
+    let agreement = agreement::summarize(spec, &runs);
     markdown.push_str(&agreement::markdown(&agreement));
     write(&out.join("table.md"), &markdown)?;
     write(&out.join("table.csv"), &report::csv(&aggregates))?;
-    let records: Vec<serde_json::Value> = results
+    let records: Vec<serde_json::Value> = runs
         .iter()
         .map(|(c, r)| serde_json::json!({"cell": c.name, "record": r}))
         .collect();
-    let json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "comparisons": comparisons, "alignment": alignment, "selection_agreement": agreement, "runs": records});
+    let mut json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "comparisons": comparisons, "alignment": alignment, "selection_agreement": agreement, "runs": records});
+    if plan.spec.search.is_some() {
+        json["search"] = serde_json::json!({"seeds": plan.search_seeds, "searches": searches});
+    }
     write(
         &out.join("results.json"),
         &serde_json::to_string_pretty(&json).expect("results serialize"),

@@ -1,7 +1,7 @@
 //! A grid's missing cells as Slurm job arrays: the plan (one line per missing cell), an
 //! array of the distinct source pretrainings, then an array of the cells that starts when
 //! the first has finished (`--dependency=afterok`), each task running
-//! `daa reproduce NAME --cell I` (idempotent: a finished cell returns at once; an
+//! `daa reproduce NAME --cell CELL` (idempotent: a finished cell returns at once; an
 //! interrupted one resumes from its last epoch, so a preempted and requeued task loses at
 //! most an epoch). `daa reproduce NAME --collect` builds the report afterwards.
 
@@ -159,7 +159,10 @@ pub fn submit(
         let list = dir.join(list);
         write(
             &list,
-            &indices.iter().map(|i| format!("{i}\n")).collect::<String>(),
+            &indices
+                .iter()
+                .map(|&i| format!("{}\n", plan.cells[i].cell.name))
+                .collect::<String>(),
         )?;
         let batch = dir.join(batch);
         let text = script(

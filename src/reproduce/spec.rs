@@ -33,6 +33,12 @@ pub struct Profile {
     /// (e.g. `paper = { seeds = 5, slurm = { gres = "gpu:1" } }`).
     #[serde(default)]
     pub slurm: Option<Slurm>,
+    /// Trials per method under this profile, over `[search] trials`.
+    #[serde(default)]
+    pub trials: Option<usize>,
+    /// How many of `[search] seeds` (the first K) this profile's trials run with.
+    #[serde(default)]
+    pub search_seeds: Option<usize>,
 }
 
 /// A published result of the paper, as stated.
@@ -100,6 +106,10 @@ pub struct Spec {
     /// sbatch options of `--slurm`'s array tasks.
     #[serde(default)]
     pub slurm: Option<Slurm>,
+    /// A hyperparameter search per column value: trials on search seeds, the trial with
+    /// the best mean validation score then run on the evaluation seeds.
+    #[serde(default)]
+    pub search: Option<super::search::Search>,
 }
 
 /// The `[slurm]` table of a grid file (or a profile's `slurm`, or `--set slurm.KEY=VALUE`):
@@ -192,6 +202,37 @@ pub struct Cell {
     pub seed: u64,
     pub config: PathBuf,
     pub sets: Vec<String>,
+    /// The search trial whose values the cell runs: a trial cell's own, or the selected
+    /// trial of an evaluation cell.
+    pub tuned: Option<Tuned>,
+}
+
+impl Cell {
+    /// The search trial this cell runs on a search seed, if it is one.
+    pub fn trial(&self) -> Option<usize> {
+        self.tuned.as_ref().filter(|t| t.is_trial).map(|t| t.trial)
+    }
+}
+
+/// A search trial's values in a cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuned {
+    /// Counted from 1.
+    pub trial: usize,
+    pub values: super::search::Values,
+    /// A trial cell (on a search seed), not the selected trial on an evaluation seed.
+    pub is_trial: bool,
+}
+
+/// One combination of axis values.
+#[derive(Debug, Clone, Default)]
+pub struct Combo {
+    /// Axis name -> value.
+    pub labels: BTreeMap<String, String>,
+    /// The values in the grid's axis order (the cell name's start).
+    pub path: Vec<String>,
+    /// The axes' own overrides, in axis order.
+    pub sets: Vec<String>,
 }
 
 impl Spec {
@@ -218,13 +259,46 @@ impl Spec {
                 path.display()
             ));
         }
+        if let Some(search) = &spec.search {
+            spec.check_search(search)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
         Ok(spec)
     }
 
-    /// Every cell for `seeds` seeds (1..=seeds), in grid order; `extra` overrides (the
-    /// command line's) apply to every cell after the grid's and the axes' own.
-    pub fn cells(&self, base: &Path, seeds: usize, extra: &[String]) -> Vec<Cell> {
-        let mut combos: Vec<Vec<(String, String, Vec<String>)>> = vec![Vec::new()];
+    /// A search selects per (row, column value): every axis must be a row axis or the
+    /// column, and each space must name a value of the column.
+    fn check_search(&self, search: &super::search::Search) -> Result<(), String> {
+        if let Some(problem) = search.problem() {
+            return Err(problem);
+        }
+        if let Some(axis) = self
+            .order
+            .iter()
+            .find(|a| **a != self.column && !self.rows.contains(a))
+        {
+            return Err(format!(
+                "[search] selects per row and column: axis `{axis}` is neither (add it to `rows`)"
+            ));
+        }
+        let columns: Vec<String> = self.axes[&self.column]
+            .entries()
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
+        match search.space.keys().find(|m| !columns.contains(m)) {
+            Some(method) => Err(format!(
+                "[search.space.{method}]: `{method}` is not a value of the column axis `{}` ({})",
+                self.column,
+                columns.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The grid's combinations of axis values, in grid order.
+    pub fn combos(&self) -> Vec<Combo> {
+        let mut combos = vec![Combo::default()];
         for axis in &self.order {
             let entries = self.axes[axis].entries();
             combos = combos
@@ -232,43 +306,66 @@ impl Spec {
                 .flat_map(|c| {
                     entries.iter().map(move |(value, sets)| {
                         let mut next = c.clone();
-                        next.push((axis.clone(), value.clone(), sets.clone()));
+                        next.labels.insert(axis.clone(), value.clone());
+                        next.path.push(value.clone());
+                        next.sets.extend(sets.iter().cloned());
                         next
                     })
                 })
                 .collect();
         }
-        let mut cells = Vec::new();
-        for combo in combos {
-            for seed in 1..=seeds as u64 {
-                let labels: BTreeMap<String, String> = combo
-                    .iter()
-                    .map(|(a, v, _)| (a.clone(), v.clone()))
-                    .collect();
-                let fill = |template: &str| {
-                    labels.iter().fold(template.to_string(), |t, (a, v)| {
-                        t.replace(&format!("{{{a}}}"), v)
-                    })
-                };
-                let mut sets: Vec<String> = self
-                    .sets
-                    .iter()
-                    .chain(combo.iter().flat_map(|(_, _, s)| s.iter()))
-                    .map(|x| fill(x))
-                    .chain(extra.iter().cloned())
-                    .collect();
-                sets.push(format!("train.seed={seed}"));
-                let path: Vec<&str> = combo.iter().map(|(_, v, _)| v.as_str()).collect();
-                cells.push(Cell {
-                    name: format!("{}/seed{seed}", path.join("/")),
-                    labels: labels.clone(),
-                    seed,
-                    config: base.join(fill(&self.config)),
-                    sets,
-                });
+        combos
+    }
+
+    /// The cell of `combo` at `seed`: the grid's sets, the axes' own, `extra` (the command
+    /// line's), then `tuned`'s values (a search trial's, or the selected trial's for an
+    /// evaluation cell) and the seed. A trial cell is named `<combo>/trial<K>/seed<S>`.
+    pub fn cell(
+        &self,
+        base: &Path,
+        combo: &Combo,
+        seed: u64,
+        extra: &[String],
+        tuned: Option<Tuned>,
+    ) -> Cell {
+        let fill = |template: &str| {
+            combo.labels.iter().fold(template.to_string(), |t, (a, v)| {
+                t.replace(&format!("{{{a}}}"), v)
+            })
+        };
+        let mut sets: Vec<String> = self
+            .sets
+            .iter()
+            .chain(&combo.sets)
+            .map(|x| fill(x))
+            .chain(extra.iter().cloned())
+            .collect();
+        let mut name = combo.path.join("/");
+        if let Some(tuned) = &tuned {
+            sets.extend(super::search::sets(&tuned.values));
+            if tuned.is_trial {
+                name.push_str(&format!("/trial{}", tuned.trial));
             }
         }
-        cells
+        sets.push(format!("train.seed={seed}"));
+        Cell {
+            name: format!("{name}/seed{seed}"),
+            labels: combo.labels.clone(),
+            seed,
+            config: base.join(fill(&self.config)),
+            sets,
+            tuned,
+        }
+    }
+
+    /// Every cell for `seeds` seeds (1..=seeds) at the config as written, in grid order.
+    pub fn cells(&self, base: &Path, seeds: usize, extra: &[String]) -> Vec<Cell> {
+        self.combos()
+            .iter()
+            .flat_map(|combo| {
+                (1..=seeds as u64).map(move |seed| self.cell(base, combo, seed, extra, None))
+            })
+            .collect()
     }
 
     /// A cell's row label, e.g. "mmoe/nl".
