@@ -99,8 +99,9 @@ fn every_shipped_config_validates_against_the_schema_and_broken_ones_do_not() {
 
 #[test]
 fn the_schema_ranges_are_the_ones_the_validator_enforces() {
-    let keys: Vec<serde_json::Value> =
+    let all: serde_json::Value =
         serde_json::from_str(&printed(&["config", "keys", "--format", "json"])).unwrap();
+    let keys = all["experiment"].as_array().unwrap();
     let base = repo().join("configs/base.toml");
     let resolves = |set: &str| {
         let out = daa(
@@ -111,7 +112,7 @@ fn the_schema_ranges_are_the_ones_the_validator_enforces() {
         (out.status.code(), stderr(&out))
     };
     let mut checked = 0;
-    for key in &keys {
+    for key in keys {
         let Some(allowed) = key["allowed"].as_str() else {
             continue;
         };
@@ -152,6 +153,74 @@ fn the_schema_ranges_are_the_ones_the_validator_enforces() {
         }
     }
     assert!(checked >= 15, "{checked} bounds checked");
+}
+
+#[test]
+fn every_component_parameter_is_described_and_covers_the_registry_entries() {
+    let all: serde_json::Value =
+        serde_json::from_str(&printed(&["config", "keys", "--format", "json"])).unwrap();
+    let components = all["components"].as_array().unwrap();
+    // (directory, kind) -> its parameter keys.
+    let mut kinds = std::collections::BTreeMap::new();
+    for c in components {
+        let keys: Vec<String> = c["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let name = k["key"].as_str().unwrap().to_string();
+                assert!(
+                    !k["description"].as_str().unwrap().is_empty(),
+                    "{}/{}: `{name}` has no doc comment",
+                    c["dir"],
+                    c["kind"]
+                );
+                name
+            })
+            .collect();
+        kinds.insert(
+            (
+                c["dir"].as_str().unwrap().to_string(),
+                c["kind"].as_str().unwrap().to_string(),
+            ),
+            keys,
+        );
+    }
+    let mmoe = &kinds[&("backbones".to_string(), "mmoe".to_string())];
+    assert!(mmoe.contains(&"experts".to_string()), "{mmoe:?}");
+    // Every key of a shipped registry entry that names its kind is one of that kind's
+    // parameters (or a table above them).
+    let mut checked = 0;
+    for path in tomls(&repo().join("registry")) {
+        let entry: toml::Table = toml::from_str(&read(&path)).unwrap();
+        let Some(kind) = entry.get("kind").and_then(|k| k.as_str()) else {
+            continue;
+        };
+        let dir = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let Some(params) = kinds.get(&(dir.to_string(), kind.to_string())) else {
+            continue;
+        };
+        for key in entry
+            .keys()
+            .filter(|k| !["kind", "description", "extends", "use"].contains(&k.as_str()))
+        {
+            assert!(
+                params
+                    .iter()
+                    .any(|p| p == key || p.starts_with(&format!("{key}."))),
+                "{}: `{key}` is not a parameter of kind `{kind}` ({params:?})",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 30, "{checked} entry keys checked");
 }
 
 /// GitHub's anchor of a heading: lower case, spaces to `-`, punctuation dropped.

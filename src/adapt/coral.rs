@@ -7,12 +7,12 @@ use candle_core::Tensor;
 
 use super::measure::EpochMean;
 use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
-use crate::config::registry::{Kind, no_params};
+use crate::config::registry::{Kind, NO_PARAMS};
 use crate::data::batch::Tensors;
 
 pub const CORAL: Kind<Method> = Kind::new(
     "coral",
-    no_params,
+    NO_PARAMS,
     Method {
         needs: |_| Needs::ALIGNMENT,
         build: Coral::build,

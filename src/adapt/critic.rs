@@ -7,9 +7,9 @@ use crate::config::registry::{Kind, typed};
 use crate::config::schema::Optimizer;
 use crate::nn::mlp::check_dims;
 
-pub const CRITICS: &[Kind<()>] = &[Kind::new("wgan_gp", typed::<Config>, ())];
+pub const CRITICS: &[Kind<()>] = &[Kind::new("wgan_gp", typed::<Config>(), ())];
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Head {
     /// A linear score: a true Wasserstein critic.
@@ -18,7 +18,7 @@ pub enum Head {
     LogSoftmax,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PenaltyGradient {
     /// The input gradient of the MLP in closed form (first-order backprop only).
@@ -27,9 +27,11 @@ pub enum PenaltyGradient {
     DoubleBackprop,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Config {
+    /// Hidden sizes of each critic's MLP.
     pub hidden_dims: Vec<usize>,
+    /// Negative slope of the critic's LeakyReLU.
     pub leaky_slope: f64,
     /// Standard deviation of the N(0, std) weight initialisation (biases start at 0).
     pub init_std: f64,
@@ -40,6 +42,7 @@ pub struct Config {
     /// Critic steps per target-model step.
     pub n_critic: usize,
     pub optimizer: Optimizer,
+    /// The critics' Adam learning rate.
     pub lr: f64,
     /// Adam's decay rates of the critics' moments (beta1, beta2): PyTorch's (0.9, 0.999)
     /// in the released code, (0, 0.9) in WGAN-GP (Gulrajani et al. 2017).

@@ -5,7 +5,7 @@
 
 use super::game::{Game, Real, Role};
 use super::{Method, Needs};
-use crate::config::registry::{Kind, no_params};
+use crate::config::registry::{Kind, NO_PARAMS};
 
 const D1: Role = Role {
     real: Real::FrozenSource,
@@ -18,7 +18,7 @@ const D2: Role = Role {
 
 pub const DAA: Kind<Method> = Kind::new(
     "daa",
-    no_params,
+    NO_PARAMS,
     Method {
         needs: |_| Needs::ALIGNMENT,
         build: |setup| Game::build(setup, &[D1, D2]),
@@ -27,7 +27,7 @@ pub const DAA: Kind<Method> = Kind::new(
 
 pub const DAA_SINGLE: Kind<Method> = Kind::new(
     "daa_single",
-    no_params,
+    NO_PARAMS,
     Method {
         needs: |_| Needs::ALIGNMENT,
         build: |setup| Game::build(setup, &[D1]),
@@ -36,7 +36,7 @@ pub const DAA_SINGLE: Kind<Method> = Kind::new(
 
 pub const DAA_D2: Kind<Method> = Kind::new(
     "daa_d2",
-    no_params,
+    NO_PARAMS,
     Method {
         needs: |_| Needs::ALIGNMENT,
         build: |setup| Game::build(setup, &[D2]),

@@ -12,12 +12,12 @@ use super::adversaries::Adversaries;
 use super::critic::{Config as CriticConfig, Critic, Head};
 use super::measure::EpochMean;
 use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
-use crate::config::registry::{Kind, no_params};
+use crate::config::registry::{Kind, NO_PARAMS};
 use crate::data::batch::Tensors;
 
 pub const DANN: Kind<Method> = Kind::new(
     "dann",
-    no_params,
+    NO_PARAMS,
     Method {
         needs: |_| Needs::ALIGNMENT,
         build: Dann::build,

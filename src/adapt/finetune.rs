@@ -2,11 +2,11 @@
 
 use super::supervised::Supervised;
 use super::{Method, Needs};
-use crate::config::registry::{Kind, no_params};
+use crate::config::registry::{Kind, NO_PARAMS};
 
 pub const FINETUNE: Kind<Method> = Kind::new(
     "finetune",
-    no_params,
+    NO_PARAMS,
     Method {
         needs: |_| Needs::FROM_SOURCE,
         build: Supervised::build,

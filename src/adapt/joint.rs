@@ -15,7 +15,7 @@ use crate::data::batch::Tensors;
 
 pub const JOINT: Kind<Method> = Kind::new(
     "joint",
-    typed::<Config>,
+    typed::<Config>(),
     Method {
         needs: |component| {
             let config: Config = component.params();
@@ -28,7 +28,7 @@ pub const JOINT: Kind<Method> = Kind::new(
     },
 );
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Start {
     /// The pretrained source model.
@@ -37,7 +37,7 @@ pub enum Start {
     Scratch,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Config {
     pub start: Start,
     /// The weight of a target row's loss relative to a source row's.

@@ -16,14 +16,14 @@ use crate::data::batch::Tensors;
 
 pub const L2SP: Kind<Method> = Kind::new(
     "l2sp",
-    typed::<Config>,
+    typed::<Config>(),
     Method {
         needs: |_| Needs::FROM_SOURCE,
         build: L2sp::build,
     },
 );
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Config {
     /// Weight of the pull of the body towards the source model.
     pub alpha: f64,

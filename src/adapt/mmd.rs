@@ -18,14 +18,14 @@ use crate::data::batch::Tensors;
 
 pub const MMD: Kind<Method> = Kind::new(
     "mmd",
-    typed::<Config>,
+    typed::<Config>(),
     Method {
         needs: |_| Needs::ALIGNMENT,
         build: Mmd::build,
     },
 );
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Config {
     /// How many Gaussian kernels.
     pub kernels: usize,

@@ -5,11 +5,11 @@
 
 use super::supervised::Supervised;
 use super::{Method, Needs};
-use crate::config::registry::{Kind, no_params};
+use crate::config::registry::{Kind, NO_PARAMS};
 
 pub const PARTIAL: Kind<Method> = Kind::new(
     "partial",
-    no_params,
+    NO_PARAMS,
     Method {
         needs: |_| Needs {
             trains_body: false,

@@ -3,11 +3,11 @@
 
 use super::supervised::Supervised;
 use super::{Method, Needs};
-use crate::config::registry::{Kind, no_params};
+use crate::config::registry::{Kind, NO_PARAMS};
 
 pub const SINGLE_DOMAIN: Kind<Method> = Kind::new(
     "single_domain",
-    no_params,
+    NO_PARAMS,
     Method {
         needs: |_| Needs {
             source_model: false,

@@ -2,11 +2,11 @@
 
 use super::supervised::Supervised;
 use super::{Method, Needs};
-use crate::config::registry::{Kind, no_params};
+use crate::config::registry::{Kind, NO_PARAMS};
 
 pub const SOURCE_ONLY: Kind<Method> = Kind::new(
     "source_only",
-    no_params,
+    NO_PARAMS,
     Method {
         needs: |_| Needs {
             training: false,

@@ -8,11 +8,11 @@
 
 use super::game::{Game, Real, Role};
 use super::{Method, Needs};
-use crate::config::registry::{Kind, no_params};
+use crate::config::registry::{Kind, NO_PARAMS};
 
 pub const TAA: Kind<Method> = Kind::new(
     "taa",
-    no_params,
+    NO_PARAMS,
     Method {
         needs: |_| Needs::ALIGNMENT,
         build: |setup| {

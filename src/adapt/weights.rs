@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::check::{Invalid, Validate, ensure};
 use crate::config::registry::{Kind, typed};
 
-pub const WEIGHTS: &[Kind<()>] = &[Kind::new("weights", typed::<Config>, ())];
+pub const WEIGHTS: &[Kind<()>] = &[Kind::new("weights", typed::<Config>(), ())];
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Config {
     /// One weight per task, in the dataset's label order (w_c, w_ac for AliExpress).
     pub tasks: Vec<f64>,

@@ -23,9 +23,13 @@ pub fn keys(registry: &Registry, format: KeysFormat) -> Result<()> {
     let resolved = resolve(&base, &Overrides::default(), registry)?;
     let defaults = serde_json::to_value(&resolved.experiment).context("the experiment as JSON")?;
     let keys = reference::keys(&reference::file_schema(), &defaults);
+    let components = reference::component_keys(registry.catalog);
     match format {
-        KeysFormat::Md => print!("{}", reference::markdown(&keys)),
-        KeysFormat::Json => println!("{}", serde_json::to_string_pretty(&keys)?),
+        KeysFormat::Md => print!("{}", reference::markdown(&keys, &components)),
+        KeysFormat::Json => {
+            let all = serde_json::json!({"experiment": keys, "components": components});
+            println!("{}", serde_json::to_string_pretty(&all)?)
+        }
     }
     Ok(())
 }

@@ -16,37 +16,69 @@ use super::{ConfigError, merge};
 /// Checks the component at a key path and returns its parameters in canonical form.
 pub type Validator = fn(&Figment, &str) -> Result<serde_json::Value, ConfigError>;
 
+/// The JSON Schema of a kind's parameters, generated from their type (none for a kind
+/// without parameters of its own).
+pub type Describer = fn() -> Option<schemars::Schema>;
+
+/// How a kind's parameters are checked and described: one Rust type does both.
+#[derive(Clone, Copy)]
+pub struct Params {
+    pub validate: Validator,
+    pub describe: Describer,
+}
+
+/// The parameters of a kind that has none of its own.
+pub const NO_PARAMS: Params = Params {
+    validate: no_params,
+    describe: no_schema,
+};
+
+fn no_schema() -> Option<schemars::Schema> {
+    None
+}
+
+/// The parameters of type `T`: checked by extracting a `T` (ranges and unknown keys),
+/// described by its JSON Schema.
+pub const fn typed<T>() -> Params
+where
+    T: DeserializeOwned + Serialize + Validate + schemars::JsonSchema,
+{
+    Params {
+        validate: extract::<T>,
+        describe: describe::<T>,
+    }
+}
+
+fn describe<T: schemars::JsonSchema>() -> Option<schemars::Schema> {
+    Some(schemars::schema_for!(T))
+}
+
 /// One `kind` a component family accepts: how its parameters are checked, the version of
 /// the code that makes its output (a data generator's; 0 for most kinds: experiment hashes
 /// include it when non-zero) and what its family builds from it (`B`: a backbone
 /// constructor, a data set opener, an adaptation method, or nothing).
 pub struct Kind<B: 'static> {
     pub name: &'static str,
-    pub validate: Validator,
+    pub params: Params,
     pub version: u32,
     pub build: B,
 }
 
 impl<B> Kind<B> {
-    pub const fn new(name: &'static str, validate: Validator, build: B) -> Self {
+    pub const fn new(name: &'static str, params: Params, build: B) -> Self {
         Kind {
             name,
-            validate,
+            params,
             version: 0,
             build,
         }
     }
 
     /// A kind whose output changes with the `version` of the code that makes it.
-    pub const fn versioned(
-        name: &'static str,
-        validate: Validator,
-        version: u32,
-        build: B,
-    ) -> Self {
+    pub const fn versioned(name: &'static str, params: Params, version: u32, build: B) -> Self {
         Kind {
             name,
-            validate,
+            params,
             version,
             build,
         }
@@ -58,6 +90,8 @@ pub trait KindTable: Sync {
     fn names(&self) -> Vec<&'static str>;
     /// The validator and version of `kind`.
     fn find(&self, kind: &str) -> Option<(Validator, u32)>;
+    /// Each kind with the JSON Schema of its parameters.
+    fn schemas(&self) -> Vec<(&'static str, Option<schemars::Schema>)>;
 }
 
 impl<B: Sync> KindTable for &'static [Kind<B>] {
@@ -68,7 +102,13 @@ impl<B: Sync> KindTable for &'static [Kind<B>] {
     fn find(&self, kind: &str) -> Option<(Validator, u32)> {
         self.iter()
             .find(|k| k.name == kind)
-            .map(|k| (k.validate, k.version))
+            .map(|k| (k.params.validate, k.version))
+    }
+
+    fn schemas(&self) -> Vec<(&'static str, Option<schemars::Schema>)> {
+        self.iter()
+            .map(|k| (k.name, (k.params.describe)()))
+            .collect()
     }
 }
 
@@ -78,7 +118,7 @@ pub fn find<B>(table: &'static [Kind<B>], kind: &str) -> Option<&'static Kind<B>
 }
 
 /// A validator for kinds without parameters of their own.
-pub fn no_params(_: &Figment, _: &str) -> Result<serde_json::Value, ConfigError> {
+fn no_params(_: &Figment, _: &str) -> Result<serde_json::Value, ConfigError> {
     Ok(serde_json::Value::Null)
 }
 
@@ -87,7 +127,7 @@ pub const ENTRY_KEYS: [&str; 3] = ["use", "kind", "description"];
 
 /// Extracts the parameters at `path` as `T` (checking ranges and unknown keys), its paths
 /// resolved against the files that wrote them.
-pub fn typed<T>(figment: &Figment, path: &str) -> Result<serde_json::Value, ConfigError>
+fn extract<T>(figment: &Figment, path: &str) -> Result<serde_json::Value, ConfigError>
 where
     T: DeserializeOwned + Serialize + Validate,
 {

@@ -15,19 +15,19 @@ pub type Opener = fn(&serde_json::Value) -> Result<Splits, DataError>;
 /// The kinds of `registry/datasets` entries; a synthetic domain's version is its
 /// generator's, so that experiment hashes change with the rows.
 pub const DATASETS: &[Kind<Opener>] = &[
-    Kind::new("csv", typed::<CsvConfig>, open_csv),
+    Kind::new("csv", typed::<CsvConfig>(), open_csv),
     Kind::versioned(
         "synthetic",
-        typed::<SyntheticConfig>,
+        typed::<SyntheticConfig>(),
         synthetic::GENERATOR_VERSION,
         open_synthetic,
     ),
 ];
 
 /// `registry/schemas` entries hold a schema that dataset entries `extends`.
-pub const SCHEMAS: &[Kind<()>] = &[Kind::new("schema", typed::<SchemaEntry>, ())];
+pub const SCHEMAS: &[Kind<()>] = &[Kind::new("schema", typed::<SchemaEntry>(), ())];
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SchemaEntry {
     pub schema: Schema,
 }
@@ -39,12 +39,13 @@ impl Validate for SchemaEntry {
 }
 
 /// A data set in the processed CSV layout: one file per split, with a header.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CsvConfig {
     pub schema: Schema,
     /// Training split: as written, relative to the entry's file (or `~/`, or absolute);
     /// absolute once resolved.
     pub train: PathBuf,
+    /// The test split's CSV file, relative to the entry's file.
     pub test: PathBuf,
     /// Each file's rows are in time order, the earliest first (MovieLens as prepared):
     /// validation then defaults to the latest training rows (`data.valid`).

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::check::{Invalid, Validate, ensure};
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Oov {
     /// A category at or above its field's cardinality is an error naming file, line, column.
@@ -15,13 +15,15 @@ pub enum Oov {
 }
 
 /// Column names either listed or generated as `prefix1..prefixN`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Columns {
+    /// The columns' names, in order.
     pub names: Option<Vec<String>>,
+    /// Instead of `names`: columns `prefix1..prefixN`.
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Categorical {
     #[serde(flatten)]
     pub columns: Columns,
@@ -29,7 +31,7 @@ pub struct Categorical {
     pub cardinalities: Vec<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Numerical {
     #[serde(flatten)]
     pub columns: Columns,
@@ -37,7 +39,7 @@ pub struct Numerical {
     pub count: Option<usize>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Schema {
     /// An optional leading id column (kept for reference, not a feature).
     pub id: Option<String>,

@@ -13,10 +13,13 @@ use crate::nn::mlp::Mlp;
 use crate::nn::token_attention::token_attention;
 use crate::nn::{Mode, Params, fused_kernels};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Config {
+    /// Hidden sizes of the shared bottom, or of each expert (MTReclib's `bottom_mlp_dims`); profiles narrow them.
     pub bottom_dims: Vec<usize>,
+    /// Hidden sizes of each task's tower.
     pub tower_dims: Vec<usize>,
+    /// Dropout rate of the hidden layers (masks from the seeded stream).
     pub dropout: f64,
 }
 

@@ -29,10 +29,12 @@ pub const BACKBONES: &[Kind<Builder>] = &[
     backbone::<metaheac::Config>("metaheac"),
 ];
 
-const fn backbone<C: BackboneConfig + serde::Serialize + crate::config::check::Validate>(
+const fn backbone<
+    C: BackboneConfig + serde::Serialize + crate::config::check::Validate + schemars::JsonSchema,
+>(
     name: &'static str,
 ) -> Kind<Builder> {
-    Kind::new(name, typed::<C>, build::<C>)
+    Kind::new(name, typed::<C>(), build::<C>)
 }
 
 /// The data-dependent sizes a backbone is built for.

@@ -12,12 +12,17 @@ use crate::nn::linear::Linear;
 use crate::nn::mlp::Mlp;
 use crate::nn::{Mode, Params};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Config {
+    /// Hidden sizes of the shared bottom, or of each expert (MTReclib's `bottom_mlp_dims`); profiles narrow them.
     pub bottom_dims: Vec<usize>,
+    /// Experts shared by the tasks at each level.
     pub shared_experts: usize,
+    /// Experts of each task at each level.
     pub task_experts: usize,
+    /// Hidden sizes of each task's tower.
     pub tower_dims: Vec<usize>,
+    /// Dropout rate of the hidden layers (masks from the seeded stream).
     pub dropout: f64,
 }
 

@@ -6,15 +6,15 @@ use serde::{Deserialize, Serialize};
 use crate::config::check::{Invalid, Validate, ensure};
 use crate::config::registry::{Kind, typed};
 
-pub const EMBEDDINGS: &[Kind<()>] = &[Kind::new("field_embedding", typed::<Config>, ())];
+pub const EMBEDDINGS: &[Kind<()>] = &[Kind::new("field_embedding", typed::<Config>(), ())];
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Init {
     XavierUniform,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Config {
     /// Width of each field's embedding (and of the numerical field).
     pub dim: usize,

@@ -31,7 +31,7 @@ const CHUNK_ROWS: usize = 1 << 15;
 const FIRST_RATE: f64 = 0.04;
 const NEXT_RATE: f64 = 0.06;
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
     /// Seconds to build: for tests.
@@ -42,7 +42,7 @@ pub enum Profile {
     Paper,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// A large domain to pretrain on.
@@ -52,7 +52,7 @@ pub enum Role {
 }
 
 /// One domain of the synthetic multi-domain generator, built on first use.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SyntheticConfig {
     pub schema: Schema,
     /// The domain's name: it seeds the domain's covariate and concept shift.

@@ -11,7 +11,7 @@ use crate::rng;
 /// `base`'s distribution as it is (same marginals, same label function); 1 is a large
 /// shift. Each kind draws its direction once (from the world's seed and the kind, not the
 /// magnitude), so magnitudes of one kind lie on one path, and moves only what it names.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Shift {
     /// The domain shifted from, e.g. `ru` (the source).
