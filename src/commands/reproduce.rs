@@ -22,13 +22,19 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
     let plan = Plan::new(name, registry, options)?;
     match mode {
         Mode::DryRun => {
-            // Each cell's result read once.
-            let results: Vec<Finished> = plan.cells.iter().map(|c| c.result()).collect();
-            let finished = plan
+            // Each cell's result (and a trial's divergence record) read once.
+            let results: Vec<(Finished, bool)> = plan
                 .cells
                 .iter()
-                .zip(&results)
-                .filter(|(c, r)| r.is_done() || c.diverged().is_some())
+                .map(|c| {
+                    let result = c.result();
+                    let diverged = !result.is_done() && c.diverged().is_some();
+                    (result, diverged)
+                })
+                .collect();
+            let finished = results
+                .iter()
+                .filter(|(r, diverged)| r.is_done() || *diverged)
                 .count();
             println!(
                 "{} ({}): {} cells, {finished} finished, {} to run",
@@ -37,10 +43,10 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
                 plan.cells.len(),
                 plan.cells.len() - finished
             );
-            for (i, (cell, result)) in plan.cells.iter().zip(results).enumerate() {
+            for (i, (cell, (result, diverged))) in plan.cells.iter().zip(results).enumerate() {
                 let state = match result {
                     Finished::Done(_) => "done".to_string(),
-                    Finished::Missing if cell.diverged().is_some() => "done: diverged".to_string(),
+                    Finished::Missing if diverged => "done: diverged".to_string(),
                     Finished::Missing => "to run".to_string(),
                     Finished::Damaged { path, reason } => format!(
                         "to run: damaged result {} ({})",

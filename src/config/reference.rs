@@ -178,7 +178,7 @@ fn type_name(root: &Value, schema: &Value) -> String {
         return "registry entry: name or table".into();
     }
     if schema.get("oneOf").is_some() || schema.get("enum").is_some() {
-        let kinds: Vec<&str> = schema["oneOf"]
+        let mut kinds: Vec<&str> = schema["oneOf"]
             .as_array()
             .map(|alts| {
                 alts.iter()
@@ -192,7 +192,6 @@ fn type_name(root: &Value, schema: &Value) -> String {
                     .collect()
             })
             .unwrap_or_else(|| vec!["string"]);
-        let mut kinds = kinds;
         kinds.dedup();
         return kinds.join(" or ");
     }

@@ -154,9 +154,9 @@ impl PlannedCell {
         Some(value["error"].as_str()?.to_string())
     }
 
-    /// What a search trial's cell gave.
-    fn score(&self) -> Score {
-        match self.result() {
+    /// What a search trial's cell gave, from its `result` as read.
+    fn score(&self, result: &Finished) -> Score {
+        match result {
             Finished::Done(record) => Score::Finished {
                 valid: record.best_valid_mean_auc,
                 test: record.test.mean_auc("test").ok(),
@@ -433,12 +433,16 @@ pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome,
     let mut trials = Vec::new();
     let mut missing = Vec::new();
     for planned in &plan.cells {
-        if planned.cell.trial().is_some() {
-            trials.push((planned.cell.clone(), planned.score()));
+        // Each result read once: the trial's score comes from the same read.
+        let result = planned.result();
+        let score = planned.cell.trial().map(|_| planned.score(&result));
+        let diverged = matches!(score, Some(Score::Diverged(_)));
+        if let Some(score) = score {
+            trials.push((planned.cell.clone(), score));
         }
-        match planned.result() {
+        match result {
             Finished::Done(record) => runs.push((planned.cell.clone(), *record)),
-            Finished::Missing if planned.diverged().is_some() => {}
+            Finished::Missing if diverged => {}
             Finished::Missing => missing.push(planned.cell.name.clone()),
             Finished::Damaged { path, reason } => {
                 tracing::warn!(cell = planned.cell.name, result = %path.display(), "damaged result ({reason}): left out of the table; `daa reproduce` runs the cell again");

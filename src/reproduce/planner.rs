@@ -85,7 +85,7 @@ impl Planner<'_> {
         }
         let scores: Vec<(usize, Score)> = trial_cells
             .iter()
-            .map(|c| (c.cell.trial().expect("a trial cell"), c.score()))
+            .map(|c| (c.cell.trial().expect("a trial cell"), c.score(&c.result())))
             .collect();
         let complete = scores.iter().all(|(_, s)| *s != Score::Missing);
         let selected = complete
