@@ -234,10 +234,29 @@ pub fn markdown(
 ) -> String {
     let rows = distinct(aggregates.iter().map(|a| a.row.clone()));
     let data = Data::of(&rows, synthetic);
-    let columns = ordered_columns(spec, aggregates);
     let tasks = distinct(aggregates.iter().map(|a| a.task.clone()));
     let seeds = aggregates.iter().map(|a| a.seeds).max().unwrap_or(0);
+    let gains = gains(spec, aggregates);
     let mut md = format!("# {}\n\n{}\n\n", spec.title, spec.description.trim());
+    md.push_str(&legend(profile, seeds, &data));
+    md.push_str(&main_table(
+        spec,
+        aggregates,
+        comparisons,
+        &gains,
+        (&rows, &tasks),
+        &data,
+    ));
+    md.push_str(&claims(spec, &gains));
+    md.push_str(&reference_table(spec, &tasks));
+    md.push_str(&paired_table(comparisons));
+    md.push_str(&summary(spec, &gains, comparisons, &data));
+    md
+}
+
+/// How to read the main table, and which of its rows are synthetic.
+fn legend(profile: &str, seeds: usize, data: &Data) -> String {
+    let mut md = String::new();
     let _ = writeln!(
         md,
         "Profile `{profile}`, {seeds} seed(s) per cell; test AUC, mean ± std over seeds; \
@@ -245,7 +264,7 @@ pub fn markdown(
          k of n seeds' selected models predict one value for every row (collapsed: AUC 0.5 \
          by construction). Relative gains marked `*` have a paired 95% confidence interval that excludes 0 (table below)."
     );
-    match &data {
+    match data {
         Data::Synthetic => md.push_str("**The data is synthetic** (the embedded default, not AliExpress): the oracle column is the Bayes limit of each target, and no number here is comparable to the paper's.\n"),
         Data::Mixed(some) => {
             let _ = writeln!(
@@ -257,31 +276,46 @@ pub fn markdown(
         Data::Real => {}
     }
     md.push('\n');
+    md
+}
+
+/// The main table: per row, each column's test AUC per task, the improving method's
+/// relative gains (marked where significant), the oracle on synthetic rows, and the
+/// published values where the spec has them. `(rows, tasks)` in table order.
+fn main_table(
+    spec: &Spec,
+    aggregates: &[Aggregate],
+    comparisons: &[Comparison],
+    gains: &[(String, String, String, f64)],
+    (rows, tasks): (&[String], &[String]),
+    data: &Data,
+) -> String {
+    let mut md = String::new();
+    let columns = ordered_columns(spec, aggregates);
     let mut header = vec!["row".to_string()];
     for c in &columns {
-        for t in &tasks {
+        for t in tasks {
             header.push(format!("{c} {t}"));
         }
     }
-    let gains = gains(spec, aggregates);
     if let Some(improve) = &spec.improve {
         for b in &spec.baselines {
-            for t in &tasks {
+            for t in tasks {
                 header.push(format!("{improve} vs {b} {t}"));
             }
         }
     }
-    if data != Data::Real {
-        for t in &tasks {
+    if *data != Data::Real {
+        for t in tasks {
             header.push(format!("oracle {t}"));
         }
     }
     let _ = writeln!(md, "| {} |", header.join(" | "));
     let _ = writeln!(md, "|{}|", vec!["---"; header.len()].join("|"));
-    for row in &rows {
+    for row in rows {
         let mut cells = vec![row.clone()];
         for c in &columns {
-            for t in &tasks {
+            for t in tasks {
                 cells.push(find(aggregates, row, c, t).map_or("n/a".into(), |a| {
                     let start = if a.kept_start > 0 {
                         format!(" [{}/{} start]", a.kept_start, a.seeds)
@@ -299,7 +333,7 @@ pub fn markdown(
         }
         if spec.improve.is_some() {
             for b in &spec.baselines {
-                for t in &tasks {
+                for t in tasks {
                     let g = gains
                         .iter()
                         .find(|(r, task, base, _)| r == row && task == t && base == b);
@@ -319,8 +353,8 @@ pub fn markdown(
                 }
             }
         }
-        if data != Data::Real {
-            for t in &tasks {
+        if *data != Data::Real {
+            for t in tasks {
                 let oracle = columns
                     .iter()
                     .find_map(|c| find(aggregates, row, c, t).and_then(|a| a.oracle_auc));
@@ -346,6 +380,12 @@ pub fn markdown(
     {
         md.push_str("\nPublished per-cell AUCs: n/a (the paper's full tables are not public here; none is invented).\n");
     }
+    md
+}
+
+/// The paper's claims beside what this run measured.
+fn claims(spec: &Spec, gains: &[(String, String, String, f64)]) -> String {
+    let mut md = String::new();
     for claim in &spec.claims {
         let ours: Vec<f64> = gains
             .iter()
@@ -380,6 +420,12 @@ pub fn markdown(
             shown
         );
     }
+    md
+}
+
+/// The spec's reference values (another implementation's numbers), where it has them.
+fn reference_table(spec: &Spec, tasks: &[String]) -> String {
+    let mut md = String::new();
     if let Some(reference) = &spec.reference {
         let _ = writeln!(md, "\nReference ({}):\n", reference.note);
         let _ = writeln!(md, "| row | {} |", tasks.join(" | "));
@@ -389,8 +435,6 @@ pub fn markdown(
             let _ = writeln!(md, "| {row} | {} |", v.join(" | "));
         }
     }
-    md.push_str(&paired_table(comparisons));
-    md.push_str(&summary(spec, &gains, comparisons, &data));
     md
 }
 

@@ -78,7 +78,8 @@ pub fn run_epoch(
     let (mut task_values, mut loss_values) = (StepScalars::default(), StepScalars::default());
     let mut ratios = StepScalars::default();
     let _uploads = crate::device::cached_uploads(phase.device);
-    let epoch = passes.start / (passes.end - passes.start).max(1);
+    // Counted from 1, for errors.
+    let epoch = (passes.start / (passes.end - passes.start).max(1)) as usize + 1;
     for pass in passes {
         let order = epoch_order(phase.rows, seed, phase.shuffle, pass, true);
         let mut batches = Batches::new(
@@ -151,6 +152,28 @@ pub fn run_epoch(
             stats.steps += 1;
         }
     }
+    finish_epoch(
+        phase,
+        epoch,
+        model,
+        adaptation,
+        stats,
+        [task_values, loss_values, ratios],
+    )
+}
+
+/// The epoch's means, or the first step where training diverged, named with the settings
+/// likeliest to blame. `scalars`: the steps' task losses, whole losses and term gradient
+/// ratios.
+fn finish_epoch(
+    phase: &Phase<'_>,
+    epoch: usize,
+    model: &Model,
+    adaptation: &mut dyn Adaptation,
+    mut stats: EpochStats,
+    scalars: [StepScalars; 3],
+) -> Result<EpochStats, TrainError> {
+    let [mut task_values, mut loss_values, mut ratios] = scalars;
     // The losses are read once, here: a read per step would stall a GPU at every step.
     let (task_values, loss_values) = (task_values.take()?, loss_values.take()?);
     let (task_sum, task_diverged) = sum_and_first_non_finite(&task_values);
@@ -171,7 +194,7 @@ pub fn run_epoch(
         };
         TrainError::NonFinite {
             phase: phase.name,
-            epoch: epoch as usize + 1,
+            epoch,
             step: at + 1,
             what: format!("the {what} is {value}"),
             settings: if task {
@@ -201,7 +224,7 @@ pub fn run_epoch(
         }) => {
             return Err(TrainError::NonFinite {
                 phase: phase.name,
-                epoch: epoch as usize + 1,
+                epoch,
                 step,
                 what,
                 settings: settings.into_iter().chain(model_first()).collect(),
@@ -215,7 +238,7 @@ pub fn run_epoch(
     if let Some(name) = model.params.first_non_finite()? {
         return Err(TrainError::NonFinite {
             phase: phase.name,
-            epoch: epoch as usize + 1,
+            epoch,
             step: stats.steps,
             what: format!("parameter {name} is not finite"),
             settings: model_first(),

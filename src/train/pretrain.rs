@@ -4,7 +4,7 @@
 //! checkpoint (a lock on the directory); an interrupted pretraining continues from its last
 //! epoch, bit-identically, the next time any run needs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
@@ -43,15 +43,7 @@ pub fn pretrain(
     device: &Device,
     options: &RunOptions,
 ) -> Result<Option<PathBuf>, TrainError> {
-    // The source rows by content (a CSV's checksum, a generator's recipe and version), not
-    // by where they are stored.
-    let key = serde_json::json!({
-        "source_rows": source.train.header.source, "schema": source.train.header.schema_hash,
-        "backbone": exp.model.backbone, "embedding": exp.model.embedding,
-        "pretrain": exp.pretrain, "batch_size": exp.train.batch_size, "seed": exp.train.seed,
-        "device": crate::device::describe(device), "valid_rows": exp.data.valid_rows,
-        "numerics": crate::config::NUMERICS_VERSION,
-    });
+    let key = pretraining_key(exp, source, device);
     let hash = crate::config::digest(&key);
     let dir = exp.output.runs_dir.join("_source").join(hash);
     let checkpoint = dir.join("model.safetensors");
@@ -72,6 +64,37 @@ pub fn pretrain(
     if finished() {
         return Ok(Some(checkpoint));
     }
+    let Some(progress) = train_source(exp, schema, source, device, options, &dir)? else {
+        return Ok(None);
+    };
+    publish(&dir, &checkpoint, &key, &progress)?;
+    Ok(Some(checkpoint))
+}
+
+/// What a source model depends on: the source rows by content (a CSV's checksum, a
+/// generator's recipe and version), not by where they are stored, and the settings that
+/// shape its training.
+fn pretraining_key(exp: &Experiment, source: &Splits, device: &Device) -> serde_json::Value {
+    serde_json::json!({
+        "source_rows": source.train.header.source, "schema": source.train.header.schema_hash,
+        "backbone": exp.model.backbone, "embedding": exp.model.embedding,
+        "pretrain": exp.pretrain, "batch_size": exp.train.batch_size, "seed": exp.train.seed,
+        "device": crate::device::describe(device), "valid_rows": exp.data.valid_rows,
+        "numerics": crate::config::NUMERICS_VERSION,
+    })
+}
+
+/// Trains the source model in `dir` (locked), from its last epoch where an earlier attempt
+/// stopped, until early stopping ends it; its best epoch is `dir/best.safetensors`. `None`
+/// where `stop_pretraining_after` stopped it first.
+fn train_source(
+    exp: &Experiment,
+    schema: &Schema,
+    source: &Splits,
+    device: &Device,
+    options: &RunOptions,
+    dir: &Path,
+) -> Result<Option<Progress>, TrainError> {
     let seed = exp.train.seed;
     let (valid, train) = source_holdout(exp, &source.train);
     let (valid, train) = (valid.as_slice(), train.as_slice());
@@ -105,7 +128,7 @@ pub fn pretrain(
         optimizer: &mut optimizer,
         adaptation: &mut Supervised,
     };
-    let mut progress = match state::restore(&dir, &mut learner)? {
+    let mut progress = match state::restore(dir, &mut learner)? {
         Some(progress) => {
             tracing::info!(
                 next_epoch = progress.epochs + 1,
@@ -152,7 +175,7 @@ pub fn pretrain(
         if progress.end_epoch(epoch, score, p.patience, p.epochs) {
             model.save(&best_path)?;
         }
-        state::save(&dir, &learner, &mut progress)?;
+        state::save(dir, &learner, &mut progress)?;
         session_epochs += 1;
         if options
             .stop_pretraining_after
@@ -164,15 +187,27 @@ pub fn pretrain(
         }
     }
     bar.finish_and_clear();
+    Ok(Some(progress))
+}
+
+/// Publishes the pretrained model as `checkpoint` (a rename: whole or absent) beside its
+/// record, and removes the training's states.
+fn publish(
+    dir: &Path,
+    checkpoint: &Path,
+    key: &serde_json::Value,
+    progress: &Progress,
+) -> Result<(), TrainError> {
+    let best_path = dir.join("best.safetensors");
     let stopping = &progress.stopping;
     write_json(
         &dir.join("source.json"),
         &serde_json::json!({"valid_mean_auc": stopping.best_score, "best_epoch": stopping.best_epoch, "epochs": progress.epochs, "key": key}),
     )?;
-    std::fs::rename(&best_path, &checkpoint).map_err(TrainError::io(&checkpoint))?;
-    state::remove_states(&dir)?;
+    std::fs::rename(&best_path, checkpoint).map_err(TrainError::io(checkpoint))?;
+    state::remove_states(dir)?;
     for done in ["progress.json", "last.safetensors"] {
         let _ = std::fs::remove_file(dir.join(done));
     }
-    Ok(Some(checkpoint))
+    Ok(())
 }

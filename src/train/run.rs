@@ -275,23 +275,6 @@ fn alignment_probe<'a>(
     )
 }
 
-/// Appends an epoch's `line` to metrics.jsonl, with the model's alignment now where the
-/// run probes it; returns the seconds the probe took.
-fn log_epoch(
-    metrics: &std::path::Path,
-    mut line: serde_json::Value,
-    probe: Option<&Probe<'_>>,
-    learner: &Learner<'_>,
-) -> Result<f64, TrainError> {
-    let timer = Instant::now();
-    if let Some(probe) = probe {
-        line["alignment"] = probe.measure(learner.model, &*learner.adaptation)?;
-    }
-    let seconds = timer.elapsed().as_secs_f64();
-    append_line(metrics, &line)?;
-    Ok(seconds)
-}
-
 /// The "alignment" of epoch 0 and of the `selected` epoch from a run's metrics.jsonl (the
 /// last line of each epoch: a resumed run repeats none), `None` where neither has one.
 fn alignment_record(
@@ -313,38 +296,88 @@ fn alignment_record(
         .then(|| serde_json::json!({"start": start, "selected": chosen})))
 }
 
-pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, TrainError> {
-    let started = Instant::now();
-    let exp = &resolved.experiment;
-    let method = crate::adapt::method(&exp.adapt.method.kind).ok_or_else(|| {
-        TrainError::Invalid(format!("unknown method kind `{}`", exp.adapt.method.kind))
-    })?;
-    let device = exp.train.device.open()?;
-    let _kernels = crate::nn::use_kernels(exp.train.kernels);
-    let dir = run_dir(resolved);
-    let reused = |dir: PathBuf, record: RunRecord| RunResult {
-        dir,
-        record: Some(record),
-        reused: true,
-    };
+/// The data a run trains, selects and probes on, checked against its method.
+struct Inputs {
+    schema: crate::data::Schema,
+    weights: Weights,
+    target: Splits,
+    split: split::Split,
+    /// The source domain, where the method or the alignment probe uses it.
+    source: Option<Splits>,
+    /// The source rows held out of training (the probe's reals) and the rows it trains on.
+    holdout: Option<(Vec<u32>, Vec<u32>)>,
+    probing: bool,
+}
+
+impl Inputs {
+    fn open(
+        exp: &crate::config::Experiment,
+        needs: Needs,
+        dir: &std::path::Path,
+    ) -> Result<Self, TrainError> {
+        let schema = crate::data::dataset::schema(&exp.data.target.params)?;
+        let uses_source = needs.source_model || needs.source_rows;
+        let weights = checked_weights(exp, &schema, uses_source)?;
+        let target = open_splits(&exp.data.target)?;
+        let split = target_split(exp, &target)?;
+        tracing::info!(target_rows = split.train.len(), valid_rows = split.valid.len(), dir = %dir.display(), "target split");
+        // The alignment probe needs source rows even where the method does not.
+        let probing = exp.train.probe_rows > 0
+            && (uses_source || crate::data::dataset::schema(&exp.data.source.params)? == schema);
+        let source = (uses_source || probing)
+            .then(|| open_splits(&exp.data.source))
+            .transpose()?;
+        let holdout = source.as_ref().map(|s| source_holdout(exp, &s.train));
+        Ok(Inputs {
+            schema,
+            weights,
+            target,
+            split,
+            source,
+            holdout,
+            probing,
+        })
+    }
+}
+
+impl RunResult {
+    /// A run that stopped before its result (pretraining only, or an interruption).
+    fn unfinished(dir: PathBuf) -> Self {
+        RunResult {
+            dir,
+            record: None,
+            reused: false,
+        }
+    }
+}
+
+/// What a run directory holds for a run about to start.
+enum Claim {
+    Finished(Box<RunRecord>),
+    /// The directory, locked for this run and cleared of what cannot be trusted.
+    Locked(crate::lock::DirLock),
+}
+
+/// The finished result in `dir`, or the directory locked for training.
+fn claim(dir: &std::path::Path, options: &RunOptions) -> Result<Claim, TrainError> {
     // A finished run is read without the writer's lock (its result is written last, whole,
     // by a rename), so that finished runs on read-only storage serve their results.
     if !options.rerun
         && dir.join("curves.svg").is_file()
-        && let Finished::Done(record) = super::finished::read(&dir)
+        && let Finished::Done(record) = super::finished::read(dir)
     {
-        return Ok(reused(dir, *record));
+        return Ok(Claim::Finished(record));
     }
-    let _lock = crate::lock::lock_dir(&dir, "this run directory")?;
+    let lock = crate::lock::lock_dir(dir, "this run directory")?;
     let mut afresh = options.rerun || !options.resume;
     if !options.rerun {
-        match super::finished::read(&dir) {
+        match super::finished::read(dir) {
             Finished::Done(record) => {
                 // A chart lost after its result was written (a full disk) is drawn again.
                 if !dir.join("curves.svg").exists() && dir.join("metrics.jsonl").exists() {
-                    super::curves::write(&dir, Some((&record.method, record.seed)))?;
+                    super::curves::write(dir, Some((&record.method, record.seed)))?;
                 }
-                return Ok(reused(dir, *record));
+                return Ok(Claim::Finished(record));
             }
             // Run again from the start: what else the attempt left is not to be trusted.
             Finished::Damaged { path, reason } => {
@@ -355,56 +388,362 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         }
     }
     if afresh {
-        clear(&dir)?;
+        clear(dir)?;
     }
+    Ok(Claim::Locked(lock))
+}
+
+/// The progress of an interrupted run restored into `learner`, or a fresh start.
+fn resume(
+    dir: &std::path::Path,
+    learner: &mut Learner<'_>,
+    needs: Needs,
+) -> Result<Progress, TrainError> {
+    match state::restore(dir, learner)? {
+        Some(progress) => {
+            tracing::info!(next_epoch = progress.epochs + 1, "resuming");
+            // Epoch 0's line is there when the start model was a candidate.
+            let first = usize::from(!needs.source_model);
+            truncate_lines(&dir.join("metrics.jsonl"), first, progress.epochs)?;
+            Ok(progress)
+        }
+        None => {
+            clear(dir)?;
+            Ok(Progress::start())
+        }
+    }
+}
+
+/// The target model's training, fixed for the run: its rows, its selection, its probe, and
+/// where it writes.
+struct TargetTraining<'a> {
+    exp: &'a crate::config::Experiment,
+    inputs: &'a Inputs,
+    needs: Needs,
+    dir: &'a std::path::Path,
+    metrics: PathBuf,
+    phase: Phase<'a>,
+    probe: Option<Probe<'a>>,
+    /// The table and rows the epoch is selected on.
+    select: (&'a crate::data::Table, Option<&'a [u32]>),
+    /// metrics.jsonl names the selection score for what it is.
+    score_key: &'static str,
+    device: &'a candle_core::Device,
+    /// When this session of the run started, and the seconds of its earlier sessions.
+    started: Instant,
+    earlier_seconds: f64,
+}
+
+impl<'a> TargetTraining<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        exp: &'a crate::config::Experiment,
+        inputs: &'a Inputs,
+        needs: Needs,
+        dir: &'a std::path::Path,
+        source_checkpoint: Option<&std::path::Path>,
+        device: &'a candle_core::Device,
+        started: Instant,
+        earlier_seconds: f64,
+    ) -> Result<Self, TrainError> {
+        let select = match exp.train.select_on {
+            SelectOn::Valid => (&inputs.target.train, Some(inputs.split.valid.as_slice())),
+            SelectOn::Test => (&inputs.target.test, None),
+        };
+        let source_rows = inputs.source.as_ref().zip(inputs.holdout.as_ref());
+        let phase = Phase {
+            name: "target training",
+            lr: target_lr(exp, needs),
+            table: &inputs.target.train,
+            rows: &inputs.split.train,
+            batch_size: exp.train.target_batch_size,
+            shuffle: "shuffle/target",
+            dropout: "dropout/target",
+            source: source_rows
+                .filter(|_| needs.source_rows)
+                .map(|(s, (_, pool))| (&s.train, pool.as_slice(), exp.data.source_fraction)),
+            source_statistics: exp.adapt.source_batchnorm == SourceBatchNorm::Update,
+            device,
+        };
+        let probe = match source_rows {
+            Some((source, (held_out, _))) if inputs.probing => {
+                let rows = ProbeRows {
+                    source: (&source.train, held_out),
+                    target: &inputs.target.train,
+                    valid: &inputs.split.valid,
+                    train: &inputs.split.train,
+                };
+                Some(alignment_probe(
+                    exp,
+                    &inputs.schema,
+                    rows,
+                    source_checkpoint,
+                    device,
+                )?)
+            }
+            _ => None,
+        };
+        let score_key = match exp.train.select_metric {
+            SelectMetric::Mean => "valid_mean_auc",
+            _ => "valid_score",
+        };
+        Ok(TargetTraining {
+            exp,
+            inputs,
+            needs,
+            dir,
+            metrics: dir.join("metrics.jsonl"),
+            phase,
+            probe,
+            select,
+            score_key,
+            device,
+            started,
+            earlier_seconds,
+        })
+    }
+
+    /// The model's AUCs on the selection rows and its selection score.
+    fn validate(&self, model: &Model) -> Result<(Evaluation, f64), TrainError> {
+        let (table, rows) = self.select;
+        let valid = self.evaluate(model, table, rows)?;
+        let score = valid.score(&self.exp.train.select_metric, "validation")?;
+        Ok((valid, score))
+    }
+
+    fn evaluate(
+        &self,
+        model: &Model,
+        table: &crate::data::Table,
+        rows: Option<&[u32]>,
+    ) -> Result<Evaluation, TrainError> {
+        evaluate(
+            model,
+            table,
+            rows,
+            &self.inputs.schema.labels,
+            self.exp.train.batch_size,
+            self.exp.train.auc,
+            self.device,
+        )
+    }
+
+    /// Trains the epochs left to the run, each validated, logged and checkpointed; false
+    /// when `stop_after_epochs` stopped it before the end.
+    fn run(
+        &self,
+        learner: &mut Learner<'_>,
+        progress: &mut Progress,
+        options: &RunOptions,
+    ) -> Result<bool, TrainError> {
+        let exp = self.exp;
+        // This session's seconds of target training and of its alignment diagnostics (probe
+        // and gradient ratio).
+        let training = Instant::now();
+        let mut diagnostics = 0.0;
+        if self.needs.source_model && progress.epochs == 0 && progress.stopping.best_epoch.is_none()
+        {
+            diagnostics += self.start_candidate(learner, progress)?;
+        }
+        let passes = super::epoch::passes_per_epoch(
+            self.inputs.split.train.len(),
+            exp.train.target_batch_size,
+            exp.train.steps_per_epoch,
+        );
+        let task_loss = weighted_task_loss(&self.inputs.weights);
+        let bar = progress_bar(options.progress, "target");
+        let mut session_epochs = 0;
+        while self.needs.training && !progress.finished && progress.epochs < exp.train.epochs {
+            let epoch = progress.epochs + 1;
+            bar.set_message(format!("epoch {epoch}"));
+            let first = progress.epochs as u64 * passes;
+            let stats = run_epoch(
+                learner.model,
+                learner.optimizer,
+                learner.adaptation,
+                &self.phase,
+                &task_loss,
+                exp.train.seed,
+                first..first + passes,
+                &bar,
+            )?;
+            let (valid, score) = self.validate(learner.model)?;
+            bar.suspend(|| {
+                tracing::info!(
+                    epoch,
+                    task_loss = stats.task_loss,
+                    loss = stats.loss,
+                    valid_mean_auc = score,
+                    "epoch"
+                )
+            });
+            let line = serde_json::json!({"epoch": epoch, "train": stats, "valid": valid, self.score_key: score});
+            diagnostics += self.log_epoch(line, learner)? + stats.ratio_seconds;
+            if progress.end_epoch(epoch, score, exp.train.patience, exp.train.epochs) {
+                learner.model.save(&self.dir.join("best.safetensors"))?;
+            }
+            self.save(learner, progress)?;
+            session_epochs += 1;
+            if options
+                .stop_after_epochs
+                .is_some_and(|n| session_epochs >= n)
+                && !progress.finished
+            {
+                bar.finish_and_clear();
+                return Ok(false);
+            }
+        }
+        bar.finish_and_clear();
+        tracing::info!(
+            seconds = diagnostics,
+            share = diagnostics / training.elapsed().as_secs_f64().max(1e-9),
+            "alignment diagnostics (probe and term gradient ratio) in this session's target training"
+        );
+        Ok(true)
+    }
+
+    /// Epoch 0: the source model the target model starts from is the first candidate, so
+    /// that a method whose training only hurts falls back to its start. (A fresh
+    /// initialisation is no candidate: its score is that of a random projection.) Returns
+    /// the probe's seconds.
+    fn start_candidate(
+        &self,
+        learner: &mut Learner<'_>,
+        progress: &mut Progress,
+    ) -> Result<f64, TrainError> {
+        let (valid, score) = self.validate(learner.model)?;
+        tracing::info!(epoch = 0, valid_mean_auc = score, "start model");
+        let line = serde_json::json!({"epoch": 0, "valid": valid, self.score_key: score});
+        let seconds = self.log_epoch(line, learner)?;
+        progress.stopping.observe(0, score);
+        learner.model.save(&self.dir.join("best.safetensors"))?;
+        state::save(self.dir, learner, progress)?;
+        Ok(seconds)
+    }
+
+    /// Appends an epoch's `line` to metrics.jsonl, with the model's alignment now where the
+    /// run probes it; returns the seconds the probe took.
+    fn log_epoch(
+        &self,
+        mut line: serde_json::Value,
+        learner: &Learner<'_>,
+    ) -> Result<f64, TrainError> {
+        let timer = Instant::now();
+        if let Some(probe) = &self.probe {
+            line["alignment"] = probe.measure(learner.model, &*learner.adaptation)?;
+        }
+        let seconds = timer.elapsed().as_secs_f64();
+        append_line(&self.metrics, &line)?;
+        Ok(seconds)
+    }
+
+    /// Saves the learner's state with the seconds of every session so far.
+    fn save(&self, learner: &Learner<'_>, progress: &mut Progress) -> Result<(), TrainError> {
+        progress.seconds = self.earlier_seconds + self.started.elapsed().as_secs_f64();
+        state::save(self.dir, learner, progress)
+    }
+
+    /// Tests the selected model and writes the run's record, last of its files.
+    fn finish(
+        &self,
+        resolved: &Resolved,
+        model: &Model,
+        mut progress: Progress,
+        source_checkpoint: Option<PathBuf>,
+    ) -> Result<RunRecord, TrainError> {
+        let exp = self.exp;
+        model.load(&self.dir.join("best.safetensors"))?;
+        let test = self.evaluate(model, &self.inputs.target.test, None)?;
+        progress.finished = true;
+        progress.seconds = self.earlier_seconds + self.started.elapsed().as_secs_f64();
+        let split = &self.inputs.split;
+        let record = RunRecord {
+            experiment: experiment_name(resolved),
+            config_hash: resolved.hash.clone(),
+            method: exp.adapt.method.name.clone(),
+            seed: exp.train.seed,
+            device: crate::device::describe(self.device),
+            gpu: crate::device::gpu(self.device),
+            git_commit: git_commit(),
+            versions: serde_json::json!({"daa": env!("CARGO_PKG_VERSION"), "candle": env!("CANDLE_VERSION_OF_DAA")}),
+            target_train_rows: split.train.len(),
+            valid_rows: split.valid.len(),
+            best_epoch: progress.stopping.best_epoch,
+            best_valid_mean_auc: progress
+                .stopping
+                .best_epoch
+                .map(|_| progress.stopping.best_score),
+            select_metric: (exp.train.select_metric != SelectMetric::Mean)
+                .then(|| exp.train.select_metric.clone()),
+            validation: Some(exp.validation()),
+            epochs_run: progress.epochs,
+            source_checkpoint,
+            test,
+            wall_seconds: progress.seconds,
+            alignment: self
+                .probe
+                .as_ref()
+                .map(|_| alignment_record(&self.metrics, progress.stopping.best_epoch))
+                .transpose()?
+                .flatten(),
+        };
+        if self.needs.training {
+            write_json(&self.dir.join("progress.json"), &progress)?;
+            super::curves::write(self.dir, Some((&record.method, record.seed)))?;
+        }
+        // Last: a result.json means every file of the run is written.
+        write_json(&self.dir.join("result.json"), &record)?;
+        Ok(record)
+    }
+}
+
+/// Runs an experiment into its run directory: reuses a finished result, pretrains the
+/// source model where the method starts from one, trains the target model (resuming an
+/// interrupted run), tests the selected epoch and writes the record.
+pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, TrainError> {
+    let started = Instant::now();
+    let exp = &resolved.experiment;
+    let method = crate::adapt::method(&exp.adapt.method.kind).ok_or_else(|| {
+        TrainError::Invalid(format!("unknown method kind `{}`", exp.adapt.method.kind))
+    })?;
+    let device = exp.train.device.open()?;
+    let _kernels = crate::nn::use_kernels(exp.train.kernels);
+    let dir = run_dir(resolved);
+    let _lock = match claim(&dir, options)? {
+        Claim::Finished(record) => {
+            return Ok(RunResult {
+                dir,
+                record: Some(*record),
+                reused: true,
+            });
+        }
+        Claim::Locked(lock) => lock,
+    };
     crate::atomic::write(
         &dir.join("config.resolved.toml"),
         crate::config::render(resolved, false).as_bytes(),
     )?;
-    let schema = crate::data::dataset::schema(&exp.data.target.params)?;
     let needs = (method.needs)(&exp.adapt.method);
-    let uses_source = needs.source_model || needs.source_rows;
-    let weights = checked_weights(exp, &schema, uses_source)?;
-    let target = open_splits(&exp.data.target)?;
-    let split = target_split(exp, &target)?;
-    tracing::info!(target_rows = split.train.len(), valid_rows = split.valid.len(), dir = %dir.display(), "target split");
-    // The alignment probe needs source rows even where the method does not.
-    let probing = exp.train.probe_rows > 0
-        && (uses_source || crate::data::dataset::schema(&exp.data.source.params)? == schema);
-    let source = (uses_source || probing)
-        .then(|| open_splits(&exp.data.source))
-        .transpose()?;
-    let holdout = source.as_ref().map(|s| source_holdout(exp, &s.train));
-    let source_checkpoint = match (&source, needs.source_model) {
-        (Some(source), true) => match pretrain(exp, &schema, source, &device, options)? {
+    let inputs = Inputs::open(exp, needs, &dir)?;
+    let source_checkpoint = match (&inputs.source, needs.source_model) {
+        (Some(source), true) => match pretrain(exp, &inputs.schema, source, &device, options)? {
             Some(checkpoint) => Some(checkpoint),
-            None => {
-                return Ok(RunResult {
-                    dir,
-                    record: None,
-                    reused: false,
-                });
-            }
+            None => return Ok(RunResult::unfinished(dir)),
         },
         _ => None,
     };
     if options.pretrain_only {
-        return Ok(RunResult {
-            dir,
-            record: None,
-            reused: false,
-        });
+        return Ok(RunResult::unfinished(dir));
     }
 
-    let seed = exp.train.seed;
-    let model = Model::new(exp, &schema, &device, seed)?;
+    let model = Model::new(exp, &inputs.schema, &device, exp.train.seed)?;
     if let Some(path) = &source_checkpoint {
         model.load(path)?;
     }
     let mut optimizer = target_optimizer(exp, &model, needs);
     let mut adaptation = (method.build)(&Setup {
         experiment: exp,
-        schema: &schema,
+        schema: &inputs.schema,
         device: &device,
         feature_width: model.backbone.feature_width(),
         feature_blocks: model.backbone.feature_blocks(),
@@ -415,198 +754,21 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         optimizer: &mut optimizer,
         adaptation: adaptation.as_mut(),
     };
-    let metrics_path = dir.join("metrics.jsonl");
-    let mut progress = Progress::start();
-    if let Some(p) = state::restore(&dir, &mut learner)? {
-        tracing::info!(next_epoch = p.epochs + 1, "resuming");
-        // Epoch 0's line is there when the start model was a candidate.
-        let first = usize::from(!needs.source_model);
-        truncate_lines(&metrics_path, first, p.epochs)?;
-        progress = p;
-    } else {
-        clear(&dir)?;
-    }
-    let earlier_seconds = progress.seconds;
-    let (select_table, select_rows) = match exp.train.select_on {
-        SelectOn::Valid => (&target.train, Some(split.valid.as_slice())),
-        SelectOn::Test => (&target.test, None),
-    };
-    let phase = Phase {
-        name: "target training",
-        lr: target_lr(exp, needs),
-        table: &target.train,
-        rows: &split.train,
-        batch_size: exp.train.target_batch_size,
-        shuffle: "shuffle/target",
-        dropout: "dropout/target",
-        source: source
-            .as_ref()
-            .zip(holdout.as_ref())
-            .filter(|_| needs.source_rows)
-            .map(|(s, (_, pool))| (&s.train, pool.as_slice(), exp.data.source_fraction)),
-        source_statistics: exp.adapt.source_batchnorm == SourceBatchNorm::Update,
-        device: &device,
-    };
-    let probe = match (&source, &holdout) {
-        (Some(source), Some((held_out, _))) if probing => {
-            let rows = ProbeRows {
-                source: (&source.train, held_out),
-                target: &target.train,
-                valid: &split.valid,
-                train: &split.train,
-            };
-            Some(alignment_probe(
-                exp,
-                &schema,
-                rows,
-                source_checkpoint.as_deref(),
-                &device,
-            )?)
-        }
-        _ => None,
-    };
-    let task_loss = weighted_task_loss(&weights);
-    // This session's seconds of target training and of its alignment diagnostics (probe
-    // and gradient ratio).
-    let training = Instant::now();
-    let mut diagnostics = 0.0;
-    // metrics.jsonl names the selection score for what it is.
-    let score_key = match exp.train.select_metric {
-        SelectMetric::Mean => "valid_mean_auc",
-        _ => "valid_score",
-    };
-    let validate = || -> Result<(Evaluation, f64), TrainError> {
-        let valid = evaluate(
-            &model,
-            select_table,
-            select_rows,
-            &schema.labels,
-            exp.train.batch_size,
-            exp.train.auc,
-            &device,
-        )?;
-        let score = valid.score(&exp.train.select_metric, "validation")?;
-        Ok((valid, score))
-    };
-    if needs.source_model && progress.epochs == 0 && progress.stopping.best_epoch.is_none() {
-        // Epoch 0: the source model the target model starts from is the first candidate,
-        // so that a method whose training only hurts falls back to its start. (A fresh
-        // initialisation is no candidate: its score is that of a random projection.)
-        let (valid, score) = validate()?;
-        tracing::info!(epoch = 0, valid_mean_auc = score, "start model");
-        let line = serde_json::json!({"epoch": 0, "valid": valid, score_key: score});
-        diagnostics += log_epoch(&metrics_path, line, probe.as_ref(), &learner)?;
-        progress.stopping.observe(0, score);
-        model.save(&dir.join("best.safetensors"))?;
-        state::save(&dir, &learner, &mut progress)?;
-    }
-    let passes = super::epoch::passes_per_epoch(
-        split.train.len(),
-        exp.train.target_batch_size,
-        exp.train.steps_per_epoch,
-    );
-    let bar = progress_bar(options.progress, "target");
-    let mut session_epochs = 0;
-    while needs.training && !progress.finished && progress.epochs < exp.train.epochs {
-        let epoch = progress.epochs + 1;
-        bar.set_message(format!("epoch {epoch}"));
-        let first = progress.epochs as u64 * passes;
-        let stats = run_epoch(
-            learner.model,
-            learner.optimizer,
-            learner.adaptation,
-            &phase,
-            &task_loss,
-            seed,
-            first..first + passes,
-            &bar,
-        )?;
-        let (valid, score) = validate()?;
-        bar.suspend(|| {
-            tracing::info!(
-                epoch,
-                task_loss = stats.task_loss,
-                loss = stats.loss,
-                valid_mean_auc = score,
-                "epoch"
-            )
-        });
-        let line =
-            serde_json::json!({"epoch": epoch, "train": stats, "valid": valid, score_key: score});
-        diagnostics +=
-            log_epoch(&metrics_path, line, probe.as_ref(), &learner)? + stats.ratio_seconds;
-        if progress.end_epoch(epoch, score, exp.train.patience, exp.train.epochs) {
-            model.save(&dir.join("best.safetensors"))?;
-        }
-        progress.seconds = earlier_seconds + started.elapsed().as_secs_f64();
-        state::save(&dir, &learner, &mut progress)?;
-        session_epochs += 1;
-        if options
-            .stop_after_epochs
-            .is_some_and(|n| session_epochs >= n)
-            && !progress.finished
-        {
-            bar.finish_and_clear();
-            return Ok(RunResult {
-                dir,
-                record: None,
-                reused: false,
-            });
-        }
-    }
-    bar.finish_and_clear();
-    tracing::info!(
-        seconds = diagnostics,
-        share = diagnostics / training.elapsed().as_secs_f64().max(1e-9),
-        "alignment diagnostics (probe and term gradient ratio) in this session's target training"
-    );
-    model.load(&dir.join("best.safetensors"))?;
-    let test = evaluate(
-        &model,
-        &target.test,
-        None,
-        &schema.labels,
-        exp.train.batch_size,
-        exp.train.auc,
+    let mut progress = resume(&dir, &mut learner, needs)?;
+    let training = TargetTraining::new(
+        exp,
+        &inputs,
+        needs,
+        &dir,
+        source_checkpoint.as_deref(),
         &device,
+        started,
+        progress.seconds,
     )?;
-    progress.finished = true;
-    progress.seconds = earlier_seconds + started.elapsed().as_secs_f64();
-    let record = RunRecord {
-        experiment: experiment_name(resolved),
-        config_hash: resolved.hash.clone(),
-        method: exp.adapt.method.name.clone(),
-        seed,
-        device: crate::device::describe(&device),
-        gpu: crate::device::gpu(&device),
-        git_commit: git_commit(),
-        versions: serde_json::json!({"daa": env!("CARGO_PKG_VERSION"), "candle": env!("CANDLE_VERSION_OF_DAA")}),
-        target_train_rows: split.train.len(),
-        valid_rows: split.valid.len(),
-        best_epoch: progress.stopping.best_epoch,
-        best_valid_mean_auc: progress
-            .stopping
-            .best_epoch
-            .map(|_| progress.stopping.best_score),
-        select_metric: (exp.train.select_metric != SelectMetric::Mean)
-            .then(|| exp.train.select_metric.clone()),
-        validation: Some(exp.validation()),
-        epochs_run: progress.epochs,
-        source_checkpoint,
-        test,
-        wall_seconds: progress.seconds,
-        alignment: probe
-            .as_ref()
-            .map(|_| alignment_record(&metrics_path, progress.stopping.best_epoch))
-            .transpose()?
-            .flatten(),
-    };
-    if needs.training {
-        write_json(&dir.join("progress.json"), &progress)?;
-        super::curves::write(&dir, Some((&record.method, record.seed)))?;
+    if !training.run(&mut learner, &mut progress, options)? {
+        return Ok(RunResult::unfinished(dir));
     }
-    // Last: a result.json means every file of the run is written.
-    write_json(&dir.join("result.json"), &record)?;
+    let record = training.finish(resolved, &model, progress, source_checkpoint)?;
     Ok(RunResult {
         dir,
         record: Some(record),
