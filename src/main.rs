@@ -69,7 +69,7 @@ fn init_logging(cli: &Cli) {
         (false, 1) => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DAA_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env(daa::config::LOG_VARIABLE)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{grid_file, reproduce_grid, stderr, stdout};
+use common::{grid_file, reproduce_grid, reproduce_grid_command, stderr, stdout};
 
 /// Finetune searches its learning rate among a sane value and one that diverges, and its
 /// weight decay; L2-SP its alpha; source_only runs no trials. 3 trials on search seed 101,
@@ -20,6 +20,16 @@ const METHODS: [(&str, &str); 3] = [
     ("l2sp", "\"adapt.method=l2sp\""),
     ("source_only", "\"adapt.method=source_only\""),
 ];
+
+/// The cells in the order one process ran them, from its "running" log lines.
+fn run_order(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|line| line.contains(" running"))
+        .filter_map(|line| line.split("cell=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
 
 fn results_json(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("out/results.json")).unwrap()).unwrap()
@@ -48,8 +58,28 @@ fn trials_select_on_validation_evaluate_on_other_seeds_and_give_the_bits_of_one_
     assert!(listing.contains("optim.lr=1e30"), "{listing}");
     assert!(listing.contains("optim.lr=0.001"), "{listing}");
 
-    let out = reproduce_grid(one.path(), &[]);
+    let out = reproduce_grid_command(one.path(), &[])
+        .env("DAA_LOG", "daa::reproduce=info")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    // Each search's evaluation cells run as soon as its last trial has finished, before
+    // the other methods' trials: not all at the end of the grid.
+    let order = run_order(&stderr(&out));
+    assert_eq!(order.len(), 12, "{order:?}");
+    let at = |cell: &str| order.iter().position(|c| c == cell).expect(cell);
+    for method in ["finetune", "l2sp"] {
+        let last_trial = (1..=3)
+            .map(|k| at(&format!("{method}/trial{k}/seed101")))
+            .max()
+            .unwrap();
+        assert_eq!(at(&format!("{method}/seed1")), last_trial + 1, "{order:?}");
+        assert_eq!(at(&format!("{method}/seed2")), last_trial + 2, "{order:?}");
+    }
+    assert!(
+        at("finetune/seed2") < at("l2sp/trial1/seed101"),
+        "{order:?}"
+    );
     let json = results_json(one.path());
     let searches = json["search"]["searches"].as_array().unwrap();
     assert_eq!(json["search"]["seeds"], serde_json::json!([101]));

@@ -21,7 +21,7 @@ use figment::value::Value;
 pub use error::ConfigError;
 pub use hash::{NUMERICS_VERSION, digest};
 pub use layer::Layer;
-pub use overrides::{ENV_PREFIX, Overrides, parse_set};
+pub use overrides::{ENV_PREFIX, LOG_VARIABLE, Overrides, parse_set};
 pub use schema::{Component, Experiment};
 
 pub use registry::Registry;

@@ -4,6 +4,10 @@ use super::{ConfigError, Layer};
 /// nested keys: `DAA_TRAIN__SEED=7` sets `train.seed`.
 pub const ENV_PREFIX: &str = "DAA_";
 
+/// The log filter's variable (`DAA_LOG=debug`, tracing's filter syntax): the prefix's one
+/// name that is not an experiment key.
+pub const LOG_VARIABLE: &str = "DAA_LOG";
+
 /// Overlays, environment and command-line overrides, in the order they apply (later wins).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -17,8 +21,16 @@ impl Overrides {
     /// Takes the `DAA_*` variables of this process (sorted, so the order is stable) and the
     /// `--set key.path=value` flags.
     pub fn from_process(sets: Vec<String>) -> Self {
-        let mut env: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        Self::from_variables(std::env::vars(), sets)
+    }
+
+    /// [`Overrides::from_process`] with the given environment.
+    fn from_variables(
+        variables: impl Iterator<Item = (String, String)>,
+        sets: Vec<String>,
+    ) -> Self {
+        let mut env: Vec<(String, String)> = variables
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != LOG_VARIABLE)
             .collect();
         env.sort();
         Overrides {
@@ -135,6 +147,19 @@ mod tests {
         let layers = o.layers().unwrap();
         let train = layers[0].table["train"].as_table().unwrap();
         assert_eq!(train["select_on"].as_str(), Some("test"));
+    }
+
+    #[test]
+    fn the_log_filter_is_no_key() {
+        let variables = [
+            ("DAA_LOG", "daa::reproduce=info"),
+            ("DAA_TRAIN__SEED", "7"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let o = Overrides::from_variables(variables.into_iter(), Vec::new());
+        assert_eq!(o.env, vec![("DAA_TRAIN__SEED".into(), "7".into())]);
+        assert_eq!(o.layers().unwrap().len(), 1);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use super::queue::{Cells, Fixed, Queue};
 use super::{Plan, PlannedCell, ReproduceError};
 
 /// What a child process does for its cell.
@@ -26,7 +27,6 @@ pub type Launcher<'a> = &'a dyn Fn(&str, Stage) -> Command;
 /// A cell whose child failed.
 #[derive(Debug, Clone)]
 pub struct Failure {
-    pub index: usize,
     pub cell: String,
     pub stage: Stage,
     /// The exit status, as the OS says it, and the exit code where there is one (2: the
@@ -104,15 +104,15 @@ fn die_with_this_process(command: &mut Command) {
 
 struct Running {
     child: Child,
-    index: usize,
+    cell: String,
     stage: Stage,
     log: PathBuf,
 }
 
-/// Runs the children of `stage` for `cells`, `count` at a time; returns the failures.
+/// Runs the children of `stage` for `cells`, `count` at a time, telling `cells` as each
+/// ends (cells that join meanwhile lengthen the bar); returns the failures.
 fn pool(
-    plan: &Plan,
-    cells: &[usize],
+    cells: &mut dyn Cells,
     stage: Stage,
     count: usize,
     launch: Launcher<'_>,
@@ -120,13 +120,11 @@ fn pool(
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<Failure>, ReproduceError> {
     let threads = threads_per_child(count).to_string();
-    let mut queue = cells.iter().copied();
     let mut running: Vec<Running> = Vec::new();
     let mut failures = Vec::new();
     loop {
         while running.len() < count {
-            let Some(index) = queue.next() else { break };
-            let cell = &plan.cells[index].cell.name;
+            let Some(cell) = cells.next() else { break };
             let suffix = if stage == Stage::Pretrain {
                 ".pretrain"
             } else {
@@ -147,7 +145,7 @@ fn pool(
                 path: log.clone(),
                 source,
             })?;
-            let mut command = launch(cell, stage);
+            let mut command = launch(&cell, stage);
             die_with_this_process(&mut command);
             let child = command
                 .env("RAYON_NUM_THREADS", &threads)
@@ -162,7 +160,7 @@ fn pool(
             bar.set_message(cell.clone());
             running.push(Running {
                 child,
-                index,
+                cell,
                 stage,
                 log,
             });
@@ -184,13 +182,14 @@ fn pool(
             Some((k, status)) => {
                 let r = running.swap_remove(k);
                 bar.inc(1);
+                let joined = bar.suspend(|| cells.ended(&r.cell, status.success()))?;
+                bar.inc_length(joined as u64);
                 if !status.success() {
-                    let cell = plan.cells[r.index].cell.name.clone();
+                    let cell = r.cell;
                     bar.suspend(|| {
                         tracing::warn!(cell, log = %r.log.display(), "{status}: the cell failed")
                     });
                     failures.push(Failure {
-                        index: r.index,
                         cell,
                         stage: r.stage,
                         status: status.to_string(),
@@ -204,10 +203,11 @@ fn pool(
     }
 }
 
-/// Runs the plan's missing cells as children, `count` at a time; returns the failures
-/// (a cell whose pretraining failed is not run).
+/// Runs the queue's cells as children, `count` at a time, after the source pretraining of
+/// its plan's missing cells; returns the failures (a cell whose pretraining failed is not
+/// run).
 pub fn run(
-    plan: &Plan,
+    queue: &mut Queue<'_>,
     count: usize,
     launch: Launcher<'_>,
     logs: &Path,
@@ -217,6 +217,7 @@ pub fn run(
         path: logs.to_path_buf(),
         source,
     })?;
+    let plan = queue.plan();
     let missing: Vec<usize> = (0..plan.cells.len())
         .filter(|&i| !plan.cells[i].done())
         .collect();
@@ -232,40 +233,48 @@ pub fn run(
             .progress_chars("=> "),
     );
     bar.set_prefix("source models");
-    let mut failures = pool(plan, &sources, Stage::Pretrain, count, launch, logs, &bar)?;
+    let names = |indices: &[usize]| -> Vec<String> {
+        indices
+            .iter()
+            .map(|&i| plan.cells[i].cell.name.clone())
+            .collect()
+    };
+    let mut pretraining = Fixed(names(&sources).into());
+    let mut failures = pool(&mut pretraining, Stage::Pretrain, count, launch, logs, &bar)?;
     // The cells whose source model failed are not run; each is listed with the failure.
+    let setup_of = |cell: &str| {
+        plan.cells
+            .iter()
+            .find(|c| c.cell.name == cell)
+            .and_then(source_setup)
+    };
     let unpretrained: Vec<(Option<serde_json::Value>, Failure)> = failures
         .iter()
-        .map(|f| (source_setup(&plan.cells[f.index]), f.clone()))
+        .map(|f| (setup_of(&f.cell), f.clone()))
         .collect();
-    let mut runnable = Vec::new();
-    for &i in &missing {
-        let setup = source_setup(&plan.cells[i]);
-        match unpretrained
+    let mut unrunnable = Vec::new();
+    for cell in names(&missing) {
+        let setup = setup_of(&cell);
+        if let Some((_, failed)) = unpretrained
             .iter()
             .find(|(s, _)| setup.is_some() && *s == setup)
         {
-            Some((_, failed)) if failed.index != i => failures.push(Failure {
-                index: i,
-                cell: plan.cells[i].cell.name.clone(),
-                status: format!("not run: its source model failed with {}", failed.cell),
-                ..failed.clone()
-            }),
-            Some(_) => {}
-            None => runnable.push(i),
+            if failed.cell != cell {
+                failures.push(Failure {
+                    cell: cell.clone(),
+                    status: format!("not run: its source model failed with {}", failed.cell),
+                    ..failed.clone()
+                });
+            }
+            unrunnable.push(cell);
         }
     }
-    bar.inc((missing.len() - runnable.len()) as u64);
+    bar.inc(unrunnable.len() as u64);
+    for cell in &unrunnable {
+        queue.remove(cell);
+    }
     bar.set_prefix("cells");
-    failures.extend(pool(
-        plan,
-        &runnable,
-        Stage::Cell,
-        count,
-        launch,
-        logs,
-        &bar,
-    )?);
+    failures.extend(pool(queue, Stage::Cell, count, launch, logs, &bar)?);
     bar.finish_and_clear();
     Ok(failures)
 }

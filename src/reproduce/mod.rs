@@ -8,6 +8,7 @@ mod alignment;
 pub mod jobs;
 mod planner;
 mod plot;
+mod queue;
 mod report;
 pub mod search;
 mod selection;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Registry, Resolved};
 use crate::train::finished::Finished;
 use crate::train::{self, RunOptions, TrainError, run_dir};
+use queue::{Cells, Queue};
 use selection::Score;
 pub use spec::{Cell, Spec};
 
@@ -363,61 +365,55 @@ pub fn out_dir(plan: &Plan, options: &Options) -> PathBuf {
 
 /// Runs the plan's missing cells (resuming interrupted ones), one after another here or
 /// `options.jobs` at a time as children started by `launch`, then writes the report of the
-/// finished ones. A search's evaluation cells join once its trials have finished: the
-/// grid is planned again until no waiting cell becomes ready. Children that fail are
-/// listed in the error after the report is written; in this process the first failure
-/// stops the grid.
+/// finished ones. A search's evaluation cells join the queue, first, as soon as its last
+/// trial finishes. Children that fail are listed in the error after the report is
+/// written; in this process the first failure stops the grid.
 pub fn run(
-    mut plan: Plan,
+    plan: Plan,
     registry: &Registry,
     options: &Options,
     launch: jobs::Launcher<'_>,
 ) -> Result<Outcome, ReproduceError> {
     let skipped = plan.finished();
     let mut failures = Vec::new();
+    let mut queue = Queue::new(plan, registry, options);
     loop {
-        failures.extend(run_missing(&plan, options, launch)?);
+        failures.extend(run_queue(&mut queue, options, launch)?);
+        let plan = queue.plan();
         if plan.waiting.is_empty() {
             break;
         }
+        // Another process may have finished the trials a search still waited on.
         let next = Plan::new(&plan.file.display().to_string(), registry, options)?;
         if next.waiting.len() == plan.waiting.len() {
             break;
         }
-        tracing::info!(
-            ready = plan.waiting.len() - next.waiting.len(),
-            "searches finished: their evaluation cells run"
-        );
-        plan = next;
+        queue = Queue::new(next, registry, options);
     }
-    let outcome = report(&plan, options, skipped)?;
+    let outcome = report(queue.plan(), options, skipped)?;
     if !failures.is_empty() {
         return Err(ReproduceError::Failed(failures));
     }
     Ok(outcome)
 }
 
-/// Runs the plan's cells without a result; returns the failed children.
-fn run_missing(
-    plan: &Plan,
+/// Runs the queue's cells; returns the failed children.
+fn run_queue(
+    queue: &mut Queue<'_>,
     options: &Options,
     launch: jobs::Launcher<'_>,
 ) -> Result<Vec<jobs::Failure>, ReproduceError> {
     if options.jobs > 1 {
-        let logs = out_dir(plan, options).join("logs");
-        return jobs::run(plan, options.jobs, launch, &logs, options.progress);
+        let logs = out_dir(queue.plan(), options).join("logs");
+        return jobs::run(queue, options.jobs, launch, &logs, options.progress);
     }
-    let total = plan.cells.len();
-    for (i, planned) in plan.cells.iter().enumerate() {
-        if !planned.done() {
-            tracing::info!(cell = %planned.cell.name, progress = format!("{}/{total}", i + 1), "running");
-            run_cell(
-                plan,
-                &planned.cell.name,
-                jobs::Stage::Cell,
-                options.progress,
-            )?;
-        }
+    let mut started = 0;
+    while let Some(cell) = queue.next() {
+        started += 1;
+        let progress = format!("{started}/{}", started + queue.len());
+        tracing::info!(cell = %cell, progress = %progress, "running");
+        run_cell(queue.plan(), &cell, jobs::Stage::Cell, options.progress)?;
+        queue.ended(&cell, true)?;
     }
     Ok(Vec::new())
 }
