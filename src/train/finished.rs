@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::RunRecord;
+use super::record::RunRecord;
 
 /// A run directory's result.
 #[derive(Debug, Clone)]

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::TrainError;
 use super::finished::Finished;
-use super::{RunRecord, TrainError};
+use super::record::RunRecord;
 
 /// A finished run: its directory and its record.
 #[derive(Debug, Clone)]

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
+use super::TrainError;
 use super::epoch::{Phase, run_epoch};
 use super::evaluate::evaluate;
+use super::options::RunOptions;
 use super::outputs::{progress_bar, write_json};
 use super::state::{self, Learner, Progress};
-use super::{RunOptions, TrainError};
 use crate::adapt::Supervised;
 use crate::config::Experiment;
 use crate::data::Schema;
@@ -177,11 +178,7 @@ fn train_source(
         }
         state::save(dir, &learner, &mut progress)?;
         session_epochs += 1;
-        if options
-            .stop_pretraining_after
-            .is_some_and(|n| session_epochs >= n)
-            && !progress.finished
-        {
+        if progress.interrupted(session_epochs, options.stop_pretraining_after) {
             bar.finish_and_clear();
             return Ok(None);
         }

@@ -52,6 +52,12 @@ impl Progress {
         self.finished = self.stopping.exhausted(patience) || epoch >= last;
         best
     }
+
+    /// Whether an unfinished run stops here as an interruption would: `limit` (a test's
+    /// `stop_after_epochs` or `stop_pretraining_after`) epochs of this session are done.
+    pub fn interrupted(&self, session_epochs: usize, limit: Option<usize>) -> bool {
+        !self.finished && limit.is_some_and(|n| session_epochs >= n)
+    }
 }
 
 /// What a target training run learns: the model, its optimiser, the method's state.
