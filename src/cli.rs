@@ -81,63 +81,7 @@ pub enum Command {
         stop_pretraining_after: Option<usize>,
     },
     /// Reproduce a paper table or figure from reproduce/NAME.toml.
-    Reproduce {
-        /// A grid of reproduce/ by name (table3, table4, fig_sensitivity), or a path to any
-        /// grid file (its `config` patterns relative to that file).
-        #[arg(value_name = "NAME|PATH")]
-        name: String,
-        /// The overlay from configs/profiles: smoke (seconds), cpu (about an hour on 2
-        /// cores), paper (the reference sizes, GPU-sized).
-        #[arg(long, default_value = "cpu")]
-        profile: String,
-        /// Seeds per cell (default: the profile's count in the table file).
-        #[arg(long)]
-        seeds: Option<usize>,
-        /// Only the cells whose name contains this text, e.g. `mmoe/nl` or `/daa/`.
-        #[arg(long)]
-        only: Option<String>,
-        /// List the cells with their config hashes and whether they are finished.
-        #[arg(long)]
-        dry_run: bool,
-        /// Output directory (default: reproduce/out/NAME, NAME the grid file's stem).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Cells run at a time, each in its own process with its share of the cores (source
-        /// models are pretrained first, each once); 1 runs them in this process.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-        jobs: u64,
-        /// Run only this cell of the grid and exit (its name, or its 0-based index in
-        /// `--dry-run` order): what `--jobs` starts in each child process.
-        #[arg(long, value_name = "CELL")]
-        cell: Option<String>,
-        /// With --cell: only pretrain the cell's source model.
-        #[arg(long, requires = "cell")]
-        pretrain_only: bool,
-        /// Submit the missing cells as Slurm job arrays (the distinct source pretrainings,
-        /// then the cells after them) instead of running them; the plan and the tasks' logs
-        /// go to OUT/slurm/.
-        #[arg(long, conflicts_with_all = ["cell", "collect", "dry_run"])]
-        slurm: bool,
-        /// An sbatch option for every array task, after the grid's `[slurm]` table (repeat
-        /// it; e.g. `--slurm-opt=--partition=gpu`).
-        #[arg(
-            long,
-            requires = "slurm",
-            allow_hyphen_values = true,
-            value_name = "OPTION"
-        )]
-        slurm_opt: Vec<String>,
-        /// Build the report from the finished cells' run directories and list the missing
-        /// ones (after `--slurm`'s arrays, or any interrupted grid); runs nothing.
-        #[arg(long, conflicts_with_all = ["cell", "dry_run"])]
-        collect: bool,
-        /// Override one key of every cell's experiment, after the grid's own overrides
-        /// (e.g. `--set train.epochs=5`; the cells' hashes change with it), or, as
-        /// `slurm.KEY=VALUE`, an sbatch option of `--slurm`'s tasks over the grid's and the
-        /// profile's (`--set slurm.partition=gpu --set slurm.time=04:00:00`); repeatable.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-    },
+    Reproduce(ReproduceArgs),
     /// Inspect experiment configurations.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -311,4 +255,64 @@ pub enum BenchCommand {
         /// Backbones to time (default: all).
         models: Vec<String>,
     },
+}
+
+/// `daa reproduce`'s arguments.
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// A grid of reproduce/ by name (table3, table4, fig_sensitivity), or a path to any
+    /// grid file (its `config` patterns relative to that file).
+    #[arg(value_name = "NAME|PATH")]
+    pub name: String,
+    /// The overlay from configs/profiles: smoke (seconds), cpu (about an hour on 2
+    /// cores), paper (the reference sizes, GPU-sized).
+    #[arg(long, default_value = "cpu")]
+    pub profile: String,
+    /// Seeds per cell (default: the profile's count in the table file).
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Only the cells whose name contains this text, e.g. `mmoe/nl` or `/daa/`.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// List the cells with their config hashes and whether they are finished.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output directory (default: reproduce/out/NAME, NAME the grid file's stem).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Cells run at a time, each in its own process with its share of the cores (source
+    /// models are pretrained first, each once); 1 runs them in this process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: u64,
+    /// Run only this cell of the grid and exit (its name, or its 0-based index in
+    /// `--dry-run` order): what `--jobs` starts in each child process.
+    #[arg(long, value_name = "CELL")]
+    pub cell: Option<String>,
+    /// With --cell: only pretrain the cell's source model.
+    #[arg(long, requires = "cell")]
+    pub pretrain_only: bool,
+    /// Submit the missing cells as Slurm job arrays (the distinct source pretrainings,
+    /// then the cells after them) instead of running them; the plan and the tasks' logs
+    /// go to OUT/slurm/.
+    #[arg(long, conflicts_with_all = ["cell", "collect", "dry_run"])]
+    pub slurm: bool,
+    /// An sbatch option for every array task, after the grid's `[slurm]` table (repeat
+    /// it; e.g. `--slurm-opt=--partition=gpu`).
+    #[arg(
+        long,
+        requires = "slurm",
+        allow_hyphen_values = true,
+        value_name = "OPTION"
+    )]
+    pub slurm_opt: Vec<String>,
+    /// Build the report from the finished cells' run directories and list the missing
+    /// ones (after `--slurm`'s arrays, or any interrupted grid); runs nothing.
+    #[arg(long, conflicts_with_all = ["cell", "dry_run"])]
+    pub collect: bool,
+    /// Override one key of every cell's experiment, after the grid's own overrides
+    /// (e.g. `--set train.epochs=5`; the cells' hashes change with it), or, as
+    /// `slurm.KEY=VALUE`, an sbatch option of `--slurm`'s tasks over the grid's and the
+    /// profile's (`--set slurm.partition=gpu --set slurm.time=04:00:00`); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
 }

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use cli::{BenchCommand, Cli, Command, ConfigCommand, DataCommand, LogFormat, RegistryCommand};
+use cli::{
+    BenchCommand, Cli, Command, ConfigCommand, DataCommand, LogFormat, RegistryCommand,
+    ReproduceArgs,
+};
 use commands::UsageError;
 
 fn main() -> ExitCode {
@@ -144,55 +147,7 @@ fn dispatch(cli: &Cli) -> Result<()> {
             data,
             out,
         ),
-        Command::Reproduce {
-            name,
-            profile,
-            seeds,
-            only,
-            dry_run,
-            out,
-            jobs,
-            cell,
-            pretrain_only,
-            slurm,
-            slurm_opt,
-            collect,
-            sets,
-        } => {
-            let options = daa::reproduce::Options {
-                profile: profile.clone(),
-                seeds: *seeds,
-                only: only.clone(),
-                progress: !cli.quiet,
-                out: out.clone(),
-                jobs: *jobs as usize,
-                sets: sets.clone(),
-            };
-            if let Some(which) = cell {
-                return commands::reproduce::cell(
-                    &commands::registry_for(cli, here)?,
-                    name,
-                    &options,
-                    which,
-                    *pretrain_only,
-                );
-            }
-            let mode = if *dry_run {
-                commands::reproduce::Mode::DryRun
-            } else if *collect {
-                commands::reproduce::Mode::Collect
-            } else if *slurm {
-                commands::reproduce::Mode::Slurm(slurm_opt.clone())
-            } else {
-                commands::reproduce::Mode::Run
-            };
-            commands::reproduce::reproduce(
-                &commands::registry_for(cli, here)?,
-                name,
-                &options,
-                mode,
-            )
-        }
+        Command::Reproduce(args) => reproduce(cli, args),
         Command::Runs {
             config,
             set,
@@ -209,23 +164,64 @@ fn dispatch(cli: &Cli) -> Result<()> {
             clap_complete::generate(*shell, &mut command, "daa", &mut std::io::stdout());
             Ok(())
         }
-        Command::Data(DataCommand::Synth {
+        Command::Data(command) => data(cli, command),
+    }
+}
+
+/// `daa reproduce`: one cell (`--cell`, a child's or an array task's work) or the grid in
+/// the mode its flags ask for.
+fn reproduce(cli: &Cli, args: &ReproduceArgs) -> Result<()> {
+    let registry = commands::registry_for(cli, Path::new("."))?;
+    let options = daa::reproduce::Options {
+        profile: args.profile.clone(),
+        seeds: args.seeds,
+        only: args.only.clone(),
+        progress: !cli.quiet,
+        out: args.out.clone(),
+        jobs: args.jobs as usize,
+        sets: args.sets.clone(),
+    };
+    if let Some(which) = &args.cell {
+        return commands::reproduce::cell(
+            &registry,
+            &args.name,
+            &options,
+            which,
+            args.pretrain_only,
+        );
+    }
+    let mode = if args.dry_run {
+        commands::reproduce::Mode::DryRun
+    } else if args.collect {
+        commands::reproduce::Mode::Collect
+    } else if args.slurm {
+        commands::reproduce::Mode::Slurm(args.slurm_opt.clone())
+    } else {
+        commands::reproduce::Mode::Run
+    };
+    commands::reproduce::reproduce(&registry, &args.name, &options, mode)
+}
+
+/// `daa data ...`: synthesise, prepare or split a data set.
+fn data(cli: &Cli, command: &DataCommand) -> Result<()> {
+    match command {
+        DataCommand::Synth {
             preset,
             profile,
             seed,
             dir,
-        }) => commands::data::synth(
-            &commands::registry_for(cli, here)?,
+        } => commands::data::synth(
+            &commands::registry_for(cli, Path::new("."))?,
             preset,
             profile,
             *seed,
             dir.as_deref(),
         ),
-        Command::Data(DataCommand::PrepareAliexpress { raw, country, out }) => {
+        DataCommand::PrepareAliexpress { raw, country, out } => {
             let out = out.clone().unwrap_or_else(|| "data/aliexpress".into());
             commands::data::prepare_aliexpress(raw, country, &out)
         }
-        Command::Data(DataCommand::PrepareMovielens { raw, out, domains }) => {
+        DataCommand::PrepareMovielens { raw, out, domains } => {
             let (grouping, folder) = match domains.as_str() {
                 "genre" => (
                     daa::data::movielens::Grouping::Genre,
@@ -236,14 +232,14 @@ fn dispatch(cli: &Cli) -> Result<()> {
             let out = out.clone().unwrap_or_else(|| folder.into());
             commands::data::prepare_movielens(raw, &out, grouping)
         }
-        Command::Data(DataCommand::Split {
+        DataCommand::Split {
             dataset,
             rate,
             seed,
             valid_rows,
             valid,
-        }) => commands::data::split(
-            &commands::registry_for(cli, here)?,
+        } => commands::data::split(
+            &commands::registry_for(cli, Path::new("."))?,
             dataset,
             *rate,
             *valid_rows,

@@ -22,132 +22,152 @@ pub fn reproduce(registry: &Registry, name: &str, options: &Options, mode: Mode)
     let plan = Plan::new(name, registry, options)?;
     match mode {
         Mode::DryRun => {
-            // Each cell's result (and a trial's divergence record) read once.
-            let results: Vec<(Finished, bool)> = plan
-                .cells
-                .iter()
-                .map(|c| {
-                    let result = c.result();
-                    let diverged = !result.is_done() && c.diverged().is_some();
-                    (result, diverged)
-                })
-                .collect();
-            let finished = results
-                .iter()
-                .filter(|(r, diverged)| r.is_done() || *diverged)
-                .count();
-            println!(
-                "{} ({}): {} cells, {finished} finished, {} to run",
-                plan.name,
-                options.profile,
-                plan.cells.len(),
-                plan.cells.len() - finished
-            );
-            for (i, (cell, (result, diverged))) in plan.cells.iter().zip(results).enumerate() {
-                let state = match result {
-                    Finished::Done(_) => "done".to_string(),
-                    Finished::Missing if diverged => "done: diverged".to_string(),
-                    Finished::Missing => "to run".to_string(),
-                    Finished::Damaged { path, reason } => format!(
-                        "to run: damaged result {} ({})",
-                        path.display(),
-                        super::message::printable(&reason)
-                    ),
-                };
-                // What a search trial runs, or which trial an evaluation cell runs.
-                let tuned = cell.cell.tuned.as_ref().map_or(String::new(), |t| {
-                    let values = daa::reproduce::search::describe(&t.values);
-                    if t.is_trial {
-                        format!("  [{values}]")
-                    } else {
-                        format!("  [selected trial {}: {values}]", t.trial)
-                    }
-                });
-                println!(
-                    "  {i:>4} {:<40} {}  {state}{tuned}",
-                    cell.cell.name, cell.resolved.hash
-                );
-            }
-            print_waiting(&plan);
+            dry_run(&plan, options);
             Ok(())
         }
-        Mode::Slurm(extra) => {
-            let task = task_command(&plan, registry, options)?;
-            let dir = std::path::absolute(daa::reproduce::out_dir(&plan, options).join("slurm"))?;
-            let s = daa::reproduce::slurm::submit(&plan, &dir, &task, &extra)?;
-            println!(
-                "{} ({}): {} cells missing of {}; plan: {}",
-                plan.name,
-                options.profile,
-                s.cells,
-                plan.cells.len(),
-                s.dir.join("plan.tsv").display()
-            );
-            if let Some(id) = &s.pretrain_job {
-                println!(
-                    "submitted job array {id}: {} source pretraining(s)",
-                    s.sources
-                );
-            }
-            match &s.cells_job {
-                Some(id) => println!(
-                    "submitted job array {id}: {} cell(s){}; task logs in {}",
-                    s.cells,
-                    s.pretrain_job
-                        .as_ref()
-                        .map_or(String::new(), |p| format!(", after {p}")),
-                    s.dir.join("logs").display()
-                ),
-                None => println!("nothing to submit: every cell is finished"),
-            }
-            if !plan.waiting.is_empty() {
-                println!(
-                    "{} evaluation cell(s) wait on their search's trials: once the trials' \
-                     array has finished, submit again (`--slurm`) to run them",
-                    plan.waiting.len()
-                );
-            }
-            println!(
-                "when they are done: daa reproduce {name} --profile {} --collect",
-                options.profile
-            );
-            Ok(())
-        }
-        Mode::Collect => {
-            let outcome = daa::reproduce::report(&plan, options, plan.finished())?;
-            println!("{}", outcome.markdown);
-            println!("written: {}", outcome.out_dir.display());
-            println!(
-                "{} cells: {} finished, {} missing",
-                outcome.cells,
-                outcome.cells - outcome.missing.len(),
-                outcome.missing.len()
-            );
-            for cell in &outcome.missing {
-                println!("  missing: {cell}");
-            }
-            Ok(())
-        }
-        Mode::Run => {
-            let task = task_command(&plan, registry, options)?;
-            let launch = |cell: &str, stage: Stage| {
-                let mut command = Command::new(&task.program);
-                command.args(&task.args).args(["--cell", cell]);
-                if stage == Stage::Pretrain {
-                    command.arg("--pretrain-only");
-                }
-                command
-            };
-            let outcome = daa::reproduce::run(plan, registry, options, &launch)?;
-            println!("{}", outcome.markdown);
-            println!("written: {}", outcome.out_dir.display());
-            println!(
-                "{} cells: {} run now, {} already finished (skipped)",
-                outcome.cells, outcome.ran, outcome.skipped
-            );
-            Ok(())
-        }
+        Mode::Slurm(extra) => submit_slurm(&plan, registry, name, options, &extra),
+        Mode::Collect => collect(&plan, options),
+        Mode::Run => run(plan, registry, options),
     }
+}
+
+/// `--dry-run`: every cell with its hash and state, and what a search cell runs.
+fn dry_run(plan: &Plan, options: &Options) {
+    // Each cell's result (and a trial's divergence record) read once.
+    let results: Vec<(Finished, bool)> = plan
+        .cells
+        .iter()
+        .map(|c| {
+            let result = c.result();
+            let diverged = !result.is_done() && c.diverged().is_some();
+            (result, diverged)
+        })
+        .collect();
+    let finished = results
+        .iter()
+        .filter(|(r, diverged)| r.is_done() || *diverged)
+        .count();
+    println!(
+        "{} ({}): {} cells, {finished} finished, {} to run",
+        plan.name,
+        options.profile,
+        plan.cells.len(),
+        plan.cells.len() - finished
+    );
+    for (i, (cell, (result, diverged))) in plan.cells.iter().zip(results).enumerate() {
+        let state = match result {
+            Finished::Done(_) => "done".to_string(),
+            Finished::Missing if diverged => "done: diverged".to_string(),
+            Finished::Missing => "to run".to_string(),
+            Finished::Damaged { path, reason } => format!(
+                "to run: damaged result {} ({})",
+                path.display(),
+                super::message::printable(&reason)
+            ),
+        };
+        // What a search trial runs, or which trial an evaluation cell runs.
+        let tuned = cell.cell.tuned.as_ref().map_or(String::new(), |t| {
+            let values = daa::reproduce::search::describe(&t.values);
+            if t.is_trial {
+                format!("  [{values}]")
+            } else {
+                format!("  [selected trial {}: {values}]", t.trial)
+            }
+        });
+        println!(
+            "  {i:>4} {:<40} {}  {state}{tuned}",
+            cell.cell.name, cell.resolved.hash
+        );
+    }
+    print_waiting(plan);
+}
+
+/// `--slurm`: submit the missing cells as job arrays and say what was submitted.
+fn submit_slurm(
+    plan: &Plan,
+    registry: &Registry,
+    name: &str,
+    options: &Options,
+    extra: &[String],
+) -> Result<()> {
+    let task = task_command(plan, registry, options)?;
+    let dir = std::path::absolute(daa::reproduce::out_dir(plan, options).join("slurm"))?;
+    let s = daa::reproduce::slurm::submit(plan, &dir, &task, extra)?;
+    println!(
+        "{} ({}): {} cells missing of {}; plan: {}",
+        plan.name,
+        options.profile,
+        s.cells,
+        plan.cells.len(),
+        s.dir.join("plan.tsv").display()
+    );
+    if let Some(id) = &s.pretrain_job {
+        println!(
+            "submitted job array {id}: {} source pretraining(s)",
+            s.sources
+        );
+    }
+    match &s.cells_job {
+        Some(id) => println!(
+            "submitted job array {id}: {} cell(s){}; task logs in {}",
+            s.cells,
+            s.pretrain_job
+                .as_ref()
+                .map_or(String::new(), |p| format!(", after {p}")),
+            s.dir.join("logs").display()
+        ),
+        None => println!("nothing to submit: every cell is finished"),
+    }
+    if !plan.waiting.is_empty() {
+        println!(
+            "{} evaluation cell(s) wait on their search's trials: once the trials' \
+             array has finished, submit again (`--slurm`) to run them",
+            plan.waiting.len()
+        );
+    }
+    println!(
+        "when they are done: daa reproduce {name} --profile {} --collect",
+        options.profile
+    );
+    Ok(())
+}
+
+/// `--collect`: the report from the finished cells, and the missing ones listed.
+fn collect(plan: &Plan, options: &Options) -> Result<()> {
+    let outcome = daa::reproduce::report(plan, options, plan.finished())?;
+    println!("{}", outcome.markdown);
+    println!("written: {}", outcome.out_dir.display());
+    println!(
+        "{} cells: {} finished, {} missing",
+        outcome.cells,
+        outcome.cells - outcome.missing.len(),
+        outcome.missing.len()
+    );
+    for cell in &outcome.missing {
+        println!("  missing: {cell}");
+    }
+    Ok(())
+}
+
+/// Run the missing cells (children under `--jobs`), then the report.
+fn run(plan: Plan, registry: &Registry, options: &Options) -> Result<()> {
+    let task = task_command(&plan, registry, options)?;
+    let launch = |cell: &str, stage: Stage| {
+        let mut command = Command::new(&task.program);
+        command.args(&task.args).args(["--cell", cell]);
+        if stage == Stage::Pretrain {
+            command.arg("--pretrain-only");
+        }
+        command
+    };
+    let outcome = daa::reproduce::run(plan, registry, options, &launch)?;
+    println!("{}", outcome.markdown);
+    println!("written: {}", outcome.out_dir.display());
+    println!(
+        "{} cells: {} run now, {} already finished (skipped)",
+        outcome.cells, outcome.ran, outcome.skipped
+    );
+    Ok(())
 }
 
 /// The evaluation cells of searches whose trials have not all finished.
