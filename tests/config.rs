@@ -656,3 +656,70 @@ fn the_selection_metric_is_checked_and_the_mean_keeps_old_hashes() {
         "{err}"
     );
 }
+
+/// Copies the directory tree `from` into `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_checkout_hashes_alike_wherever_it_lies_and_its_data_files_enter_the_hash() {
+    // Before: a CSV data set's files entered the hash as absolute paths, so the same
+    // experiment had another hash (and run directory) in every checkout.
+    let entry = |train: &str| {
+        format!(
+            "extends = [\"../schemas/aliexpress.toml\"]\nkind = \"csv\"\ndescription = \"mine\"\n\
+             train = \"{train}\"\ntest = \"../../data/mine/test.csv\"\n"
+        )
+    };
+    let checkout = |entries: &[(&str, String)]| {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&repo().join("registry"), &dir.path().join("registry"));
+        for (name, text) in entries {
+            std::fs::write(dir.path().join("registry/datasets").join(name), text).unwrap();
+        }
+        let config = dir.path().join("x.toml");
+        std::fs::write(
+            &config,
+            experiment("[data]\nsource = \"mine\"\ntarget = \"theirs\"\n"),
+        )
+        .unwrap();
+        dir
+    };
+    let hash = |dir: &Path| {
+        let registry = daa::catalog::registry(dir.join("registry"));
+        resolve(&dir.join("x.toml"), &Overrides::default(), &registry)
+            .unwrap()
+            .hash
+    };
+    let outside = entry("/data/theirs/train.csv");
+    let here = checkout(&[
+        ("mine.toml", entry("../../data/mine/train.csv")),
+        ("theirs.toml", outside.clone()),
+    ]);
+    let there = checkout(&[
+        ("mine.toml", entry("../../data/mine/train.csv")),
+        ("theirs.toml", outside.clone()),
+    ]);
+    assert_ne!(here.path(), there.path());
+    assert_eq!(hash(here.path()), hash(there.path()));
+    // Another file inside the checkout, or another one outside it, is another experiment.
+    let other_inside = checkout(&[
+        ("mine.toml", entry("../../data/mine/train2.csv")),
+        ("theirs.toml", outside),
+    ]);
+    assert_ne!(hash(here.path()), hash(other_inside.path()));
+    let other_outside = checkout(&[
+        ("mine.toml", entry("../../data/mine/train.csv")),
+        ("theirs.toml", entry("/data/theirs/other.csv")),
+    ]);
+    assert_ne!(hash(here.path()), hash(other_outside.path()));
+}

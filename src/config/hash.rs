@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use super::Experiment;
 
 /// The version of daa's numerics: bump it whenever a change moves the bits that training
@@ -10,9 +12,12 @@ pub const NUMERICS_VERSION: u32 = 3;
 /// keys sorted, no descriptions, no output directory), the numerics version and the
 /// version of the code that
 /// makes each component's output (a generated data set's rows), first 16 hex digits. Key order, whitespace and
-/// which file set a value do not change it; a new synthetic generator does.
-pub fn experiment_hash(experiment: &Experiment) -> String {
+/// which file set a value do not change it; a new synthetic generator does. Paths inside
+/// `project` (the folder that holds the registry) enter relative to it, so that a checkout
+/// hashes alike wherever it lies.
+pub fn experiment_hash(experiment: &Experiment, project: &Path) -> String {
     let mut value = serde_json::to_value(experiment).expect("experiments serialize to JSON");
+    within(&mut value, project);
     if let serde_json::Value::Object(map) = &mut value {
         map.remove("output");
         map.insert("numerics".into(), NUMERICS_VERSION.into());
@@ -65,6 +70,27 @@ pub fn experiment_hash(experiment: &Experiment) -> String {
         value["adapt"]["method"] = method.name.clone().into();
     }
     digest(&value)
+}
+
+/// Rewrites every absolute path in `value` that lies inside `project` as the path relative
+/// to it. Resolution makes the paths of registry entries absolute (a CSV data set's
+/// files), which would tie a run's hash to where the checkout lies; no other string of a
+/// resolved experiment is absolute. Paths elsewhere (`/data/...`, `~/...`) stay as they are.
+fn within(value: &mut serde_json::Value, project: &Path) {
+    match value {
+        serde_json::Value::String(text) => {
+            let path = Path::new(text.as_str());
+            if path.is_absolute()
+                && let Ok(inside) = path.strip_prefix(project)
+            {
+                let parts: Vec<_> = inside.iter().map(|part| part.to_string_lossy()).collect();
+                *text = parts.join("/");
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| within(v, project)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| within(v, project)),
+        _ => {}
+    }
 }
 
 /// The first 16 hex digits of the SHA-256 of `value`'s canonical JSON.

@@ -115,7 +115,9 @@ pub fn resolve(
         component.params = params;
         component.version = version;
     }
-    let hash = hash::experiment_hash(&experiment);
+    let registry_root = layer::absolute_clean(&registry.root);
+    let project = registry_root.parent().unwrap_or(&registry_root);
+    let hash = hash::experiment_hash(&experiment, project);
     Ok(Resolved {
         path: path.to_path_buf(),
         experiment,
