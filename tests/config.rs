@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{daa, experiment, project, repo, stderr, stdout};
+use common::{copy_tree, daa, experiment, project, repo, stderr, stdout};
 use daa::config::Registry;
 use daa::config::{Overrides, resolve};
 
@@ -655,19 +655,6 @@ fn the_selection_metric_is_checked_and_the_mean_keeps_old_hashes() {
         err.contains("train.select_metric.weights") && err.contains("at least one positive"),
         "{err}"
     );
-}
-
-/// Copies the directory tree `from` into `to`.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{repo, stderr, stdout};
+use common::{copy_tree, repo, stderr, stdout};
 
 /// The section's code blocks: files (a TOML block whose first line is `# PATH`)
 /// and the `daa` commands of its shell block.
@@ -41,18 +41,6 @@ fn example() -> (Vec<(String, String)>, Vec<String>) {
         }
     }
     (files, commands)
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A small seeded generator (SplitMix64): the rows need signal, not a distribution.
