@@ -588,14 +588,17 @@ fn hash_covers_the_synthetic_generator_and_numerics_versions() {
     );
 }
 
+/// A CSV data set entry of registry/datasets/ with the AliExpress schema and these files.
+fn csv_entry(train: &str, test: &str) -> String {
+    format!(
+        "extends = [\"../schemas/aliexpress.toml\"]\nkind = \"csv\"\ndescription = \"mine\"\n\
+         train = \"{train}\"\ntest = \"{test}\"\n"
+    )
+}
+
 #[test]
 fn entry_paths_resolve_against_the_entry_file_home_or_as_absolute() {
-    let entry = |train: &str| {
-        format!(
-            "extends = [\"../schemas/aliexpress.toml\"]\nkind = \"csv\"\ndescription = \"mine\"\n\
-             train = \"{train}\"\ntest = \"/data/test.csv\"\n"
-        )
-    };
+    let entry = |train: &str| csv_entry(train, "/data/test.csv");
     let schema = std::fs::read_to_string(repo().join("registry/schemas/aliexpress.toml")).unwrap();
     let dir = project(&[
         ("registry/schemas/aliexpress.toml", &schema),
@@ -661,12 +664,7 @@ fn the_selection_metric_is_checked_and_the_mean_keeps_old_hashes() {
 fn a_checkout_hashes_alike_wherever_it_lies_and_its_data_files_enter_the_hash() {
     // Before: a CSV data set's files entered the hash as absolute paths, so the same
     // experiment had another hash (and run directory) in every checkout.
-    let entry = |train: &str| {
-        format!(
-            "extends = [\"../schemas/aliexpress.toml\"]\nkind = \"csv\"\ndescription = \"mine\"\n\
-             train = \"{train}\"\ntest = \"../../data/mine/test.csv\"\n"
-        )
-    };
+    let entry = |train: &str| csv_entry(train, "../../data/mine/test.csv");
     let checkout = |entries: &[(&str, String)]| {
         let dir = tempfile::tempdir().unwrap();
         copy_tree(&repo().join("registry"), &dir.path().join("registry"));

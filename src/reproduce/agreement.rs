@@ -141,18 +141,22 @@ pub fn markdown(agreements: &[Agreement]) -> String {
          test AUC (mean over tasks). Near 0, selection on validation says little about the \
          test.",
     );
+    let mut columns = vec!["row", "validation", "runs", "Spearman ρ"];
     if subset {
         md.push_str(
             " The last two columns leave out the runs trained from scratch, whose AUCs \
              usually lie far below the rest and lift ρ over all runs: among the runs from \
              the source model, often a few thousandths apart, is where selection has to be \
-             right.\n\n| row | validation \
-             | runs | Spearman ρ | runs from the source model | Spearman ρ |\n\
-             |---|---|---|---|---|---|\n",
+             right.",
         );
-    } else {
-        md.push_str("\n\n| row | validation | runs | Spearman ρ |\n|---|---|---|---|\n");
+        columns.extend(["runs from the source model", "Spearman ρ"]);
     }
+    let _ = writeln!(
+        md,
+        "\n\n| {} |\n|{}",
+        columns.join(" | "),
+        "---|".repeat(columns.len())
+    );
     for a in agreements {
         let _ = write!(
             md,
