@@ -46,9 +46,32 @@ fn main() {
         None => String::new(),
     };
     println!("cargo:rustc-env=GIT_COMMIT_OF_DAA={commit}");
+    // The CSV reader's AVX-512 kernels can be tested only on a CPU that has them: their
+    // tests are ignored, saying why, where the building (and testing) machine lacks them.
+    println!("cargo::rustc-check-cfg=cfg(host_avx512)");
+    if host_avx512() {
+        println!("cargo:rustc-cfg=host_avx512");
+    }
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
         compile_kernels();
     }
+}
+
+/// Whether this machine, building for itself, has the features of the CSV reader's AVX-512
+/// kernels (`Avx512::detect`).
+fn host_avx512() -> bool {
+    let native = std::env::var("HOST").ok() == std::env::var("TARGET").ok();
+    #[cfg(target_arch = "x86_64")]
+    return native
+        && std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("avx512vbmi2")
+        && std::is_x86_feature_detected!("bmi1")
+        && std::is_x86_feature_detected!("bmi2");
+    #[cfg(not(target_arch = "x86_64"))]
+    return native && false;
 }
 
 /// `kernels/daa.cu` to PTX for the `cuda` feature, with the toolkit's nvcc (`CUDA_HOME`, else

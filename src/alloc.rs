@@ -14,3 +14,15 @@ pub fn tune() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
+
+/// This machine's physical memory in bytes, where the system says.
+pub fn physical_memory() -> Option<u64> {
+    // SAFETY: sysconf only reads system parameters; it returns -1 for an unknown one.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    (pages > 0 && size > 0).then(|| pages as u64 * size as u64)
+}

@@ -52,6 +52,10 @@ fn bad_input(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
                 .map(|e| e.is_bad_input())
         })
         .or_else(|| {
+            e.downcast_ref::<daa::models::model::ModelError>()
+                .map(|e| e.is_bad_input())
+        })
+        .or_else(|| {
             e.downcast_ref::<daa::train::TrainError>()
                 .map(|e| e.is_bad_input())
         })

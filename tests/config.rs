@@ -20,7 +20,7 @@ fn resolve_with(path: &Path, env: &[(&str, &str)], sets: &[&str]) -> daa::config
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        sets: sets.iter().map(|s| s.to_string()).collect(),
+        sets: sets.iter().map(|s| daa::config::Set::flag(*s)).collect(),
     };
     resolve(path, &overrides, &registry()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -60,7 +60,14 @@ fn every_backbone_target_config_resolves_to_its_backbone() {
         assert_eq!(exp.model.backbone.name, backbone, "{}", path.display());
         checked += 1;
     }
-    assert!(checked >= 7 * 4 + 5 * 3, "{checked}");
+    assert!(checked >= 4 * daa::models::BACKBONES.len(), "{checked}");
+    // Every backbone of the table has its experiment on each AliExpress-like target.
+    for backbone in daa::models::BACKBONES.iter().map(|k| k.name) {
+        for target in ["nl", "es", "fr", "us"] {
+            let path = repo().join(format!("configs/{backbone}_{target}.toml"));
+            assert!(path.is_file(), "{} is missing", path.display());
+        }
+    }
 }
 
 #[test]
@@ -392,6 +399,93 @@ fn out_of_range_values_are_rejected() {
 }
 
 #[test]
+fn an_infinite_or_nan_value_is_refused_naming_its_key_never_dropped_or_a_panic() {
+    // Before: `adapt.critic.lr=inf` panicked (exit 101) where the parameters were read back,
+    // and `adapt.critic.weight_decay=inf` left the hash as null, reusing the default's run.
+    for (set, key) in [
+        ("adapt.critic.lr=inf", "adapt.critic.lr"),
+        ("adapt.critic.weight_decay=inf", "adapt.critic.weight_decay"),
+        (
+            "adapt.critic.penalty_weight=-inf",
+            "adapt.critic.penalty_weight",
+        ),
+        ("optim.lr=nan", "optim.lr"),
+        (
+            "model.backbone.tower_dims=[8, inf]",
+            "model.backbone.tower_dims",
+        ),
+    ] {
+        let err = fails(&[("x.toml", &experiment(""))], &["--set", set]);
+        assert!(
+            err.contains(&format!("--set {set}")) && err.contains(&format!("`{key}")),
+            "{set}: {err}"
+        );
+        assert!(err.contains("not a finite number"), "{set}: {err}");
+    }
+    let err = fails(
+        &[("x.toml", &experiment("[adapt.critic]\nlr = inf\n"))],
+        &[],
+    );
+    assert!(
+        err.contains("x.toml") && err.contains("`adapt.critic.lr`") && err.contains("finite"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_wrong_slot_value_a_wrong_type_and_an_entry_without_kind_name_the_right_key() {
+    // Before: "missing key `data.target`", "`dropout.model.backbone`" (reversed) and
+    // "`model.backbone.kind.model.backbone.kind`".
+    let err = fails(&[("x.toml", &experiment(""))], &["--set", "data.target=1"]);
+    assert!(
+        err.contains("key `data.target` has the wrong type")
+            && err.contains("registry/datasets entry"),
+        "{err}"
+    );
+    let err = fails(
+        &[("x.toml", &experiment(""))],
+        &["--set", "model.backbone.dropout=\"x\""],
+    );
+    assert!(
+        err.contains("key `model.backbone.dropout` has the wrong type"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("registry"), &dir.path().join("registry"));
+    let entry = dir.path().join("registry/backbones/mmoe.toml");
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("kind"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, text);
+    std::fs::write(&entry, without).unwrap();
+    std::fs::write(dir.path().join("x.toml"), experiment("")).unwrap();
+    let registry = dir.path().join("registry");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_daa"))
+        .current_dir(dir.path())
+        .args([
+            "config",
+            "show",
+            "x.toml",
+            "--registry",
+            registry.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("registry/backbones/mmoe.toml")
+            && err.contains("has no `kind`")
+            && err.contains("mmoe, ple"),
+        "{err}"
+    );
+    assert!(!err.contains("kind.model"), "{err}");
+}
+
+#[test]
 fn extends_cycle_is_printed() {
     let err = fails(
         &[
@@ -429,8 +523,10 @@ fn unknown_registry_name_lists_available_entries() {
         err.contains("x.toml") && err.contains("`model.backbone`") && err.contains("`mmeo`"),
         "{err}"
     );
+    let mut available: Vec<&str> = daa::models::BACKBONES.iter().map(|k| k.name).collect();
+    available.sort();
     assert!(
-        err.contains("available: aitm, metaheac, mmoe, omoe, ple, sharedbottom, singletask"),
+        err.contains(&format!("available: {}", available.join(", "))),
         "{err}"
     );
     // The folder searched, and the nearest name (a transposition is one edit).
@@ -707,4 +803,64 @@ fn a_checkout_hashes_alike_wherever_it_lies_and_its_data_files_enter_the_hash() 
         ("theirs.toml", entry("/data/theirs/other.csv")),
     ]);
     assert_ne!(hash(here.path()), hash(other_outside.path()));
+}
+
+#[test]
+fn a_data_file_re_prepared_in_place_changes_the_hash_and_its_content_restores_it() {
+    // Before: the hash named a CSV data set by its path, so rows re-prepared in place were
+    // served the runs of the old rows.
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo().join("registry"), &dir.path().join("registry"));
+    let datasets = dir.path().join("registry/datasets");
+    std::fs::write(
+        datasets.join("mine.toml"),
+        csv_entry("../../data/mine/train.csv", "../../data/mine/test.csv"),
+    )
+    .unwrap();
+    std::fs::write(
+        datasets.join("theirs.toml"),
+        csv_entry("../../data/theirs/train.csv", "../../data/theirs/test.csv"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let write = |path: &str, text: &str| {
+        let path = data.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    for domain in ["mine", "theirs"] {
+        write(&format!("{domain}/train.csv"), "a,b\n1,2\n");
+        write(&format!("{domain}/test.csv"), "a,b\n3,4\n");
+    }
+    let config = dir.path().join("x.toml");
+    std::fs::write(
+        &config,
+        experiment("[data]\nsource = \"mine\"\ntarget = \"theirs\"\n"),
+    )
+    .unwrap();
+    let hash = || {
+        let registry = daa::catalog::registry(dir.path().join("registry"));
+        resolve(&config, &Overrides::default(), &registry)
+            .unwrap()
+            .hash
+    };
+    let first = hash();
+    assert_eq!(hash(), first, "the same content, the same hash");
+    // Same size, other rows: the target's test split, then the source's training split.
+    write("theirs/test.csv", "a,b\n5,6\n");
+    let target_changed = hash();
+    assert_ne!(target_changed, first);
+    write("mine/train.csv", "a,b\n7,8\n");
+    assert_ne!(
+        hash(),
+        target_changed,
+        "the source's rows are part of a target cell"
+    );
+    // The original content again: the original runs.
+    write("theirs/test.csv", "a,b\n3,4\n");
+    write("mine/train.csv", "a,b\n1,2\n");
+    assert_eq!(hash(), first);
+    // A missing file hashes (its run cannot start), and differently from a present one.
+    std::fs::remove_file(data.join("theirs/test.csv")).unwrap();
+    assert_ne!(hash(), first);
 }

@@ -10,16 +10,6 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use common::{daa, named_run_dir, repo, smoke_run_args};
 
-const BACKBONES: [&str; 7] = [
-    "singletask",
-    "sharedbottom",
-    "omoe",
-    "mmoe",
-    "ple",
-    "aitm",
-    "metaheac",
-];
-
 /// The entries of `registry/methods`.
 fn methods() -> Vec<String> {
     daa::config::registry::toml_names(&repo().join("registry/methods"))
@@ -67,7 +57,7 @@ fn every_method_runs_on_every_backbone_and_reports_its_measurements() {
     let methods = methods();
     assert!(methods.len() >= 13, "{methods:?}");
     let dir = tempfile::tempdir().unwrap();
-    for backbone in BACKBONES {
+    for backbone in daa::models::BACKBONES.iter().map(|k| k.name) {
         for method in &methods {
             let run_dir = run(
                 dir.path(),

@@ -24,7 +24,7 @@ fn small_model(seed: u64) -> (Model, daa::config::Resolved) {
     let overrides = Overrides {
         files: vec![],
         env: vec![],
-        sets: SMALL.iter().map(|s| s.to_string()).collect(),
+        sets: SMALL.iter().map(|s| daa::config::Set::flag(*s)).collect(),
     };
     let resolved = resolve(&repo().join("configs/mmoe_nl.toml"), &overrides, &registry).unwrap();
     let schema: Schema =
@@ -233,7 +233,7 @@ fn train_steps_digest() {
     let overrides = Overrides {
         files: vec![],
         env: vec![],
-        sets: sets.iter().map(|s| s.to_string()).collect(),
+        sets: sets.iter().map(|s| daa::config::Set::flag(*s)).collect(),
     };
     for backbone in daa::models::BACKBONES.iter().map(|k| k.name) {
         print_digest(backbone, &registry, &overrides);

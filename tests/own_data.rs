@@ -224,4 +224,38 @@ fn the_readme_own_data_example_runs_from_a_fresh_directory() {
         printed.contains(&format!("click: AUC {click_auc:.6}")),
         "{printed} vs {click_auc}"
     );
+
+    // The target re-prepared in place with other rows of the same schema gets new runs
+    // (before: the grid reused both cells, and `daa run` its result, trained on the old
+    // rows).
+    write_domain(&data.join("app/train.csv"), 1, 14_000, true, 13);
+    write_domain(&data.join("app/test.csv"), 1, 4_000, true, 14);
+    let out = daa_here(root, &commands[2]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("2 run now, 0 already finished"),
+        "{}",
+        stdout(&out)
+    );
+    let out = daa_here(root, &commands[1]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("finished earlier"),
+        "the grid's cell, on the new rows: {}",
+        stdout(&out)
+    );
+    let fresh: Vec<_> = std::fs::read_dir(root.join("runs/mmoe"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("result.json").is_file() && !runs.contains(p))
+        .collect();
+    assert_eq!(fresh.len(), 2, "new runs beside the old ones: {fresh:?}");
+    let hash = |run: &std::path::PathBuf| run.file_name().unwrap().to_string_lossy().into_owned();
+    let printed = stdout(&out);
+    assert!(
+        fresh.iter().any(|r| printed.contains(&hash(r)))
+            && !runs.iter().any(|r| printed.contains(&hash(r))),
+        "{printed}"
+    );
 }

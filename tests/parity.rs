@@ -236,53 +236,15 @@ fn check(kind: &str) {
     }
 }
 
+/// Every backbone of the table against its PyTorch fixture: a backbone added without one
+/// fails here.
 #[test]
-fn sharedbottom_matches_pytorch() {
-    check("sharedbottom");
-    daa::nn::with_portable_kernels(|| check("sharedbottom"));
-    with_device_kernels(|| check("sharedbottom"));
-}
-
-#[test]
-fn singletask_matches_pytorch() {
-    check("singletask");
-    daa::nn::with_portable_kernels(|| check("singletask"));
-    with_device_kernels(|| check("singletask"));
-}
-
-#[test]
-fn omoe_matches_pytorch() {
-    check("omoe");
-    daa::nn::with_portable_kernels(|| check("omoe"));
-    with_device_kernels(|| check("omoe"));
-}
-
-#[test]
-fn mmoe_matches_pytorch() {
-    check("mmoe");
-    daa::nn::with_portable_kernels(|| check("mmoe"));
-    with_device_kernels(|| check("mmoe"));
-}
-
-#[test]
-fn ple_matches_pytorch() {
-    check("ple");
-    daa::nn::with_portable_kernels(|| check("ple"));
-    with_device_kernels(|| check("ple"));
-}
-
-#[test]
-fn aitm_matches_pytorch() {
-    check("aitm");
-    daa::nn::with_portable_kernels(|| check("aitm"));
-    with_device_kernels(|| check("aitm"));
-}
-
-#[test]
-fn metaheac_matches_pytorch() {
-    check("metaheac");
-    daa::nn::with_portable_kernels(|| check("metaheac"));
-    with_device_kernels(|| check("metaheac"));
+fn every_backbone_matches_pytorch() {
+    for kind in daa::models::BACKBONES.iter().map(|k| k.name) {
+        check(kind);
+        daa::nn::with_portable_kernels(|| check(kind));
+        with_device_kernels(|| check(kind));
+    }
 }
 
 /// On the device under test with daa's kernels (`train.kernels = "device"`), dropout draws

@@ -227,6 +227,22 @@ fn every_row_gets_the_same_trials_and_search_seeds_must_differ_from_evaluation_s
         "[1.0, 0.01]",
         "[search.space.l2sp] adapt.method.alpha: log_uniform needs",
     );
-    // A key the experiment does not have, named by the cell that sets it.
-    refused("\"adapt.method.alpha\"", "\"adapt.method.alhpa\"", "alhpa");
+    // A key the experiment does not have, named by the grid file and trial that set it
+    // (before: blamed on a `--set` the user never typed).
+    refused(
+        "\"adapt.method.alpha\"",
+        "\"adapt.method.alhpa\"",
+        "grid.toml, [search] trial 1 (adapt.method.alhpa=",
+    );
+    let out = reproduce_grid(dir.path(), &["--dry-run"]);
+    assert!(!stderr(&out).contains("--set"), "{}", stderr(&out));
+    // A TOML syntax error is placed by line and column, quoting nothing of the file
+    // (before: toml's message quoted the offending line).
+    refused(
+        "[search]\n",
+        "[search]\npassword = hunter2 x\n",
+        "grid.toml: line",
+    );
+    let out = reproduce_grid(dir.path(), &["--dry-run"]);
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
 }

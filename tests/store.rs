@@ -483,6 +483,12 @@ fn resume_refuses_what_it_cannot_trust_naming_the_file() {
         &|| std::fs::write(&metrics_path, &metrics_text[..cut]).unwrap(),
         "metrics.jsonl",
     );
+    // A line repeated (before: accepted, and the log went on with the epoch twice).
+    let second = metrics_text.lines().nth(1).unwrap();
+    refused(
+        &|| std::fs::write(&metrics_path, format!("{metrics_text}{second}\n")).unwrap(),
+        "metrics.jsonl",
+    );
     std::fs::write(&metrics_path, &metrics_text).unwrap();
     // A missing selected model: --resume says to start afresh, and a plain run does.
     let best = stopped.join("best.safetensors");
@@ -490,6 +496,49 @@ fn resume_refuses_what_it_cannot_trust_naming_the_file() {
     let fresh = run(dir.path(), &sets, &[]);
     assert!(fresh.status.success(), "{}", stderr(&fresh));
     assert!(stopped.join("result.json").exists());
+}
+
+#[test]
+fn a_model_too_large_for_the_machine_is_refused_naming_its_sizes_before_allocating() {
+    // Before: a layer of 10^8 units aborted (exit 134, "memory allocation of 435200000000
+    // bytes failed"), and 100,000 experts grew until the system killed the process.
+    let dir = tempfile::tempdir().unwrap();
+    for (set, key) in [
+        (
+            "model.backbone.bottom_dims=[10000000000, 16]",
+            "model.backbone.bottom_dims",
+        ),
+        ("model.backbone.experts=100000", "model.backbone.experts"),
+    ] {
+        let out = run(dir.path(), &[set], &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{set}: {err}");
+        assert!(
+            err.contains(key) && err.contains("does not fit in this machine's memory"),
+            "{set}: {err}"
+        );
+        assert!(err.contains("GiB"), "{err}");
+    }
+}
+
+#[test]
+fn a_finished_run_that_lost_its_result_resumes_to_the_same_record() {
+    // Before: finishing rewrote progress.json without its state, so a run killed between
+    // that write and result.json (or whose result.json was deleted) was refused for good
+    // as "edited or damaged" by every later --resume.
+    let dir = tempfile::tempdir().unwrap();
+    let done = named_run_dir(dir.path(), &run(dir.path(), &[], &[]));
+    let expected = metrics(&done);
+    std::fs::remove_file(done.join("result.json")).unwrap();
+    let resumed = run(dir.path(), &[], &["--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(!stdout(&resumed).contains("finished earlier"));
+    assert_eq!(metrics(&done), expected);
+    // Without --resume the run starts afresh, to the same bits.
+    std::fs::remove_file(done.join("result.json")).unwrap();
+    let afresh = run(dir.path(), &[], &[]);
+    assert!(afresh.status.success(), "{}", stderr(&afresh));
+    assert_eq!(metrics(&done), expected);
 }
 
 #[test]

@@ -3,6 +3,7 @@ impl AdaptError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             AdaptError::Checkpoint(e) => e.is_bad_input(),
+            AdaptError::Model(e) => e.is_bad_input(),
             AdaptError::Invalid(_) | AdaptError::NonFinite { .. } => true,
             AdaptError::Candle(_) => false,
         }
@@ -14,6 +15,8 @@ impl AdaptError {
 pub enum AdaptError {
     #[error(transparent)]
     Checkpoint(#[from] crate::nn::checkpoint::CheckpointError),
+    #[error(transparent)]
+    Model(#[from] crate::models::model::ModelError),
     #[error("computation failed: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{0}")]

@@ -40,7 +40,8 @@ pub fn registry_for(cli: &Cli, near: &Path) -> Result<Registry> {
 /// The experiment at `path` with its profile and overrides.
 pub fn resolve(cli: &Cli, path: &Path, args: &SetArgs) -> Result<Resolved> {
     let registry = registry_for(cli, path)?;
-    let mut overrides = Overrides::from_process(args.sets.clone());
+    let mut overrides =
+        Overrides::from_process(args.sets.iter().map(daa::config::Set::flag).collect());
     if let Some(name) = &args.profile {
         overrides.files.push(profile_path(&registry, name)?);
     }

@@ -69,6 +69,24 @@ pub fn extract<T>(
 where
     T: DeserializeOwned + Serialize + Validate,
 {
+    let resolved = if path.is_empty() {
+        figment
+            .extract::<figment::value::Dict>()
+            .map(|d| Value::Dict(Default::default(), d))
+    } else {
+        figment.find_value(path)
+    };
+    // JSON has no infinity or NaN: such a value would serialize as null, leaving the
+    // experiment's hash and its typed parameters without it. No key of an experiment
+    // means anything at an infinite value, so it is refused where it is written.
+    if let Some((key, value)) = resolved.as_ref().ok().and_then(non_finite) {
+        let key = join(path, &key);
+        return Err(ConfigError::BadValue {
+            origin: origin(figment, &key),
+            key,
+            message: format!("{value} is not a finite number; give a finite value"),
+        });
+    }
     let typed: T = if path.is_empty() {
         figment.extract()
     } else {
@@ -95,14 +113,7 @@ where
             ),
         });
     }
-    let resolved = if path.is_empty() {
-        figment
-            .extract::<figment::value::Dict>()
-            .map(|d| Value::Dict(Default::default(), d))
-    } else {
-        figment.find_value(path)
-    }
-    .map_err(|e| from_figment(figment, path, e))?;
+    let resolved = resolved.map_err(|e| from_figment(figment, path, e))?;
     unknown_keys(figment, &resolved, &known, path, skip)?;
     Ok(typed)
 }
@@ -122,6 +133,24 @@ fn beyond_f32(value: &serde_json::Value) -> Option<(String, f64)> {
         serde_json::Value::Object(fields) => fields
             .iter()
             .find_map(|(name, item)| beyond_f32(item).map(|(key, v)| (join(name, &key), v))),
+        _ => None,
+    }
+}
+
+/// The first float of `value` (its key path, and the float) that is infinite or NaN.
+fn non_finite(value: &Value) -> Option<(String, f64)> {
+    match value {
+        Value::Num(_, number) => number
+            .to_f64()
+            .filter(|v| !v.is_finite())
+            .map(|v| (String::new(), v)),
+        Value::Array(_, items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| non_finite(item).map(|(key, v)| (join(&i.to_string(), &key), v))),
+        Value::Dict(_, fields) => fields
+            .iter()
+            .find_map(|(name, item)| non_finite(item).map(|(key, v)| (join(name, &key), v))),
         _ => None,
     }
 }
@@ -166,11 +195,14 @@ fn unknown_keys(
 
 /// Turns figment's deserialization error into one that names the key and its origin.
 pub fn from_figment(figment: &Figment, base: &str, error: figment::Error) -> ConfigError {
-    let key = if error.path.is_empty() {
-        base.to_string()
-    } else {
-        error.path.join(".")
-    };
+    // figment's `extract_inner(base)` appends `base`'s parts after the failing key's
+    // (`dropout.model.backbone`): they are put back in front.
+    let base_parts: Vec<&str> = base.split('.').filter(|p| !p.is_empty()).collect();
+    let mut parts: Vec<&str> = error.path.iter().map(String::as_str).collect();
+    if parts.ends_with(&base_parts) {
+        parts.truncate(parts.len() - base_parts.len());
+    }
+    let key = join(base, &parts.join("."));
     let origin = origin(figment, &key);
     match error.kind {
         Kind::InvalidType(found, expected) => ConfigError::WrongType {
@@ -179,9 +211,15 @@ pub fn from_figment(figment: &Figment, base: &str, error: figment::Error) -> Con
             expected,
             found: found.to_string(),
         },
+        // A value missing under `key` names its field; a missing `key` itself (a failed
+        // `find_value`) names the whole path.
         Kind::MissingField(field) => ConfigError::MissingKey {
             origin,
-            key: join(&key, &field),
+            key: if field == key.as_str() {
+                key
+            } else {
+                join(&key, &field)
+            },
         },
         Kind::UnknownVariant(value, expected) => ConfigError::BadValue {
             origin,

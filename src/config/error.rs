@@ -60,6 +60,12 @@ pub enum ConfigError {
         kind: String,
         known: Vec<String>,
     },
+    #[error("registry/{dir}/{entry}.toml (or a file it extends) has no `kind`: add a line `kind = \"...\"` with one of: {}", known.join(", "))]
+    NoKind {
+        entry: String,
+        dir: String,
+        known: Vec<String>,
+    },
     #[error("malformed override `{arg}`: {reason}")]
     MalformedOverride { arg: String, reason: String },
     #[error(

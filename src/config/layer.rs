@@ -184,7 +184,7 @@ pub fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
 
 /// Where TOML parsing failed and why, without quoting the file (a file given as a profile
 /// may be anything, a secret included): `line L, column C: message`.
-fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+pub fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim_end();
     match e.span() {
         Some(span) => {

@@ -21,7 +21,7 @@ use figment::value::Value;
 pub use error::ConfigError;
 pub use hash::{NUMERICS_VERSION, digest};
 pub use layer::Layer;
-pub use overrides::{ENV_PREFIX, LOG_VARIABLE, Overrides, parse_set};
+pub use overrides::{ENV_PREFIX, LOG_VARIABLE, Overrides, Set, parse_set};
 pub use schema::{Component, Experiment};
 
 pub use registry::Registry;
@@ -77,7 +77,19 @@ pub fn resolve(
                     origin: check::origin(&probe, &key),
                     key,
                     expected: format!("the name of a registry/{dir} entry"),
-                    found: format!("{:?}", other.to_actual()),
+                    found: other.to_actual().to_string(),
+                });
+            }
+            // The slot set to something that is neither a name nor a table.
+            Err(_)
+                if let Ok(other) = probe.find_value(slot)
+                    && !matches!(other, Value::Dict(..)) =>
+            {
+                return Err(ConfigError::WrongType {
+                    origin: check::origin(&probe, slot),
+                    key: slot.to_string(),
+                    expected: format!("the name of a registry/{dir} entry"),
+                    found: other.to_actual().to_string(),
                 });
             }
             Err(_) => {
@@ -110,10 +122,10 @@ pub fn resolve(
 
     let in_slot = |key: &str| SLOTS.iter().any(|(slot, _)| key == *slot);
     let mut experiment: Experiment = check::extract(&figment, "", &in_slot)?;
-    for (component, (_, params, version)) in experiment.components_mut().into_iter().zip(components)
-    {
-        component.params = params;
-        component.version = version;
+    for (component, validated) in experiment.components_mut().into_iter().zip(components) {
+        component.params = validated.params;
+        component.version = validated.info.version;
+        component.reads = validated.info.reads;
     }
     let registry_root = layer::absolute_clean(&registry.root);
     let project = registry_root.parent().unwrap_or(&registry_root);

@@ -14,21 +14,47 @@ pub struct Overrides {
     /// Overlay files (profiles) applied over the experiment file, before the environment.
     pub files: Vec<std::path::PathBuf>,
     pub env: Vec<(String, String)>,
-    pub sets: Vec<String>,
+    pub sets: Vec<Set>,
+}
+
+/// A `key.path=value` override and where it was written, for messages: a `--set` flag, or
+/// a grid file's sets, axes and search trials (so that an error in a grid is not blamed on
+/// a flag the user never typed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Set {
+    pub arg: String,
+    pub origin: String,
+}
+
+impl Set {
+    /// A `--set` flag of the command line.
+    pub fn flag(arg: impl Into<String>) -> Self {
+        let arg = arg.into();
+        Set {
+            origin: format!("--set {arg}"),
+            arg,
+        }
+    }
+
+    /// An override that `origin` wrote (e.g. `reproduce/x.toml, [search] trial 3`).
+    pub fn written(arg: impl Into<String>, origin: impl std::fmt::Display) -> Self {
+        let arg = arg.into();
+        Set {
+            origin: format!("{origin} ({arg})"),
+            arg,
+        }
+    }
 }
 
 impl Overrides {
     /// Takes the `DAA_*` variables of this process (sorted, so the order is stable) and the
-    /// `--set key.path=value` flags.
-    pub fn from_process(sets: Vec<String>) -> Self {
+    /// `key.path=value` overrides.
+    pub fn from_process(sets: Vec<Set>) -> Self {
         Self::from_variables(std::env::vars(), sets)
     }
 
     /// [`Overrides::from_process`] with the given environment.
-    fn from_variables(
-        variables: impl Iterator<Item = (String, String)>,
-        sets: Vec<String>,
-    ) -> Self {
+    fn from_variables(variables: impl Iterator<Item = (String, String)>, sets: Vec<Set>) -> Self {
         let mut env: Vec<(String, String)> = variables
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k != LOG_VARIABLE)
             .collect();
@@ -52,9 +78,9 @@ impl Overrides {
             let (key, value) = key_value(&format!("{name}={value}"), &key, value)?;
             Ok(layer(origin, &key, value))
         });
-        let sets = self.sets.iter().map(|arg| {
-            let (key, value) = parse_set(arg)?;
-            Ok(layer(format!("--set {arg}"), &key, value))
+        let sets = self.sets.iter().map(|set| {
+            let (key, value) = parse_set(&set.arg)?;
+            Ok(layer(set.origin.clone(), &key, value))
         });
         layers.extend(env.chain(sets).collect::<Result<Vec<_>, _>>()?);
         Ok(layers)
@@ -166,7 +192,7 @@ mod tests {
     fn malformed_sets_are_rejected() {
         for bad in ["train.seed", "=3", "train..seed=3", "train.seed=[1,"] {
             let o = Overrides {
-                sets: vec![bad.into()],
+                sets: vec![Set::flag(bad)],
                 ..Overrides::default()
             };
             assert!(

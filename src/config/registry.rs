@@ -61,6 +61,10 @@ pub struct Kind<B: 'static> {
     pub name: &'static str,
     pub params: Params,
     pub version: u32,
+    /// The parameters that name files a run reads (a CSV data set's splits): experiment
+    /// hashes include those files' content, so that data re-prepared in place gets new
+    /// runs.
+    pub reads: &'static [&'static str],
     pub build: B,
 }
 
@@ -70,6 +74,7 @@ impl<B> Kind<B> {
             name,
             params,
             version: 0,
+            reads: &[],
             build,
         }
     }
@@ -80,16 +85,42 @@ impl<B> Kind<B> {
             name,
             params,
             version,
+            reads: &[],
+            build,
+        }
+    }
+
+    /// A kind whose parameters `reads` name the files that a run reads.
+    pub const fn reading(
+        name: &'static str,
+        params: Params,
+        reads: &'static [&'static str],
+        build: B,
+    ) -> Self {
+        Kind {
+            name,
+            params,
+            version: 0,
+            reads,
             build,
         }
     }
 }
 
+/// What resolving needs of a kind besides its name: how its parameters are checked, its
+/// version and the parameters that name the files it reads.
+#[derive(Clone, Copy)]
+pub struct KindInfo {
+    pub validate: Validator,
+    pub version: u32,
+    pub reads: &'static [&'static str],
+}
+
 /// A family's kinds as the store sees them, whatever they build.
 pub trait KindTable: Sync {
     fn names(&self) -> Vec<&'static str>;
-    /// The validator and version of `kind`.
-    fn find(&self, kind: &str) -> Option<(Validator, u32)>;
+    /// What resolving needs of `kind`.
+    fn find(&self, kind: &str) -> Option<KindInfo>;
     /// Each kind with the JSON Schema of its parameters.
     fn schemas(&self) -> Vec<(&'static str, Option<schemars::Schema>)>;
 }
@@ -99,10 +130,12 @@ impl<B: Sync> KindTable for &'static [Kind<B>] {
         self.iter().map(|k| k.name).collect()
     }
 
-    fn find(&self, kind: &str) -> Option<(Validator, u32)> {
-        self.iter()
-            .find(|k| k.name == kind)
-            .map(|k| (k.params.validate, k.version))
+    fn find(&self, kind: &str) -> Option<KindInfo> {
+        self.iter().find(|k| k.name == kind).map(|k| KindInfo {
+            validate: k.params.validate,
+            version: k.version,
+            reads: k.reads,
+        })
     }
 
     fn schemas(&self) -> Vec<(&'static str, Option<schemars::Schema>)> {
@@ -269,7 +302,8 @@ impl Registry {
             .map(|l| PathBuf::from(l.metadata.name.as_ref()))
             .unwrap_or_default();
         let figment = merge(layers.into_iter().map(|l| l.nested_under("entry")));
-        let (kind, params, _) = validate_component(&figment, "entry", self.catalog.directory(dir))?;
+        let Validated { kind, params, .. } =
+            validate_component(&figment, "entry", self.catalog.directory(dir))?;
         let description: String = figment
             .extract_inner("entry.description")
             .unwrap_or_default();
@@ -283,18 +317,35 @@ impl Registry {
     }
 }
 
-/// Checks that the component at `path` has a `kind` known to `dir` and valid parameters;
-/// returns the kind, the parameters in canonical form and the kind's version.
+/// A component checked: its kind, its parameters in canonical form and what else
+/// resolving needs of its kind.
+pub struct Validated {
+    pub kind: String,
+    pub params: serde_json::Value,
+    pub info: KindInfo,
+}
+
+/// Checks that the component at `path` has a `kind` known to `dir` and valid parameters.
 pub fn validate_component(
     figment: &Figment,
     path: &str,
     dir: &Directory,
-) -> Result<(String, serde_json::Value, u32), ConfigError> {
+) -> Result<Validated, ConfigError> {
     let kind_key = check::join(path, "kind");
+    let known = || dir.kinds.names().iter().map(|k| k.to_string()).collect();
+    if figment.find_value(&kind_key).is_err() {
+        return Err(ConfigError::NoKind {
+            entry: figment
+                .extract_inner::<String>(&check::join(path, "use"))
+                .unwrap_or_else(|_| path.to_string()),
+            dir: dir.name.into(),
+            known: known(),
+        });
+    }
     let kind: String = figment
         .extract_inner(&kind_key)
         .map_err(|e| check::from_figment(figment, &kind_key, e))?;
-    let (validate, version) = dir
+    let info = dir
         .kinds
         .find(&kind)
         .ok_or_else(|| ConfigError::UnknownKind {
@@ -302,8 +353,8 @@ pub fn validate_component(
             key: kind_key.clone(),
             dir: dir.name.into(),
             kind: kind.clone(),
-            known: dir.kinds.names().iter().map(|k| k.to_string()).collect(),
+            known: known(),
         })?;
-    let params = validate(figment, path)?;
-    Ok((kind, params, version))
+    let params = (info.validate)(figment, path)?;
+    Ok(Validated { kind, params, info })
 }

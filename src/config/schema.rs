@@ -41,6 +41,10 @@ pub struct Component {
     /// [`Kind::version`](super::registry::Kind)), set when the config resolves.
     #[serde(skip)]
     pub version: u32,
+    /// The parameters that name files a run reads (see
+    /// [`Kind::reads`](super::registry::Kind)), set when the config resolves.
+    #[serde(skip)]
+    pub reads: &'static [&'static str],
 }
 
 /// How a config file sets a component slot: a registry entry's name (`"ple"`), or a table

@@ -15,26 +15,18 @@ pub struct Loaded {
     pub built: bool,
 }
 
-/// Identifies a file's content: its size and the CRC-32C of all its bytes (hardware
-/// CRC at several GB/s, a small share of parsing), so that any edit makes the cache stale.
+/// Identifies a CSV file's content ([`crate::digest::file_fingerprint`]), so that any
+/// edit makes the cache stale.
 pub fn fingerprint(path: &Path) -> Result<String, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DataError::Missing {
-            path: path.to_path_buf(),
-            hint: String::new(),
-        },
-        _ => DataError::io(path)(e),
-    })?;
-    let len = file.metadata().map_err(DataError::io(path))?.len();
-    let crc = if len == 0 {
-        0
-    } else {
-        // SAFETY: read-only; a CSV edited while it is hashed gives a fingerprint that
-        // matches neither version, and the table built from it is checked again on next use.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(DataError::io(path))?;
-        crc32c::crc32c(&map)
-    };
-    Ok(format!("csv size={len} crc32c={crc:08x}"))
+    crate::digest::file_fingerprint(path)
+        .map(|name| format!("csv {name}"))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => DataError::Missing {
+                path: path.to_path_buf(),
+                hint: String::new(),
+            },
+            _ => DataError::io(path)(e),
+        })
 }
 
 /// The two places a table of `csv` may live: `.daa-cache/` beside it, and under the

@@ -15,7 +15,7 @@ pub type Opener = fn(&serde_json::Value) -> Result<Splits, DataError>;
 /// The kinds of `registry/datasets` entries; a synthetic domain's version is its
 /// generator's, so that experiment hashes change with the rows.
 pub const DATASETS: &[Kind<Opener>] = &[
-    Kind::new("csv", typed::<CsvConfig>(), open_csv),
+    Kind::reading("csv", typed::<CsvConfig>(), &["train", "test"], open_csv),
     Kind::versioned(
         "synthetic",
         typed::<SyntheticConfig>(),

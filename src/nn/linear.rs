@@ -21,6 +21,7 @@ impl Linear {
                 .map(|p| format!("{p}.{suffix}"))
                 .collect::<Vec<_>>()
         };
+        params.outputs(prefixes.len() * out);
         Ok(Linear {
             weight: params.add(
                 &names("weight"),

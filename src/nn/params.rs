@@ -77,6 +77,27 @@ pub struct Params {
     seed: u64,
     slots: Vec<Slot>,
     counters: Vec<(Vec<String>, Arc<AtomicI64>)>,
+    /// Bytes that training needs for the tensors added so far (see [`TRAINING_BYTES`]).
+    training_bytes: u64,
+    /// The limit on `training_bytes`: the machine's memory.
+    memory: u64,
+    refused: Option<Refused>,
+    /// Values each input row makes in the layers built so far ([`Params::outputs`]).
+    row_width: u64,
+}
+
+/// Bytes that training holds per parameter: the value, its gradient and Adam's two moments.
+pub const TRAINING_BYTES: u64 = 16;
+
+/// A tensor that was not allocated because training the model would not fit in memory.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The PyTorch name of the tensor's first shard.
+    pub tensor: String,
+    /// Bytes training would need for the tensors so far, this one included.
+    pub needed: u64,
+    /// The machine's memory in bytes.
+    pub memory: u64,
 }
 
 /// `tensors` with `prefix` before each name (the parts of a checkpoint that holds several
@@ -108,7 +129,37 @@ impl Params {
             seed,
             slots: Vec::new(),
             counters: Vec::new(),
+            training_bytes: 0,
+            memory: crate::alloc::physical_memory().unwrap_or(u64::MAX),
+            refused: None,
+            row_width: 0,
         }
+    }
+
+    /// Counts `n` more values per input row that a layer makes (its outputs), for the
+    /// memory estimate of a batch's activations.
+    pub fn outputs(&mut self, n: usize) {
+        self.row_width = self.row_width.saturating_add(n as u64);
+    }
+
+    /// Values per input row of the layers built so far.
+    pub fn row_width(&self) -> u64 {
+        self.row_width
+    }
+
+    /// Bytes that training needs for the parameters added so far.
+    pub fn training_bytes(&self) -> u64 {
+        self.training_bytes
+    }
+
+    /// The machine's memory in bytes, the limit of what a model may need.
+    pub fn memory(&self) -> u64 {
+        self.memory
+    }
+
+    /// The tensor refused by [`Params::add`], if one was: the model does not fit.
+    pub fn refused(&self) -> Option<&Refused> {
+        self.refused.as_ref()
     }
 
     pub fn device(&self) -> &Device {
@@ -126,6 +177,23 @@ impl Params {
         role: Role,
     ) -> candle_core::Result<Var> {
         let per_shard: usize = shape.iter().product();
+        // Checked before allocating: a size from a config (a layer of 10^8 units) would
+        // otherwise abort the process, or grow until the system kills it.
+        let elements = (per_shard as u64).saturating_mul(names.len() as u64);
+        self.training_bytes = self
+            .training_bytes
+            .saturating_add(elements.saturating_mul(TRAINING_BYTES));
+        if self.training_bytes > self.memory {
+            let refused = Refused {
+                tensor: names.first().cloned().unwrap_or_default(),
+                needed: self.training_bytes,
+                memory: self.memory,
+            };
+            self.refused = Some(refused);
+            return Err(candle_core::Error::Msg(
+                "the model does not fit in memory".into(),
+            ));
+        }
         let mut values = Vec::with_capacity(per_shard * names.len());
         for name in names {
             values.extend(init.draw(

@@ -139,7 +139,12 @@ pub fn submit(
             "{i}\t{}\t{}\t{}\t{}\t{}",
             c.cell.name,
             c.cell.config.display(),
-            c.cell.sets.join(" "),
+            c.cell
+                .sets
+                .iter()
+                .map(|s| s.arg.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
             c.resolved.hash,
             run_dir(&c.resolved).display()
         );

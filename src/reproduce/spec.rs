@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::config::Set;
 use serde::Deserialize;
 
 /// One axis of the grid: plain values substituted into the templates, or named values
@@ -110,6 +111,10 @@ pub struct Spec {
     /// the best mean validation score then run on the evaluation seeds.
     #[serde(default)]
     pub search: Option<super::search::Search>,
+    /// The grid file, as given (set by [`Spec::load`]): messages name it as the origin of
+    /// its cells' overrides.
+    #[serde(skip)]
+    pub file: PathBuf,
 }
 
 /// The `[slurm]` table of a grid file (or a profile's `slurm`, or `--set slurm.KEY=VALUE`):
@@ -201,7 +206,7 @@ pub struct Cell {
     pub labels: BTreeMap<String, String>,
     pub seed: u64,
     pub config: PathBuf,
-    pub sets: Vec<String>,
+    pub sets: Vec<Set>,
     /// The search trial whose values the cell runs: a trial cell's own, or the selected
     /// trial of an evaluation cell.
     pub tuned: Option<Tuned>,
@@ -232,13 +237,20 @@ pub struct Combo {
     /// The values in the grid's axis order (the cell name's start).
     pub path: Vec<String>,
     /// The axes' own overrides, in axis order.
-    pub sets: Vec<String>,
+    pub sets: Vec<Set>,
 }
 
 impl Spec {
     pub fn load(path: &Path) -> Result<Spec, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let spec: Spec = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut spec: Spec = toml::from_str(&text).map_err(|e| {
+            format!(
+                "{}: {}",
+                path.display(),
+                crate::config::layer::syntax_message(&text, &e)
+            )
+        })?;
+        spec.file = path.to_path_buf();
         for name in spec
             .order
             .iter()
@@ -308,7 +320,9 @@ impl Spec {
                         let mut next = c.clone();
                         next.labels.insert(axis.clone(), value.clone());
                         next.path.push(value.clone());
-                        next.sets.extend(sets.iter().cloned());
+                        let origin = format!("{}, axis {axis} = {value}", self.file.display());
+                        next.sets
+                            .extend(sets.iter().map(|x| Set::written(x.clone(), &origin)));
                         next
                     })
                 })
@@ -333,21 +347,33 @@ impl Spec {
                 t.replace(&format!("{{{a}}}"), v)
             })
         };
-        let mut sets: Vec<String> = self
+        let file = self.file.display();
+        let mut sets: Vec<Set> = self
             .sets
             .iter()
-            .chain(&combo.sets)
-            .map(|x| fill(x))
-            .chain(extra.iter().cloned())
+            .map(|x| Set::written(fill(x), format!("{file}, sets")))
+            .chain(combo.sets.iter().map(|x| Set {
+                arg: fill(&x.arg),
+                ..x.clone()
+            }))
+            .chain(extra.iter().map(Set::flag))
             .collect();
         let mut name = combo.path.join("/");
         if let Some(tuned) = &tuned {
-            sets.extend(super::search::sets(&tuned.values));
+            let origin = format!("{file}, [search] trial {}", tuned.trial);
+            sets.extend(
+                super::search::sets(&tuned.values)
+                    .into_iter()
+                    .map(|x| Set::written(x, &origin)),
+            );
             if tuned.is_trial {
                 name.push_str(&format!("/trial{}", tuned.trial));
             }
         }
-        sets.push(format!("train.seed={seed}"));
+        sets.push(Set::written(
+            format!("train.seed={seed}"),
+            format!("{file}, seed"),
+        ));
         Cell {
             name: format!("{name}/seed{seed}"),
             labels: combo.labels.clone(),
@@ -429,7 +455,11 @@ mod tests {
         let cells = spec.cells(Path::new("/grids"), 2, &["train.epochs=3".into()]);
         assert_eq!(cells.len(), 2);
         assert_eq!(
-            cells[1].sets,
+            cells[1]
+                .sets
+                .iter()
+                .map(|s| s.arg.as_str())
+                .collect::<Vec<_>>(),
             [
                 "data.target_rate=0.01",
                 "model.backbone=mmoe",

@@ -13,6 +13,8 @@ pub enum TrainError {
     Metric(#[from] crate::metrics::MetricError),
     #[error(transparent)]
     Plot(#[from] crate::plot::PlotError),
+    #[error(transparent)]
+    Model(#[from] crate::models::model::ModelError),
     #[error("computation failed: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{path}: {source}")]
@@ -69,6 +71,7 @@ impl TrainError {
             TrainError::Checkpoint(e) => e.is_bad_input(),
             TrainError::Adapt(e) => e.is_bad_input(),
             TrainError::Device(e) => e.is_bad_input(),
+            TrainError::Model(e) => e.is_bad_input(),
             TrainError::Invalid(_) | TrainError::NonFinite { .. } => true,
             TrainError::Metric(_)
             | TrainError::Plot(_)

@@ -46,36 +46,54 @@ pub fn append_line(path: &Path, value: &impl serde::Serialize) -> Result<(), Tra
 }
 
 /// Keeps the lines of metrics.jsonl of epochs `first..=epochs`: resuming drops the lines
-/// of epochs that the last checkpoint does not include. A file that lacks one of those
-/// epochs' lines (cut short, or a line damaged) is refused: resuming would lose them.
+/// of epochs that the last checkpoint does not include. The kept lines must be those
+/// epochs' lines, each once and in order: a file that lacks one (cut short, or a line
+/// damaged), repeats one or reorders them was not written by the run, and is refused.
 pub fn truncate_lines(path: &Path, first: usize, epochs: usize) -> Result<(), TrainError> {
     let text = match std::fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(TrainError::io(path)(e)),
     };
+    let refuse = |what: String| {
+        TrainError::Invalid(format!(
+            "{} {what} (edited or damaged); the run cannot resume: run it without --resume \
+             to start afresh",
+            path.display()
+        ))
+    };
     let mut kept = String::new();
-    let mut seen = std::collections::BTreeSet::new();
+    let mut expected = first;
     for line in text.lines() {
         let epoch = serde_json::from_str::<serde_json::Value>(line)
             .ok()
             .and_then(|v| v["epoch"].as_u64())
             .map(|e| e as usize);
-        if let Some(epoch) = epoch.filter(|&e| e <= epochs) {
-            seen.insert(epoch);
-            kept.push_str(line);
-            kept.push('\n');
+        let Some(epoch) = epoch.filter(|&e| e <= epochs) else {
+            continue;
+        };
+        if epoch != expected {
+            return Err(refuse(if epoch < expected {
+                format!(
+                    "holds the line of epoch {epoch} again, after epoch {}",
+                    expected - 1
+                )
+            } else {
+                let missing: Vec<String> = (expected..epoch).map(|e| e.to_string()).collect();
+                format!(
+                    "lacks the lines of epochs {} that the run's state has finished",
+                    missing.join(", ")
+                )
+            }));
         }
+        expected += 1;
+        kept.push_str(line);
+        kept.push('\n');
     }
-    let missing: Vec<String> = (first..=epochs)
-        .filter(|e| !seen.contains(e))
-        .map(|e| e.to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(TrainError::Invalid(format!(
-            "{} lacks the lines of epochs {} that the run's state has finished (cut short or \
-             damaged); the run cannot resume: run it without --resume to start afresh",
-            path.display(),
+    if expected <= epochs {
+        let missing: Vec<String> = (expected..=epochs).map(|e| e.to_string()).collect();
+        return Err(refuse(format!(
+            "lacks the lines of epochs {} that the run's state has finished",
             missing.join(", ")
         )));
     }

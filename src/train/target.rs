@@ -472,7 +472,6 @@ impl<'a> TargetTraining<'a> {
         let exp = self.exp;
         model.load(&self.dir.join("best.safetensors"))?;
         let test = self.evaluate(model, &self.inputs.target.test, None)?;
-        progress.finished = true;
         progress.seconds = self.earlier_seconds + self.started.elapsed().as_secs_f64();
         let split = &self.inputs.split;
         let record = RunRecord {
@@ -505,8 +504,9 @@ impl<'a> TargetTraining<'a> {
                 .transpose()?
                 .flatten(),
         };
+        // progress.json stays the one saved with the last state, which already says the
+        // run is finished: a run stopped before its result resumes here, to this record.
         if self.needs.training {
-            write_json(&self.dir.join("progress.json"), &progress)?;
             super::curves::write(self.dir, Some((&record.method, record.seed)))?;
         }
         // Last: a result.json means every file of the run is written.

@@ -564,65 +564,35 @@ mod tests {
         fields.join(",") + end
     }
 
-    /// Both fast paths (the AVX-512 one with separator windows of several sizes) give the
-    /// rows and line count, or the error at its line, that the checked path gives line by
-    /// line.
-    fn same_from_both_paths(text: &str) {
+    /// What the checked path reads of `text`, line by line: the rows and line count, or the
+    /// error at its line. Both fast paths (the AVX-512 one with separator windows of
+    /// several sizes) must give the same.
+    fn checked(text: &str) -> Result<(Rows, usize), (usize, String)> {
         let layout = layout();
         let mut checked = Lines::new(&layout, text.as_bytes());
-        let expected = text
-            .split_inclusive('\n')
+        text.split_inclusive('\n')
             .try_for_each(|line| {
                 let line = line.strip_suffix('\n').unwrap_or(line);
                 checked.checked(line.as_bytes(), checked.kept())?;
                 checked.count += 1;
                 Ok(())
             })
-            .map(|()| (checked.rows, checked.count));
-        // Not assert_eq: the rows would fill the screen.
-        let mut scanned = Lines::new(&layout, text.as_bytes());
-        let found = scanned
-            .scanned(text.as_bytes())
-            .map(|()| (scanned.rows, scanned.count));
-        assert!(found == expected, "scanning: the paths differ");
-        #[cfg(target_arch = "x86_64")]
-        let Some(cpu) = Avx512::detect() else {
-            eprintln!("AVX-512 path skipped: this CPU lacks AVX-512");
-            return;
-        };
-        #[cfg(target_arch = "x86_64")]
-        for window in [1, 100, 1000, WINDOW_BYTES] {
-            let mut indexed = Lines::new(&layout, text.as_bytes());
-            let found = indexed
-                .windows(cpu, text.as_bytes(), window)
-                .map(|()| (indexed.rows, indexed.count));
-            assert!(
-                found == expected,
-                "windows of {window} bytes: the paths differ"
-            );
-        }
+            .map(|()| (checked.rows, checked.count))
     }
 
-    #[test]
-    fn both_fast_paths_read_the_same_rows_and_errors() {
+    /// Texts of 2,000 rows with bad lines at the start, middle and end, and cut short.
+    fn texts() -> Vec<String> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
         let mut text = String::new();
         for i in 0..2000 {
             text.push_str(&line(&mut rng, i % 5 == 0));
         }
-        same_from_both_paths(&text);
-        same_from_both_paths(text.trim_end());
-        same_from_both_paths(&text[..text.len() - 2]);
-        let mut rows = text.lines().filter(|l| !l.is_empty());
-        let first = rows.next().unwrap();
-        assert_eq!(
-            parse_chunk(text.as_bytes(), &layout())
-                .unwrap()
-                .0
-                .labels
-                .len(),
-            2 * (rows.count() + 1)
-        );
+        let mut texts = vec![
+            text.clone(),
+            text.trim_end().to_string(),
+            text[..text.len() - 2].to_string(),
+        ];
+        let first = text.lines().find(|l| !l.is_empty()).unwrap();
         for bad in [
             "1,2,3,4,5",
             "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,1,0,9",
@@ -634,7 +604,55 @@ mod tests {
             for at in [0, 700, 1999] {
                 let mut lines: Vec<&str> = text.lines().collect();
                 lines.insert(at, bad);
-                same_from_both_paths(&(lines.join("\n") + "\n"));
+                texts.push(lines.join("\n") + "\n");
+            }
+        }
+        texts
+    }
+
+    #[test]
+    fn both_fast_paths_read_the_same_rows_and_errors() {
+        let layout = layout();
+        for text in texts() {
+            let mut scanned = Lines::new(&layout, text.as_bytes());
+            let found = scanned
+                .scanned(text.as_bytes())
+                .map(|()| (scanned.rows, scanned.count));
+            // Not assert_eq: the rows would fill the screen.
+            assert!(found == checked(&text), "scanning: the paths differ");
+        }
+        let text = &texts()[0];
+        let rows = text.lines().filter(|l| !l.is_empty()).count();
+        assert_eq!(
+            parse_chunk(text.as_bytes(), &layout)
+                .unwrap()
+                .0
+                .labels
+                .len(),
+            2 * rows
+        );
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    #[cfg_attr(
+        not(host_avx512),
+        ignore = "this CPU lacks AVX-512: the kernels cannot run"
+    )]
+    fn the_avx512_path_reads_the_rows_and_errors_of_the_checked_path_in_any_window() {
+        let cpu = Avx512::detect().expect("build.rs found AVX-512 on this machine");
+        let layout = layout();
+        for text in texts() {
+            let expected = checked(&text);
+            for window in [1, 100, 1000, WINDOW_BYTES] {
+                let mut indexed = Lines::new(&layout, text.as_bytes());
+                let found = indexed
+                    .windows(cpu, text.as_bytes(), window)
+                    .map(|()| (indexed.rows, indexed.count));
+                assert!(
+                    found == expected,
+                    "windows of {window} bytes: the paths differ"
+                );
             }
         }
     }
