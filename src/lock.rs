@@ -7,7 +7,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 
-use crate::atomic::FileError;
+use crate::whole_file::FileError;
 
 /// A held lock; dropping it releases it.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ pub fn lock_dir(dir: &Path, what: &str) -> Result<DirLock, FileError> {
         }
         Err(TryLockError::Error(e)) => return Err(FileError::at(&path)(e)),
     }
-    crate::atomic::clean_stale(dir);
+    crate::whole_file::clean_stale(dir);
     Ok(DirLock { _file: file })
 }
 

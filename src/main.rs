@@ -42,7 +42,7 @@ fn bad_input(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
     if let Some(e) = e.downcast_ref::<daa::device::DeviceError>() {
         return Some(e.is_bad_input());
     }
-    if e.is::<daa::atomic::FileError>() {
+    if e.is::<daa::whole_file::FileError>() {
         return Some(false);
     }
     e.downcast_ref::<daa::data::DataError>()

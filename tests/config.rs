@@ -400,8 +400,8 @@ fn out_of_range_values_are_rejected() {
 
 #[test]
 fn an_infinite_or_nan_value_is_refused_naming_its_key_never_dropped_or_a_panic() {
-    // Before: `adapt.critic.lr=inf` panicked (exit 101) where the parameters were read back,
-    // and `adapt.critic.weight_decay=inf` left the hash as null, reusing the default's run.
+    // JSON has no infinity: an infinite value would serialize as null, so that reading the
+    // parameters back panics or the hash loses the key and reuses the default's run.
     for (set, key) in [
         ("adapt.critic.lr=inf", "adapt.critic.lr"),
         ("adapt.critic.weight_decay=inf", "adapt.critic.weight_decay"),
@@ -434,8 +434,8 @@ fn an_infinite_or_nan_value_is_refused_naming_its_key_never_dropped_or_a_panic()
 
 #[test]
 fn a_wrong_slot_value_a_wrong_type_and_an_entry_without_kind_name_the_right_key() {
-    // Before: "missing key `data.target`", "`dropout.model.backbone`" (reversed) and
-    // "`model.backbone.kind.model.backbone.kind`".
+    // figment reports paths inner part first and a missing `kind` as a path: the messages
+    // must name the key as the user writes it.
     let err = fails(&[("x.toml", &experiment(""))], &["--set", "data.target=1"]);
     assert!(
         err.contains("key `data.target` has the wrong type")
@@ -807,8 +807,7 @@ fn a_checkout_hashes_alike_wherever_it_lies_and_its_data_files_enter_the_hash() 
 
 #[test]
 fn a_data_file_re_prepared_in_place_changes_the_hash_and_its_content_restores_it() {
-    // Before: the hash named a CSV data set by its path, so rows re-prepared in place were
-    // served the runs of the old rows.
+    // A path says nothing of the rows: re-prepared in place, they must get their own runs.
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&repo().join("registry"), &dir.path().join("registry"));
     let datasets = dir.path().join("registry/datasets");

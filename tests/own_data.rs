@@ -225,9 +225,8 @@ fn the_readme_own_data_example_runs_from_a_fresh_directory() {
         "{printed} vs {click_auc}"
     );
 
-    // The target re-prepared in place with other rows of the same schema gets new runs
-    // (before: the grid reused both cells, and `daa run` its result, trained on the old
-    // rows).
+    // The target re-prepared in place with other rows of the same schema gets new runs:
+    // neither the grid's cells nor `daa run` may serve results of the old rows.
     write_domain(&data.join("app/train.csv"), 1, 14_000, true, 13);
     write_domain(&data.join("app/test.csv"), 1, 4_000, true, 14);
     let out = daa_here(root, &commands[2]);

@@ -81,6 +81,34 @@ fn trials_select_on_validation_evaluate_on_other_seeds_and_give_the_bits_of_one_
         "{order:?}"
     );
     let json = results_json(one.path());
+    // The cost per method: every finished cell's seconds, trials included.
+    let runs = json["runs"].as_array().unwrap();
+    let costs = json["cost"].as_array().unwrap();
+    assert_eq!(costs.len(), 3, "{costs:?}");
+    for cost in costs {
+        let column = cost["column"].as_str().unwrap();
+        let mine: Vec<&serde_json::Value> = runs
+            .iter()
+            .filter(|r| {
+                r["cell"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{column}/"))
+            })
+            .collect();
+        assert_eq!(
+            cost["cells"].as_u64().unwrap() as usize,
+            mine.len(),
+            "{column}"
+        );
+        let total: f64 = mine
+            .iter()
+            .map(|r| r["record"]["wall_seconds"].as_f64().unwrap())
+            .sum();
+        assert!((cost["total_seconds"].as_f64().unwrap() - total).abs() < 1e-9);
+    }
+    let table = std::fs::read_to_string(one.path().join("out/table.md")).unwrap();
+    assert!(table.contains("## Cost"), "{table}");
     let searches = json["search"]["searches"].as_array().unwrap();
     assert_eq!(json["search"]["seeds"], serde_json::json!([101]));
     assert_eq!(searches.len(), 2, "source_only has no search");
@@ -227,8 +255,8 @@ fn every_row_gets_the_same_trials_and_search_seeds_must_differ_from_evaluation_s
         "[1.0, 0.01]",
         "[search.space.l2sp] adapt.method.alpha: log_uniform needs",
     );
-    // A key the experiment does not have, named by the grid file and trial that set it
-    // (before: blamed on a `--set` the user never typed).
+    // A key the experiment does not have, named by the grid file and trial that set it,
+    // not by a `--set` the user never typed.
     refused(
         "\"adapt.method.alpha\"",
         "\"adapt.method.alhpa\"",
@@ -236,8 +264,8 @@ fn every_row_gets_the_same_trials_and_search_seeds_must_differ_from_evaluation_s
     );
     let out = reproduce_grid(dir.path(), &["--dry-run"]);
     assert!(!stderr(&out).contains("--set"), "{}", stderr(&out));
-    // A TOML syntax error is placed by line and column, quoting nothing of the file
-    // (before: toml's message quoted the offending line).
+    // A TOML syntax error is placed by line and column, quoting nothing of the file (a
+    // line may hold a secret).
     refused(
         "[search]\n",
         "[search]\npassword = hunter2 x\n",

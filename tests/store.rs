@@ -251,13 +251,13 @@ fn a_diverging_run_stops_with_a_clear_error_and_records_nothing() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    // Before: no phase, epoch or step, and a hint naming keys without their values.
+    // The user needs where it diverged and the values in force to know what to lower.
     assert!(
         err.contains("target training diverged at epoch 1, step 1: critic 1's loss is NaN after 1 critic steps")
             && err.contains("Lower `adapt.critic.lr` (now 1e20) or `adapt.critic.penalty_weight` (now 10)"),
         "{err}"
     );
-    // A model trained from scratch names the learning rate it trains with. Before:
+    // A model trained from scratch names the learning rate it trains with, not
     // `optim.lr`, which single_domain does not use.
     let out = run(
         dir.path(),
@@ -271,8 +271,8 @@ fn a_diverging_run_stops_with_a_clear_error_and_records_nothing() {
             && err.contains("Lower `pretrain.lr` (now 1e30), or check the data"),
         "{err}"
     );
-    // Weights that f32 cannot hold are refused before training, by key. Before: training
-    // diverged and the learning rates were blamed.
+    // Weights that f32 cannot hold are refused before training, by key: otherwise
+    // training diverges and the learning rates look to blame.
     for key in ["adapt.weights.adversarial", "adapt.critic.penalty_weight"] {
         let out = run(dir.path(), &[&format!("{key}=1e39")], &[]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -287,7 +287,7 @@ fn a_diverging_run_stops_with_a_clear_error_and_records_nothing() {
 
 #[test]
 fn a_collapsed_model_is_recorded_as_such_and_warned_about() {
-    // Before: test AUC 0.5000, exit 0, without a word.
+    // A collapsed model's AUC of 0.5 is no result: it must not pass without a word.
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["optim.lr=10", "adapt.method=finetune"], &[]);
     let result = named_run_dir(dir.path(), &out);
@@ -483,7 +483,7 @@ fn resume_refuses_what_it_cannot_trust_naming_the_file() {
         &|| std::fs::write(&metrics_path, &metrics_text[..cut]).unwrap(),
         "metrics.jsonl",
     );
-    // A line repeated (before: accepted, and the log went on with the epoch twice).
+    // A line repeated would leave the log with an epoch twice.
     let second = metrics_text.lines().nth(1).unwrap();
     refused(
         &|| std::fs::write(&metrics_path, format!("{metrics_text}{second}\n")).unwrap(),
@@ -500,8 +500,8 @@ fn resume_refuses_what_it_cannot_trust_naming_the_file() {
 
 #[test]
 fn a_model_too_large_for_the_machine_is_refused_naming_its_sizes_before_allocating() {
-    // Before: a layer of 10^8 units aborted (exit 134, "memory allocation of 435200000000
-    // bytes failed"), and 100,000 experts grew until the system killed the process.
+    // A layer of 10^10 units would abort the process at its allocation, and 100,000
+    // experts would grow until the system kills it: both must be refused, naming the key.
     let dir = tempfile::tempdir().unwrap();
     for (set, key) in [
         (
@@ -523,9 +523,8 @@ fn a_model_too_large_for_the_machine_is_refused_naming_its_sizes_before_allocati
 
 #[test]
 fn a_finished_run_that_lost_its_result_resumes_to_the_same_record() {
-    // Before: finishing rewrote progress.json without its state, so a run killed between
-    // that write and result.json (or whose result.json was deleted) was refused for good
-    // as "edited or damaged" by every later --resume.
+    // A run killed between its last state and result.json (or whose result.json was
+    // deleted) holds a finished state: it must finish again, not be refused as edited.
     let dir = tempfile::tempdir().unwrap();
     let done = named_run_dir(dir.path(), &run(dir.path(), &[], &[]));
     let expected = metrics(&done);
@@ -604,8 +603,7 @@ fn the_chart_is_redrawn_with_its_run_and_never_outlives_it() {
 
 #[test]
 fn a_damaged_result_is_named_left_out_of_listings_and_run_again_everywhere() {
-    // Before: `daa runs` and `reproduce --collect` exited 2 on it (runs showed no table),
-    // while `daa run` and `reproduce --dry-run` took it as missing without a word.
+    // Every command must take a damaged result the same way: named, left out, run again.
     let dir = tempfile::tempdir().unwrap();
     common::grid_file(
         dir.path(),
@@ -736,7 +734,7 @@ fn daa_read_only(dir: &Path, root: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn finished_runs_data_and_caches_on_read_only_storage_serve_without_a_lock() {
-    // Before: `.../.lock: Read-only file system`, exit 1, for each of these.
+    // Finished work must serve without the writer's lock, which read-only storage denies.
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     std::fs::create_dir_all(&store).unwrap();

@@ -71,6 +71,48 @@ fn models_learn_the_target_and_fine_tuning_recovers_what_the_shift_costs() {
 }
 
 #[test]
+fn a_runs_seconds_are_accounted_by_phase_and_add_up_to_its_wall_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |run_dir: &Path, phases: &[&str]| {
+        let r = result(run_dir);
+        let timing = r["timing"].as_object().expect("result.json has `timing`");
+        let total: f64 = timing.values().map(|v| v.as_f64().unwrap()).sum();
+        let wall = r["wall_seconds"].as_f64().unwrap();
+        assert!((total - wall).abs() < 1e-9, "{total} vs {wall}: {timing:?}");
+        for phase in phases {
+            assert!(timing.contains_key(*phase), "{phase}: {timing:?}");
+        }
+        for (phase, seconds) in timing {
+            assert!(seconds.as_f64().unwrap() >= 0.0, "{phase}: {timing:?}");
+        }
+    };
+    // DAA: its critic steps and frozen features apart from the model's training, the
+    // diagnostics apart from both.
+    let daa_phases = [
+        "data",
+        "source_model",
+        "setup",
+        "training",
+        "critic_steps",
+        "frozen_features",
+        "diagnostics_gradient_ratio",
+        "diagnostics_probe",
+        "validation",
+        "checkpoints",
+        "records",
+        "test",
+        "other",
+    ];
+    check(&run(dir.path(), &[], &[], &[]), &daa_phases);
+    // Over two sessions: the first's phases travel with its state.
+    let sets = ["adapt.method=finetune"];
+    let stopped = run(dir.path(), &sets, &["--stop-after-epochs", "1"], &[]);
+    let resumed = run(dir.path(), &sets, &["--resume"], &[]);
+    assert_eq!(stopped, resumed);
+    check(&resumed, &["training", "validation", "test", "other"]);
+}
+
+#[test]
 fn every_method_runs_and_writes_its_run_directory() {
     let dir = tempfile::tempdir().unwrap();
     for method in [

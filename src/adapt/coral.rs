@@ -6,7 +6,7 @@
 use candle_core::Tensor;
 
 use super::measure::EpochMean;
-use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
+use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, StepContext};
 use crate::config::registry::{Kind, NO_PARAMS};
 use crate::data::batch::Tensors;
 
@@ -56,7 +56,7 @@ impl Adaptation for Coral {
 
     fn forward(
         &mut self,
-        step: &mut Step<'_, '_>,
+        step: &mut StepContext<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
         let (output, on_source, _) = step.forward_both(target)?;

@@ -11,7 +11,7 @@ use candle_core::backprop::GradStore;
 use super::adversaries::Adversaries;
 use super::critic::{Config as CriticConfig, Critic, Head};
 use super::measure::EpochMean;
-use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
+use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, StepContext};
 use crate::config::registry::{Kind, NO_PARAMS};
 use crate::data::batch::Tensors;
 
@@ -55,7 +55,7 @@ impl Adaptation for Dann {
 
     fn forward(
         &mut self,
-        step: &mut Step<'_, '_>,
+        step: &mut StepContext<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
         let (output, on_source, _) = step.forward_both(target)?;

@@ -18,7 +18,7 @@ use candle_core::Tensor;
 use super::adversaries::Adversaries;
 use super::critic::{Config as CriticConfig, Critic};
 use super::measure::{StepScalars, sum_and_first_non_finite};
-use super::{AdaptError, Adaptation, Adapted, ProbeFeatures, Setup, Step};
+use super::{AdaptError, Adaptation, Adapted, ProbeFeatures, Setup, StepContext};
 use crate::config::schema::CriticInputs;
 use crate::data::batch::Tensors;
 use crate::models::model::Model;
@@ -62,6 +62,10 @@ pub struct Game {
     penalty_noise: rng::Stream,
     critic_steps: usize,
     inputs: CriticInputs,
+    /// Seconds since last taken: the frozen source model's features, and the rest of the
+    /// critic steps.
+    frozen_seconds: f64,
+    critic_seconds: f64,
 }
 
 impl Game {
@@ -99,6 +103,8 @@ impl Game {
             penalty_noise: rng::stream(exp.train.seed, "penalty", 0),
             critic_steps: 0,
             inputs: exp.adapt.critic_inputs,
+            frozen_seconds: 0.0,
+            critic_seconds: 0.0,
         }))
     }
 
@@ -111,8 +117,14 @@ impl Game {
     }
 
     /// One step of every critic on a fresh source batch against the fake features.
-    fn critic_step(&mut self, step: &mut Step<'_, '_>, fake: &Tensor) -> Result<(), AdaptError> {
+    fn critic_step(
+        &mut self,
+        step: &mut StepContext<'_, '_>,
+        fake: &Tensor,
+    ) -> Result<(), AdaptError> {
+        let started = std::time::Instant::now();
         let s = step.source_batch()?;
+        let frozen_started = std::time::Instant::now();
         let frozen = match &self.frozen {
             Some(frozen) => Some(
                 frozen
@@ -122,6 +134,8 @@ impl Game {
             ),
             None => None,
         };
+        let frozen_seconds = frozen_started.elapsed().as_secs_f64();
+        self.frozen_seconds += frozen_seconds;
         let on_source = if self
             .duels
             .iter()
@@ -165,6 +179,7 @@ impl Game {
         }
         self.adversaries.step(&sum(losses)?.backward()?)?;
         self.critic_steps += 1;
+        self.critic_seconds += started.elapsed().as_secs_f64() - frozen_seconds;
         Ok(())
     }
 }
@@ -184,9 +199,15 @@ impl Adaptation for Game {
         self.penalty_noise = rng::stream(seed, "penalty", epoch);
     }
 
+    fn take_seconds(&mut self) -> Vec<(&'static str, f64)> {
+        let frozen = std::mem::take(&mut self.frozen_seconds);
+        let critics = std::mem::take(&mut self.critic_seconds);
+        vec![("frozen_features", frozen), ("critic_steps", critics)]
+    }
+
     fn forward(
         &mut self,
-        step: &mut Step<'_, '_>,
+        step: &mut StepContext<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
         // One feature of the target batch serves both games: detached, it is the critics'

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::measure::EpochMean;
-use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
+use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, StepContext};
 use crate::config::check::{Invalid, Validate, ensure};
 use crate::config::registry::{Kind, typed};
 use crate::data::batch::Tensors;
@@ -81,7 +81,7 @@ pub fn shares(targets: usize, sources: usize, target_weight: f64) -> (f64, f64) 
 impl Adaptation for Joint {
     fn forward(
         &mut self,
-        step: &mut Step<'_, '_>,
+        step: &mut StepContext<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
         let (output, on_source, s) = step.forward_both(target)?;

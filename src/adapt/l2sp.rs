@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use candle_core::Tensor;
 
-use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
+use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, StepContext};
 use crate::config::check::{Invalid, Validate, ensure};
 use crate::config::registry::{Kind, typed};
 use crate::data::batch::Tensors;
@@ -116,7 +116,7 @@ impl Adaptation for L2sp {
 
     fn forward(
         &mut self,
-        step: &mut Step<'_, '_>,
+        step: &mut StepContext<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
         let output = step.forward(target)?;

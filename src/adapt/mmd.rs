@@ -11,7 +11,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::measure::EpochMean;
-use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, Step};
+use super::{AdaptError, Adaptation, Adapted, Method, Needs, Setup, StepContext};
 use crate::config::check::{Invalid, Validate, ensure};
 use crate::config::registry::{Kind, typed};
 use crate::data::batch::Tensors;
@@ -141,7 +141,7 @@ impl Adaptation for Mmd {
 
     fn forward(
         &mut self,
-        step: &mut Step<'_, '_>,
+        step: &mut StepContext<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
         let (output, on_source, _) = step.forward_both(target)?;

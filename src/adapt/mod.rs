@@ -21,7 +21,7 @@ mod partial;
 mod single_domain;
 pub mod source;
 mod source_only;
-mod step;
+mod step_context;
 mod supervised;
 mod taa;
 pub mod weights;
@@ -34,7 +34,7 @@ use candle_core::{Device, Tensor};
 
 pub use error::AdaptError;
 pub use source::SourceBatches;
-pub use step::{Step, TaskLoss};
+pub use step_context::{StepContext, TaskLoss};
 pub use supervised::Supervised;
 
 use crate::config::registry::{Kind, find};
@@ -181,8 +181,11 @@ pub trait Adaptation {
 
     /// The target model's output on `target` and the method's term for the model's loss.
     /// A method may first update its own networks (critic steps on source batches).
-    fn forward(&mut self, step: &mut Step<'_, '_>, target: &Tensors)
-    -> Result<Adapted, AdaptError>;
+    fn forward(
+        &mut self,
+        step: &mut StepContext<'_, '_>,
+        target: &Tensors,
+    ) -> Result<Adapted, AdaptError>;
 
     /// After the model's backward pass, with its gradients (a domain classifier trained
     /// through gradient reversal steps on them).
@@ -193,6 +196,13 @@ pub trait Adaptation {
     /// The settings that scale the method's term (key, value), named when training
     /// diverges.
     fn term_settings(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+
+    /// Wall seconds the method spent in its own parts since it was last asked (DAA's critic
+    /// steps and frozen source features), by phase name, for result.json's `timing`; resets
+    /// them. Kept out of metrics.jsonl: identical runs write identical lines.
+    fn take_seconds(&mut self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
 

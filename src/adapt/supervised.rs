@@ -2,7 +2,7 @@
 //! pretraining's step). The supervised methods differ only in where the model starts, what
 //! of it trains, and whether it trains.
 
-use super::{AdaptError, Adaptation, Adapted, Setup, Step};
+use super::{AdaptError, Adaptation, Adapted, Setup, StepContext};
 use crate::data::batch::Tensors;
 
 pub struct Supervised;
@@ -16,7 +16,7 @@ impl Supervised {
 impl Adaptation for Supervised {
     fn forward(
         &mut self,
-        step: &mut Step<'_, '_>,
+        step: &mut StepContext<'_, '_>,
         target: &Tensors,
     ) -> Result<Adapted, AdaptError> {
         Ok(Adapted::plain(step.forward(target)?))

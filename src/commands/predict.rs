@@ -5,15 +5,14 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use daa::atomic::FileError;
 use daa::config::Resolved;
 use daa::data::Schema;
-use daa::data::batch::{Batches, LastBatch};
 use daa::data::cache::load_csv;
 use daa::data::csv::first_column;
 use daa::metrics;
 use daa::models::model::Model;
-use daa::nn::Mode;
+use daa::train::evaluate::inference_outputs;
+use daa::whole_file::FileError;
 
 use super::UsageError;
 
@@ -64,25 +63,17 @@ pub fn predict(
         )));
     }
     let order: Vec<u32> = (0..table.rows() as u32).collect();
-    let batches = Batches::new(
-        &table,
-        order,
-        experiment.train.batch_size,
-        LastBatch::Keep,
-        Some(model.offsets.clone()),
-    );
     let tasks = schema.labels.len();
     let mut scores = vec![Vec::with_capacity(table.rows()); tasks];
-    daa::atomic::write_with(out, |file| -> Result<()> {
+    daa::whole_file::write_with(out, |file| -> Result<()> {
         let id_column = schema.id.clone().unwrap_or_else(|| "row".into());
         let header: Vec<String> = std::iter::once(id_column)
             .chain(schema.labels.iter().map(|l| format!("{l}_prob")))
             .collect();
         writeln!(file, "{}", header.join(",")).map_err(FileError::at(out))?;
         let mut ids = ids.iter();
-        for batch in batches {
-            let t = batch.to_tensors(table.header.fields, table.header.numerical, &device)?;
-            let output = model.forward(&t.categorical, &t.numerical, &mut Mode::eval())?;
+        let batch_size = experiment.train.batch_size;
+        inference_outputs(&model, &table, &order, batch_size, &device, |output| {
             for row in output.probabilities.to_vec2::<f32>()? {
                 let id = ids.next().expect("one id per row, checked above");
                 let text: Vec<String> = row.iter().map(|p| p.to_string()).collect();
@@ -91,8 +82,8 @@ pub fn predict(
                     scores[task].push(p);
                 }
             }
-        }
-        Ok(())
+            Ok::<(), anyhow::Error>(())
+        })
     })?;
     println!("{} predictions written to {}", table.rows(), out.display());
     if table.header.labels == tasks {

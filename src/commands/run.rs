@@ -57,5 +57,13 @@ pub fn execute(resolved: &Resolved, options: &RunOptions) -> Result<()> {
         result.dir.display(),
         record.wall_seconds
     );
+    if let Some(timing) = &record.timing {
+        let shares: Vec<String> = timing
+            .largest(3)
+            .into_iter()
+            .map(|(phase, share)| format!("{phase} {:.0}%", 100.0 * share))
+            .collect();
+        println!("time: {} (result.json `timing`)", shares.join(", "));
+    }
     Ok(())
 }

@@ -431,7 +431,7 @@ mod tests {
         assert!(
             inputs
                 .description
-                .contains("`\"released\"`: daa before 0.2"),
+                .contains("`\"released\"`: As the released code feeds them"),
             "{}",
             inputs.description
         );

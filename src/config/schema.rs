@@ -133,9 +133,10 @@ pub enum CriticInputs {
     /// rows' inference-mode features, which are what the test sees.
     #[default]
     Symmetric,
-    /// daa before 0.2: D1's reals from the frozen model in inference mode, D2's reals from
-    /// the target model on source rows with each source batch's own BatchNorm statistics
-    /// and dropout, the fakes from the training pass over target rows (dropout on).
+    /// As the released code feeds them: D1's reals from the frozen model in inference
+    /// mode, D2's reals from the target model on source rows with each source batch's own
+    /// BatchNorm statistics and dropout, the fakes from the training pass over target rows
+    /// (dropout on).
     Released,
 }
 
@@ -314,6 +315,10 @@ pub struct OutputConfig {
     /// Where run directories go (`<runs_dir>/<experiment>/<hash>/`), relative to the
     /// working directory; not part of the hash.
     pub runs_dir: PathBuf,
+    /// Also write TensorBoard event files (`events.out.tfevents.*`) of every epoch's
+    /// losses, AUCs, alignment and time, in the run directory (and the source model's).
+    #[serde(default)]
+    pub tensorboard: bool,
 }
 
 fn rate(value: f64) -> bool {

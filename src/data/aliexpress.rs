@@ -210,7 +210,7 @@ fn join_split(
     items: &str,
     target: &Path,
 ) -> Result<Summary, DataError> {
-    crate::atomic::replace(target, |tmp| {
+    crate::whole_file::replace(target, |tmp| {
         let merged = with_member(archive, users, |user_rows| {
             let current = user_rows.next(USER_COLUMNS)?;
             let mut merge = MergeUsers {

@@ -35,8 +35,8 @@ pub enum DataError {
     Invalid(String),
 }
 
-impl From<crate::atomic::FileError> for DataError {
-    fn from(e: crate::atomic::FileError) -> Self {
+impl From<crate::whole_file::FileError> for DataError {
+    fn from(e: crate::whole_file::FileError) -> Self {
         DataError::Io {
             path: e.path,
             source: e.source,

@@ -604,7 +604,7 @@ pub fn prepare(raw: &Path, out: &Path, grouping: Grouping) -> Result<Vec<Summary
         std::fs::create_dir_all(&dir).map_err(DataError::io(&dir))?;
         for (split, rows) in [("train", train), ("test", test)] {
             let path = dir.join(format!("{split}.csv"));
-            crate::atomic::write_with(&path, |file| -> Result<(), DataError> {
+            crate::whole_file::write_with(&path, |file| -> Result<(), DataError> {
                 let io = DataError::io(&path);
                 let mut w = std::io::BufWriter::new(file);
                 writeln!(w, "{}", processed_header()).map_err(DataError::io(&path))?;

@@ -170,7 +170,7 @@ fn write(path: &Path, split: &Split, rows: usize) -> Result<(), DataError> {
         bytes.extend(i.to_le_bytes());
     }
     bytes.extend(crc32c::crc32c(&bytes).to_le_bytes());
-    Ok(crate::atomic::write(path, &bytes)?)
+    Ok(crate::whole_file::write(path, &bytes)?)
 }
 
 #[cfg(test)]

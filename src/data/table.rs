@@ -147,7 +147,7 @@ impl TableWriter {
             *offset = at;
             at = align(at + row_bytes * capacity as u64);
         }
-        let temporary = crate::atomic::temp_path(path);
+        let temporary = crate::whole_file::temp_path(path);
         // Readable too: `finish` maps what was written to checksum it.
         let file = std::fs::OpenOptions::new()
             .read(true)

@@ -14,7 +14,7 @@ const KEY: &str = "daa.crc32c";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error(transparent)]
-    Write(#[from] crate::atomic::FileError),
+    Write(#[from] crate::whole_file::FileError),
     #[error("{path}: {message}")]
     Read { path: String, message: String },
     #[error("{path} is damaged ({message}); delete it and run again to remake it")]
@@ -81,7 +81,7 @@ pub fn save(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(), Checkp
     let metadata = HashMap::from([(KEY.to_string(), format!("{:08x}", crc32c::crc32c(data)))]);
     let bytes =
         safetensors::serialize(tensors, Some(metadata)).map_err(|e| error(e.to_string()))?;
-    crate::atomic::write(path, &bytes)?;
+    crate::whole_file::write(path, &bytes)?;
     Ok(())
 }
 

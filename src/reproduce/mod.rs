@@ -5,6 +5,7 @@
 
 mod agreement;
 mod alignment;
+mod cost;
 pub mod jobs;
 mod planner;
 mod plot;
@@ -59,7 +60,7 @@ pub enum ReproduceError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Plot(#[from] crate::plot::PlotError),
+    Plot(#[from] crate::chart::ChartError),
     #[error("{}", failed_cells(.0))]
     Failed(Vec<jobs::Failure>),
     #[error("{0}")]
@@ -96,8 +97,8 @@ impl ReproduceError {
     }
 }
 
-impl From<crate::atomic::FileError> for ReproduceError {
-    fn from(e: crate::atomic::FileError) -> Self {
+impl From<crate::whole_file::FileError> for ReproduceError {
+    fn from(e: crate::whole_file::FileError) -> Self {
         ReproduceError::Io {
             path: e.path,
             source: e.source,
@@ -125,7 +126,7 @@ pub struct Outcome {
 }
 
 fn write(path: &Path, text: &str) -> Result<(), ReproduceError> {
-    Ok(crate::atomic::write(path, text.as_bytes())?)
+    Ok(crate::whole_file::write(path, text.as_bytes())?)
 }
 
 /// A cell of a grid with its resolved experiment.
@@ -488,13 +489,15 @@ pub fn report(plan: &Plan, options: &Options, skipped: usize) -> Result<Outcome,
     // Over every run: a search's trials are the pairs that say most about selection.
     let agreement = agreement::summarize(spec, &runs);
     markdown.push_str(&agreement::markdown(&agreement));
+    let cost = cost::summarize(spec, &runs);
+    markdown.push_str(&cost::markdown(&cost));
     write(&out.join("table.md"), &markdown)?;
     write(&out.join("table.csv"), &report::csv(&aggregates))?;
     let records: Vec<serde_json::Value> = runs
         .iter()
         .map(|(c, r)| serde_json::json!({"cell": c.name, "record": r}))
         .collect();
-    let mut json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "comparisons": comparisons, "alignment": alignment, "selection_agreement": agreement, "runs": records});
+    let mut json = serde_json::json!({"name": plan.name, "profile": options.profile, "seeds": plan.seeds, "aggregates": aggregates, "comparisons": comparisons, "alignment": alignment, "selection_agreement": agreement, "cost": cost, "runs": records});
     if plan.spec.search.is_some() {
         json["search"] = serde_json::json!({"seeds": plan.search_seeds, "searches": searches});
     }

@@ -5,9 +5,9 @@
 
 use super::report::{Aggregate, distinct, ordered_columns, swept};
 use super::spec::{Plot, Spec};
-use crate::plot::{Bars, Line, Panel, PlotError, bars, panels};
+use crate::chart::{Bars, ChartError, Line, Panel, bars, panels};
 
-pub fn svg(spec: &Spec, aggregates: &[Aggregate]) -> Result<String, PlotError> {
+pub fn svg(spec: &Spec, aggregates: &[Aggregate]) -> Result<String, ChartError> {
     let task = aggregates
         .first()
         .map(|a| a.task.clone())
@@ -259,8 +259,8 @@ mod tests {
         let columns = ordered_columns(&table, &cells);
         let finetune = columns.iter().position(|c| c == "finetune").unwrap();
         let daa = columns.iter().position(|c| c == "daa").unwrap();
-        let f = heights(crate::plot::color(finetune));
-        let d = heights(crate::plot::color(daa));
+        let f = heights(crate::chart::color(finetune));
+        let d = heights(crate::chart::color(daa));
         // Two finetune bars and one daa bar, plus one legend swatch each.
         assert_eq!((f.len(), d.len()), (3, 2), "{f:?} {d:?}");
         assert!(

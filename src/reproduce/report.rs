@@ -448,10 +448,11 @@ fn paired_table(comparisons: &[Comparison]) -> String {
     );
     for c in comparisons {
         let p = &c.paired;
+        let untested = if p.no_variance { "no variance" } else { "n/a" };
         let ci = p
             .ci95
-            .map_or("n/a".into(), |[l, h]| format!("[{l:+.4}, {h:+.4}]"));
-        let pv = p.p_value.map_or("n/a".into(), |v| format!("{v:.3}"));
+            .map_or(untested.into(), |[l, h]| format!("[{l:+.4}, {h:+.4}]"));
+        let pv = p.p_value.map_or(untested.into(), |v| format!("{v:.3}"));
         let _ = writeln!(
             md,
             "| {} | {} | {} − {} | {} | {:+.4}{} | {ci} | {pv} |",

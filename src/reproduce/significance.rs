@@ -14,13 +14,19 @@ pub struct Paired {
     pub delta_mean: f64,
     /// Standard deviation of the differences (n - 1 in the denominator).
     pub delta_std: f64,
-    /// 95% confidence interval [low, high] of the mean difference; `None` below two seeds.
+    /// 95% confidence interval [low, high] of the mean difference; `None` below two seeds
+    /// and where the differences do not vary.
     pub ci95: Option<[f64; 2]>,
     pub p_value: Option<f64>,
+    /// Every difference is the same: with no spread there is no t statistic, and a
+    /// constant difference (two methods that train the same, or a difference below the
+    /// printed digits) says nothing about the seeds that were not run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_variance: bool,
 }
 
 impl Paired {
-    /// Whether the confidence interval excludes 0.
+    /// Whether the confidence interval excludes 0 (never without variance).
     pub fn significant(&self) -> bool {
         self.ci95.is_some_and(|[low, high]| low > 0.0 || high < 0.0)
     }
@@ -30,35 +36,32 @@ impl Paired {
 pub fn paired(differences: &[f64]) -> Paired {
     let n = differences.len();
     let mean = differences.iter().sum::<f64>() / n.max(1) as f64;
+    let untested = |delta_std: f64, no_variance: bool| Paired {
+        seeds: n,
+        delta_mean: mean,
+        delta_std,
+        ci95: None,
+        p_value: None,
+        no_variance,
+    };
     if n < 2 {
-        return Paired {
-            seeds: n,
-            delta_mean: mean,
-            delta_std: 0.0,
-            ci95: None,
-            p_value: None,
-        };
+        return untested(0.0, false);
     }
     let sd = (differences.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
     let se = sd / (n as f64).sqrt();
+    if differences.iter().all(|d| *d == differences[0]) || se == 0.0 {
+        return untested(0.0, true);
+    }
     let t = StudentsT::new(0.0, 1.0, (n - 1) as f64).expect("n - 1 > 0 degrees of freedom");
-    let (ci95, p_value) = if se > 0.0 {
-        let half = t.inverse_cdf(0.975) * se;
-        let statistic = mean / se;
-        (
-            [mean - half, mean + half],
-            2.0 * (1.0 - t.cdf(statistic.abs())),
-        )
-    } else {
-        // Identical differences: no spread, the interval is the point.
-        ([mean, mean], if mean == 0.0 { 1.0 } else { 0.0 })
-    };
+    let half = t.inverse_cdf(0.975) * se;
+    let statistic = mean / se;
     Paired {
         seeds: n,
         delta_mean: mean,
         delta_std: sd,
-        ci95: Some(ci95),
-        p_value: Some(p_value),
+        ci95: Some([mean - half, mean + half]),
+        p_value: Some(2.0 * (1.0 - t.cdf(statistic.abs()))),
+        no_variance: false,
     }
 }
 
@@ -97,6 +100,21 @@ mod tests {
         let both_ways = paired(&[0.01, -0.02, 0.015]);
         assert!(!both_ways.significant());
         assert!(paired(&[0.01]).ci95.is_none());
+    }
+
+    #[test]
+    fn equal_differences_have_no_variance_and_are_never_significant() {
+        // Five seeds that all differ by +0.0001: sd 0, so no t statistic; the interval is
+        // not the point [m, m] with p = 0, which would count as significant.
+        for same in [[0.0001; 5], [0.0; 5], [-0.02; 5]] {
+            let p = paired(&same);
+            assert!(p.no_variance, "{same:?}");
+            assert_eq!((p.ci95, p.p_value, p.delta_std), (None, None, 0.0));
+            assert!(!p.significant());
+            assert!((p.delta_mean - same[0]).abs() < 1e-15);
+        }
+        assert!(!paired(&[0.0001, 0.0002]).no_variance);
+        assert!(!paired(&[0.0001]).no_variance);
     }
 
     #[test]

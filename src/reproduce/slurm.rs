@@ -45,7 +45,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 fn write(path: &Path, text: &str) -> Result<(), ReproduceError> {
-    Ok(crate::atomic::write(path, text.as_bytes())?)
+    Ok(crate::whole_file::write(path, text.as_bytes())?)
 }
 
 /// The batch script of one array over the cell indices listed in `list`.

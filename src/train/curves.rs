@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::TrainError;
-use crate::plot::{Line, Panel, PlotError, panels};
+use crate::chart::{ChartError, Line, Panel, panels};
 
 /// Draws `dir/curves.svg` from the run's `metrics.jsonl` (the selected epoch from
 /// `result.json`, else from `progress.json` of a run still going; the title's method and
@@ -38,12 +38,12 @@ pub fn write(dir: &Path, run: Option<(&str, u64)>) -> Result<PathBuf, TrainError
         title = format!("{title}: {method}, seed {seed}");
     }
     let path = dir.join("curves.svg");
-    crate::atomic::write(&path, svg(&records, selected, &title)?.as_bytes())?;
+    crate::whole_file::write(&path, svg(&records, selected, &title)?.as_bytes())?;
     Ok(path)
 }
 
 /// The chart of a run's per-epoch `records` (metrics.jsonl lines).
-pub fn svg(records: &[Value], selected: Option<usize>, title: &str) -> Result<String, PlotError> {
+pub fn svg(records: &[Value], selected: Option<usize>, title: &str) -> Result<String, ChartError> {
     // The last record of each epoch (a resumed run rewrites the ones it repeats).
     let epochs: BTreeMap<u64, &Value> = records
         .iter()

@@ -2,18 +2,19 @@
 //! method: shuffled batches of a phase's rows, the method's forward (which may take steps
 //! of its own first), the task loss plus the method's term, one optimiser step.
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
 use super::TrainError;
+use super::state::Learner;
 pub use crate::adapt::TaskLoss;
 use crate::adapt::measure::{StepScalars, sum_and_first_non_finite, term_gradient_ratio};
-use crate::adapt::{AdaptError, Adaptation, SourceBatches, Step};
+use crate::adapt::{AdaptError, Adaptation, SourceBatches, StepContext};
 use crate::data::Table;
 use crate::data::batch::{Batch, Batches, LastBatch, epoch_order};
+use crate::models::Output;
 use crate::models::model::Model;
-use crate::nn::optim::Adam;
 use crate::rng;
 
 /// What an epoch measured (means over its model steps).
@@ -37,6 +38,9 @@ pub struct EpochStats {
     pub adaptation: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A phase's supervised loss, owned by the phase ([`TaskLoss`] is its borrow).
+pub type OwnedTaskLoss<'a> = Box<dyn Fn(&Output, &Tensor) -> candle_core::Result<Tensor> + 'a>;
+
 /// The rows one phase trains on, and the purposes of its random streams.
 pub struct Phase<'a> {
     /// What the phase is, for errors: "target training", "source pretraining".
@@ -55,21 +59,27 @@ pub struct Phase<'a> {
     /// Whether passes over source rows update BatchNorm's running statistics.
     pub source_statistics: bool,
     pub device: &'a Device,
+    /// The supervised loss of a batch's outputs against its labels.
+    pub task_loss: OwnedTaskLoss<'a>,
+    /// The experiment's seed, which keys every stream of the phase.
+    pub seed: u64,
 }
 
-/// Trains `model` for one epoch: the passes over the phase's rows numbered `passes`
+/// Trains the learner for one epoch: the passes over the phase's rows numbered `passes`
 /// (counted from 0 over the whole run; each pass's streams are keyed by its number).
-#[allow(clippy::too_many_arguments)]
 pub fn run_epoch(
-    model: &Model,
-    optimizer: &mut Adam,
-    adaptation: &mut dyn Adaptation,
+    learner: &mut Learner<'_>,
     phase: &Phase<'_>,
-    task_loss: TaskLoss<'_>,
-    seed: u64,
     passes: std::ops::Range<u64>,
     bar: &ProgressBar,
 ) -> Result<EpochStats, TrainError> {
+    let Learner {
+        model,
+        optimizer,
+        adaptation,
+    } = learner;
+    let (model, task_loss, seed): (&Model, TaskLoss<'_>, u64) =
+        (*model, &*phase.task_loss, phase.seed);
     // At least two rows per batch: BatchNorm needs a batch variance.
     let batch_size = phase.batch_size.min(phase.rows.len().max(2));
     bar.set_length(phase.rows.len() as u64 * (passes.end - passes.start));
@@ -114,7 +124,7 @@ pub fn run_epoch(
                 phase.table.header.numerical,
                 phase.device,
             )?;
-            let mut step = Step {
+            let mut step = StepContext {
                 model,
                 task_loss,
                 noise: &mut noise,
@@ -156,7 +166,7 @@ pub fn run_epoch(
         phase,
         epoch,
         model,
-        adaptation,
+        &mut **adaptation,
         stats,
         [task_values, loss_values, ratios],
     )

@@ -12,7 +12,7 @@ pub enum TrainError {
     #[error("evaluation: {0}")]
     Metric(#[from] crate::metrics::MetricError),
     #[error(transparent)]
-    Plot(#[from] crate::plot::PlotError),
+    Plot(#[from] crate::chart::ChartError),
     #[error(transparent)]
     Model(#[from] crate::models::model::ModelError),
     #[error("computation failed: {0}")]
@@ -53,8 +53,8 @@ fn suspects(settings: &[(&'static str, f64)]) -> String {
     named.join(" or ")
 }
 
-impl From<crate::atomic::FileError> for TrainError {
-    fn from(e: crate::atomic::FileError) -> Self {
+impl From<crate::whole_file::FileError> for TrainError {
+    fn from(e: crate::whole_file::FileError) -> Self {
         TrainError::Io {
             path: e.path,
             source: e.source,

@@ -87,15 +87,16 @@ impl Evaluation {
     }
 }
 
-/// `model`'s inference-mode outputs on `rows` of `table`, batch by batch in row order.
-pub fn inference_outputs(
+/// `model`'s inference-mode outputs on `rows` of `table`, batch by batch in row order: the
+/// one inference loop of evaluation, the alignment probe and `daa predict`.
+pub fn inference_outputs<E: From<candle_core::Error>>(
     model: &Model,
     table: &Table,
     rows: &[u32],
     batch_size: usize,
     device: &Device,
-    mut each: impl FnMut(Output) -> candle_core::Result<()>,
-) -> candle_core::Result<()> {
+    mut each: impl FnMut(Output) -> Result<(), E>,
+) -> Result<(), E> {
     let mut batches = Batches::new(
         table,
         rows.to_vec(),
@@ -134,7 +135,7 @@ pub fn evaluate(
                 scores[task].push(value);
             }
         }
-        Ok(())
+        Ok::<(), TrainError>(())
     })?;
     for &row in &order {
         for task in 0..tasks {

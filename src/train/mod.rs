@@ -3,6 +3,7 @@
 //! run directory.
 
 pub mod curves;
+mod driver;
 mod epoch;
 mod error;
 pub mod evaluate;
@@ -13,10 +14,13 @@ mod outputs;
 mod pretrain;
 mod probe;
 mod record;
+mod recorder;
 mod run;
 mod state;
 mod stopping;
 mod target;
+mod tensorboard;
+pub mod timing;
 
 pub use epoch::EpochStats;
 pub use error::TrainError;
@@ -25,3 +29,4 @@ pub use options::RunOptions;
 pub use record::RunRecord;
 pub use run::{RunResult, run, run_dir};
 pub use stopping::EarlyStopping;
+pub use timing::Timing;

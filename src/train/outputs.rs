@@ -15,7 +15,7 @@ pub fn json_text(value: &impl serde::Serialize) -> String {
 }
 
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), TrainError> {
-    Ok(crate::atomic::write(path, json_text(value).as_bytes())?)
+    Ok(crate::whole_file::write(path, json_text(value).as_bytes())?)
 }
 
 /// The records of a metrics.jsonl, one per non-empty line; a line that does not parse is
@@ -97,7 +97,7 @@ pub fn truncate_lines(path: &Path, first: usize, epochs: usize) -> Result<(), Tr
             missing.join(", ")
         )));
     }
-    Ok(crate::atomic::write(path, kept.as_bytes())?)
+    Ok(crate::whole_file::write(path, kept.as_bytes())?)
 }
 
 /// A progress bar on a terminal's stderr (hidden elsewhere or when `show` is off).

@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 
 use super::TrainError;
+use super::driver::{Epochs, Schedule, drive, resume};
 use super::epoch::{Phase, run_epoch};
 use super::evaluate::evaluate;
 use super::options::RunOptions;
 use super::outputs::{progress_bar, write_json};
+use super::recorder::{EpochRecord, Recorders};
 use super::state::{self, Learner, Progress};
 use crate::adapt::Supervised;
 use crate::config::Experiment;
@@ -85,9 +87,61 @@ fn pretraining_key(exp: &Experiment, source: &Splits, device: &Device) -> serde_
     })
 }
 
+/// Source pretraining's epochs: the source rows, selected on the held-out ones.
+struct SourceEpochs<'a> {
+    exp: &'a Experiment,
+    schema: &'a Schema,
+    source: &'a Splits,
+    valid: &'a [u32],
+    phase: Phase<'a>,
+    dir: &'a Path,
+}
+
+impl Epochs for SourceEpochs<'_> {
+    fn phase(&self) -> &'static str {
+        "source"
+    }
+
+    fn epoch(
+        &self,
+        learner: &mut Learner<'_>,
+        epoch: usize,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<EpochRecord, TrainError> {
+        let timer = std::time::Instant::now();
+        let index = (epoch - 1) as u64;
+        let stats = run_epoch(learner, &self.phase, index..index + 1, bar)?;
+        let exp = self.exp;
+        let valid = evaluate(
+            learner.model,
+            &self.source.train,
+            Some(self.valid),
+            &self.schema.labels,
+            exp.train.batch_size,
+            exp.train.auc,
+            self.phase.device,
+        )?;
+        let score = valid.mean_auc("source validation")?;
+        Ok(EpochRecord {
+            epoch,
+            train: Some(stats),
+            valid,
+            score,
+            score_key: "valid_mean_auc",
+            alignment: None,
+            seconds: timer.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn save(&self, learner: &Learner<'_>, progress: &mut Progress) -> Result<(), TrainError> {
+        state::save(self.dir, learner, progress)
+    }
+}
+
 /// Trains the source model in `dir` (locked), from its last epoch where an earlier attempt
-/// stopped, until early stopping ends it; its best epoch is `dir/best.safetensors`. `None`
-/// where `stop_pretraining_after` stopped it first.
+/// stopped, until early stopping ends it; its best epoch is `dir/best.safetensors`, its
+/// epochs the lines of `dir/metrics.jsonl`. `None` where `stop_pretraining_after` stopped
+/// it first.
 fn train_source(
     exp: &Experiment,
     schema: &Schema,
@@ -98,22 +152,9 @@ fn train_source(
 ) -> Result<Option<Progress>, TrainError> {
     let seed = exp.train.seed;
     let (valid, train) = source_holdout(exp, &source.train);
-    let (valid, train) = (valid.as_slice(), train.as_slice());
     let model = Model::new(exp, schema, device, seed)?;
     let p = &exp.pretrain;
     let mut optimizer = Adam::new(model.params.trainable(), p.optimizer, p.lr, p.weight_decay);
-    let phase = Phase {
-        name: "source pretraining",
-        lr: ("pretrain.lr", p.lr),
-        table: &source.train,
-        rows: train,
-        batch_size: exp.train.batch_size,
-        shuffle: "shuffle/source",
-        dropout: "dropout/source",
-        source: None,
-        source_statistics: false,
-        device,
-    };
     // The unweighted sum of the task losses, as MTReclib trains.
     let summed = |out: &crate::models::Output, labels: &candle_core::Tensor| {
         let losses = out.task_losses(labels)?;
@@ -123,68 +164,57 @@ fn train_source(
         }
         Ok(loss)
     };
-    let bar = progress_bar(options.progress, "source");
+    let epochs = SourceEpochs {
+        exp,
+        schema,
+        source,
+        valid: &valid,
+        phase: Phase {
+            name: "source pretraining",
+            lr: ("pretrain.lr", p.lr),
+            table: &source.train,
+            rows: &train,
+            batch_size: exp.train.batch_size,
+            shuffle: "shuffle/source",
+            dropout: "dropout/source",
+            source: None,
+            source_statistics: false,
+            device,
+            task_loss: Box::new(summed),
+            seed,
+        },
+        dir,
+    };
     let mut learner = Learner {
         model: &model,
         optimizer: &mut optimizer,
         adaptation: &mut Supervised,
     };
-    let mut progress = match state::restore(dir, &mut learner)? {
-        Some(progress) => {
-            tracing::info!(
-                next_epoch = progress.epochs + 1,
-                "resuming source pretraining"
-            );
-            progress
+    let mut progress = match resume(dir, &mut learner, 1)? {
+        Some(progress) => progress,
+        None => {
+            // A first epoch killed before its state leaves a line without one.
+            let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
+            Progress::start()
         }
-        None => Progress::start(),
     };
-    let best_path = dir.join("best.safetensors");
-    let mut session_epochs = 0;
-    while !progress.finished {
-        let index = progress.epochs;
-        let epoch = index + 1;
-        bar.set_message(format!("epoch {epoch}"));
-        let stats = run_epoch(
-            learner.model,
-            learner.optimizer,
-            learner.adaptation,
-            &phase,
-            &summed,
-            seed,
-            index as u64..index as u64 + 1,
-            &bar,
-        )?;
-        let score = evaluate(
-            &model,
-            &source.train,
-            Some(valid),
-            &schema.labels,
-            exp.train.batch_size,
-            exp.train.auc,
-            device,
-        )?
-        .mean_auc("source validation")?;
-        bar.suspend(|| {
-            tracing::info!(
-                epoch,
-                task_loss = stats.task_loss,
-                valid_mean_auc = score,
-                "source pretraining"
-            )
-        });
-        if progress.end_epoch(epoch, score, p.patience, p.epochs) {
-            model.save(&best_path)?;
-        }
-        state::save(dir, &learner, &mut progress)?;
-        session_epochs += 1;
-        if progress.interrupted(session_epochs, options.stop_pretraining_after) {
-            bar.finish_and_clear();
-            return Ok(None);
-        }
-    }
-    bar.finish_and_clear();
-    Ok(Some(progress))
+    let bar = progress_bar(options.progress, "source");
+    let mut recorders = Recorders::standard(dir, &bar, exp.output.tensorboard)?;
+    let schedule = Schedule {
+        epochs: p.epochs,
+        patience: p.patience,
+        interrupt_after: options.stop_pretraining_after,
+    };
+    let finished = drive(
+        &epochs,
+        &mut learner,
+        &mut progress,
+        &schedule,
+        dir,
+        &mut recorders,
+        &bar,
+    )?;
+    Ok(finished.then_some(progress))
 }
 
 /// Publishes the pretrained model as `checkpoint` (a rename: whole or absent) beside its

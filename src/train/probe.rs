@@ -115,7 +115,7 @@ impl<'a> Probe<'a> {
             self.device,
             |out| {
                 parts.push(out.feature.detach());
-                Ok(())
+                Ok::<(), candle_core::Error>(())
             },
         )?;
         Tensor::cat(&parts, 0)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::evaluate::Evaluation;
+use super::timing::Timing;
 use crate::config::Resolved;
 use crate::config::schema::SelectMetric;
 
@@ -37,6 +38,9 @@ pub struct RunRecord {
     pub source_checkpoint: Option<PathBuf>,
     pub test: Evaluation,
     pub wall_seconds: f64,
+    /// `wall_seconds` by phase, adding up to it (see [`Timing`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
     /// The alignment diagnostics (metrics.jsonl's "alignment") of the start model (epoch
     /// 0, `start`) and of the selected epoch (`selected`), where the run measured them.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,11 +7,11 @@ use std::time::Instant;
 use super::TrainError;
 use super::finished::Finished;
 use super::options::RunOptions;
-use super::outputs::truncate_lines;
 use super::pretrain::pretrain;
 use super::record::{RunRecord, experiment_name};
 use super::state::{self, Learner, Progress};
-use super::target::{Inputs, TargetTraining, target_optimizer};
+use super::target::{Clock, Inputs, TargetTraining, target_optimizer};
+use super::timing::Timing;
 use crate::adapt::{Needs, Setup};
 use crate::config::Resolved;
 use crate::models::model::Model;
@@ -37,7 +37,7 @@ const RUN_FILES: [&str; 6] = [
 ];
 
 /// Removes a run's result first (so that no result outlives the files it describes), then
-/// its other files.
+/// its other files: its states and TensorBoard event files too.
 fn clear(dir: &std::path::Path) -> Result<(), TrainError> {
     for name in RUN_FILES {
         let path = dir.join(name);
@@ -45,6 +45,15 @@ fn clear(dir: &std::path::Path) -> Result<(), TrainError> {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(TrainError::io(&path)(e)),
+        }
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(super::tensorboard::PREFIX)
+        {
+            std::fs::remove_file(entry.path()).map_err(TrainError::io(&entry.path()))?;
         }
     }
     state::remove_states(dir)
@@ -72,21 +81,21 @@ impl RunResult {
 }
 
 /// What a run directory holds for a run about to start.
-enum Claim {
+enum Reservation {
     Finished(Box<RunRecord>),
     /// The directory, locked for this run and cleared of what cannot be trusted.
     Locked(crate::lock::DirLock),
 }
 
 /// The finished result in `dir`, or the directory locked for training.
-fn claim(dir: &std::path::Path, options: &RunOptions) -> Result<Claim, TrainError> {
+fn reserve(dir: &std::path::Path, options: &RunOptions) -> Result<Reservation, TrainError> {
     // A finished run is read without the writer's lock (its result is written last, whole,
     // by a rename), so that finished runs on read-only storage serve their results.
     if !options.rerun
         && dir.join("curves.svg").is_file()
         && let Finished::Done(record) = super::finished::read(dir)
     {
-        return Ok(Claim::Finished(record));
+        return Ok(Reservation::Finished(record));
     }
     let lock = crate::lock::lock_dir(dir, "this run directory")?;
     let mut afresh = options.rerun || !options.resume;
@@ -97,7 +106,7 @@ fn claim(dir: &std::path::Path, options: &RunOptions) -> Result<Claim, TrainErro
                 if !dir.join("curves.svg").exists() && dir.join("metrics.jsonl").exists() {
                     super::curves::write(dir, Some((&record.method, record.seed)))?;
                 }
-                return Ok(Claim::Finished(record));
+                return Ok(Reservation::Finished(record));
             }
             // Run again from the start: what else the attempt left is not to be trusted.
             Finished::Damaged { path, reason } => {
@@ -110,7 +119,7 @@ fn claim(dir: &std::path::Path, options: &RunOptions) -> Result<Claim, TrainErro
     if afresh {
         clear(dir)?;
     }
-    Ok(Claim::Locked(lock))
+    Ok(Reservation::Locked(lock))
 }
 
 /// The progress of an interrupted run restored into `learner`, or a fresh start.
@@ -119,14 +128,10 @@ fn resume(
     learner: &mut Learner<'_>,
     needs: Needs,
 ) -> Result<Progress, TrainError> {
-    match state::restore(dir, learner)? {
-        Some(progress) => {
-            tracing::info!(next_epoch = progress.epochs + 1, "resuming");
-            // Epoch 0's line is there when the start model was a candidate.
-            let first = usize::from(!needs.source_model);
-            truncate_lines(&dir.join("metrics.jsonl"), first, progress.epochs)?;
-            Ok(progress)
-        }
+    // Epoch 0's line is there when the start model was a candidate.
+    let first = usize::from(!needs.source_model);
+    match super::driver::resume(dir, learner, first)? {
+        Some(progress) => Ok(progress),
         None => {
             clear(dir)?;
             Ok(Progress::start())
@@ -146,22 +151,26 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     let device = exp.train.device.open()?;
     let _kernels = crate::nn::use_kernels(exp.train.kernels);
     let dir = run_dir(resolved);
-    let _lock = match claim(&dir, options)? {
-        Claim::Finished(record) => {
+    let _lock = match reserve(&dir, options)? {
+        Reservation::Finished(record) => {
             return Ok(RunResult {
                 dir,
                 record: Some(*record),
                 reused: true,
             });
         }
-        Claim::Locked(lock) => lock,
+        Reservation::Locked(lock) => lock,
     };
-    crate::atomic::write(
+    crate::whole_file::write(
         &dir.join("config.resolved.toml"),
         crate::config::render(resolved, false).as_bytes(),
     )?;
     let needs = (method.needs)(&exp.adapt.method);
     let inputs = Inputs::open(exp, needs, &dir)?;
+    // This session's seconds by phase, from its start (the reservation included).
+    let mut session = Timing::default();
+    let mut lap = Instant::now();
+    session.add("data", started.elapsed().as_secs_f64());
     let source_checkpoint = match (&inputs.source, needs.source_model) {
         (Some(source), true) => match pretrain(exp, &inputs.schema, source, &device, options)? {
             Some(checkpoint) => Some(checkpoint),
@@ -172,6 +181,8 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
     if options.pretrain_only {
         return Ok(RunResult::unfinished(dir));
     }
+    session.add("source_model", lap.elapsed().as_secs_f64());
+    lap = Instant::now();
 
     let model = Model::new(exp, &inputs.schema, &device, exp.train.seed)?;
     if let Some(path) = &source_checkpoint {
@@ -192,23 +203,31 @@ pub fn run(resolved: &Resolved, options: &RunOptions) -> Result<RunResult, Train
         adaptation: adaptation.as_mut(),
     };
     let mut progress = resume(&dir, &mut learner, needs)?;
-    let training = TargetTraining::new(
-        exp,
-        &inputs,
-        needs,
-        &dir,
-        source_checkpoint.as_deref(),
-        &device,
+    session.add("setup", lap.elapsed().as_secs_f64());
+    let clock = Clock {
         started,
-        progress.seconds,
-    )?;
-    if !training.run(&mut learner, &mut progress, options)? {
-        return Ok(RunResult::unfinished(dir));
-    }
-    let record = training.finish(resolved, &model, progress, source_checkpoint)?;
+        earlier_seconds: progress.seconds,
+        earlier_timing: progress.timing.clone(),
+        session,
+    };
+    let record = {
+        let training = TargetTraining::new(
+            exp,
+            &inputs,
+            needs,
+            &dir,
+            source_checkpoint.as_deref(),
+            &device,
+            clock,
+        )?;
+        match training.run(&mut learner, &mut progress, options)? {
+            true => Some(training.finish(resolved, &model, progress, source_checkpoint)?),
+            false => None,
+        }
+    };
     Ok(RunResult {
         dir,
-        record: Some(record),
+        record,
         reused: false,
     })
 }

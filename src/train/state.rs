@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::TrainError;
 use super::outputs::json_text;
 use super::stopping::EarlyStopping;
+use super::timing::Timing;
 use crate::adapt::Adaptation;
 use crate::models::model::Model;
 use crate::nn::optim::Adam;
@@ -26,6 +27,9 @@ pub struct Progress {
     pub finished: bool,
     /// Seconds spent so far, over all sessions of this run.
     pub seconds: f64,
+    /// Those seconds by phase (target training; see [`Timing`]).
+    #[serde(default, skip_serializing_if = "Timing::is_empty")]
+    pub timing: Timing,
     /// The state file this progress belongs to.
     pub state: String,
 }
@@ -37,6 +41,7 @@ impl Progress {
             stopping: EarlyStopping::default(),
             finished: false,
             seconds: 0.0,
+            timing: Timing::default(),
             state: String::new(),
         }
     }
@@ -86,7 +91,7 @@ pub fn save(dir: &Path, learner: &Learner<'_>, progress: &mut Progress) -> Resul
         Tensor::from_vec(bytes, len, &candle_core::Device::Cpu)?,
     );
     crate::nn::checkpoint::save(&tensors, &path)?;
-    crate::atomic::write(&dir.join("progress.json"), text.as_bytes())?;
+    crate::whole_file::write(&dir.join("progress.json"), text.as_bytes())?;
     if !previous.is_empty() && previous != progress.state {
         let _ = std::fs::remove_file(dir.join(previous));
     }

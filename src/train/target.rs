@@ -5,14 +5,17 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::TrainError;
+use super::driver::{Epochs, Schedule, drive};
 use super::epoch::{Phase, run_epoch};
 use super::evaluate::{Evaluation, evaluate};
 use super::options::RunOptions;
-use super::outputs::{append_line, progress_bar, write_json};
+use super::outputs::{progress_bar, write_json};
 use super::pretrain::source_holdout;
 use super::probe::{Probe, ProbeRows};
 use super::record::{RunRecord, experiment_name, git_commit};
+use super::recorder::{EpochRecord, Recorders};
 use super::state::{self, Learner, Progress};
+use super::timing::Timing;
 use crate::adapt::Needs;
 use crate::adapt::weights::Config as Weights;
 use crate::config::Resolved;
@@ -236,6 +239,23 @@ impl Inputs {
     }
 }
 
+/// When this session of a run started, the seconds of its earlier sessions (in all and by
+/// phase), and this session's phases before target training (data, source model, setup).
+#[derive(Debug, Clone)]
+pub(super) struct Clock {
+    pub(super) started: Instant,
+    pub(super) earlier_seconds: f64,
+    pub(super) earlier_timing: Timing,
+    pub(super) session: Timing,
+}
+
+impl Clock {
+    /// Seconds over every session of the run so far.
+    fn seconds(&self) -> f64 {
+        self.earlier_seconds + self.started.elapsed().as_secs_f64()
+    }
+}
+
 /// The target model's training, fixed for the run: its rows, its selection, its probe, and
 /// where it writes.
 pub(super) struct TargetTraining<'a> {
@@ -251,13 +271,14 @@ pub(super) struct TargetTraining<'a> {
     /// metrics.jsonl names the selection score for what it is.
     score_key: &'static str,
     device: &'a candle_core::Device,
-    /// When this session of the run started, and the seconds of its earlier sessions.
-    started: Instant,
-    earlier_seconds: f64,
+    clock: Clock,
+    /// Passes over the target rows per epoch.
+    passes: u64,
+    /// This session's seconds by phase (the earlier sessions' are in the clock).
+    timing: std::cell::RefCell<Timing>,
 }
 
 impl<'a> TargetTraining<'a> {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         exp: &'a crate::config::Experiment,
         inputs: &'a Inputs,
@@ -265,9 +286,9 @@ impl<'a> TargetTraining<'a> {
         dir: &'a std::path::Path,
         source_checkpoint: Option<&std::path::Path>,
         device: &'a candle_core::Device,
-        started: Instant,
-        earlier_seconds: f64,
+        clock: Clock,
     ) -> Result<Self, TrainError> {
+        let timer = Instant::now();
         let select = match exp.train.select_on {
             SelectOn::Valid => (&inputs.target.train, Some(inputs.split.valid.as_slice())),
             SelectOn::Test => (&inputs.target.test, None),
@@ -286,6 +307,8 @@ impl<'a> TargetTraining<'a> {
                 .map(|(s, (_, pool))| (&s.train, pool.as_slice(), exp.data.source_fraction)),
             source_statistics: exp.adapt.source_batchnorm == SourceBatchNorm::Update,
             device,
+            task_loss: Box::new(weighted_task_loss(&inputs.weights)),
+            seed: exp.train.seed,
         };
         let probe = match source_rows {
             Some((source, (held_out, _))) if inputs.probing => {
@@ -305,6 +328,8 @@ impl<'a> TargetTraining<'a> {
             }
             _ => None,
         };
+        let mut session = clock.session.clone();
+        session.add("setup", timer.elapsed().as_secs_f64());
         let score_key = match exp.train.select_metric {
             SelectMetric::Mean => "valid_mean_auc",
             _ => "valid_score",
@@ -320,16 +345,23 @@ impl<'a> TargetTraining<'a> {
             select,
             score_key,
             device,
-            started,
-            earlier_seconds,
+            clock,
+            passes: super::epoch::passes_per_epoch(
+                inputs.split.train.len(),
+                exp.train.target_batch_size,
+                exp.train.steps_per_epoch,
+            ),
+            timing: std::cell::RefCell::new(session),
         })
     }
 
     /// The model's AUCs on the selection rows and its selection score.
     fn validate(&self, model: &Model) -> Result<(Evaluation, f64), TrainError> {
+        let timer = Instant::now();
         let (table, rows) = self.select;
         let valid = self.evaluate(model, table, rows)?;
         let score = valid.score(&self.exp.train.select_metric, "validation")?;
+        self.spent("validation", timer.elapsed().as_secs_f64());
         Ok((valid, score))
     }
 
@@ -350,7 +382,7 @@ impl<'a> TargetTraining<'a> {
         )
     }
 
-    /// Trains the epochs left to the run, each validated, logged and checkpointed; false
+    /// Trains the epochs left to the run, each validated, recorded and checkpointed; false
     /// when `stop_after_epochs` stopped it before the end.
     pub(super) fn run(
         &self,
@@ -359,106 +391,82 @@ impl<'a> TargetTraining<'a> {
         options: &RunOptions,
     ) -> Result<bool, TrainError> {
         let exp = self.exp;
-        // This session's seconds of target training and of its alignment diagnostics (probe
-        // and gradient ratio).
         let training = Instant::now();
-        let mut diagnostics = 0.0;
+        let bar = progress_bar(options.progress, "target");
+        let mut recorders = Recorders::standard(self.dir, &bar, exp.output.tensorboard)?;
         if self.needs.source_model && progress.epochs == 0 && progress.stopping.best_epoch.is_none()
         {
-            diagnostics += self.start_candidate(learner, progress)?;
+            self.start_candidate(learner, progress, &mut recorders)?;
         }
-        let passes = super::epoch::passes_per_epoch(
-            self.inputs.split.train.len(),
-            exp.train.target_batch_size,
-            exp.train.steps_per_epoch,
-        );
-        let task_loss = weighted_task_loss(&self.inputs.weights);
-        let bar = progress_bar(options.progress, "target");
-        let mut session_epochs = 0;
-        while self.needs.training && !progress.finished && progress.epochs < exp.train.epochs {
-            let epoch = progress.epochs + 1;
-            bar.set_message(format!("epoch {epoch}"));
-            let first = progress.epochs as u64 * passes;
-            let stats = run_epoch(
-                learner.model,
-                learner.optimizer,
-                learner.adaptation,
-                &self.phase,
-                &task_loss,
-                exp.train.seed,
-                first..first + passes,
-                &bar,
-            )?;
-            let (valid, score) = self.validate(learner.model)?;
-            bar.suspend(|| {
-                tracing::info!(
-                    epoch,
-                    task_loss = stats.task_loss,
-                    loss = stats.loss,
-                    valid_mean_auc = score,
-                    "epoch"
-                )
-            });
-            let line = serde_json::json!({"epoch": epoch, "train": stats, "valid": valid, self.score_key: score});
-            diagnostics += self.log_epoch(line, learner)? + stats.ratio_seconds;
-            if progress.end_epoch(epoch, score, exp.train.patience, exp.train.epochs) {
-                learner.model.save(&self.dir.join("best.safetensors"))?;
-            }
-            self.save(learner, progress)?;
-            session_epochs += 1;
-            if progress.interrupted(session_epochs, options.stop_after_epochs) {
-                bar.finish_and_clear();
-                return Ok(false);
-            }
+        if !self.needs.training {
+            return Ok(true);
         }
-        bar.finish_and_clear();
+        let schedule = Schedule {
+            epochs: exp.train.epochs,
+            patience: exp.train.patience,
+            interrupt_after: options.stop_after_epochs,
+        };
+        let finished = drive(
+            self,
+            learner,
+            progress,
+            &schedule,
+            self.dir,
+            &mut recorders,
+            &bar,
+        )?;
+        let diagnostics: f64 = (self.timing.borrow().0.iter())
+            .filter(|(phase, _)| phase.contains("diagnostics"))
+            .map(|(_, seconds)| seconds)
+            .sum();
         tracing::info!(
             seconds = diagnostics,
             share = diagnostics / training.elapsed().as_secs_f64().max(1e-9),
             "alignment diagnostics (probe and term gradient ratio) in this session's target training"
         );
-        Ok(true)
+        Ok(finished)
     }
 
     /// Epoch 0: the source model the target model starts from is the first candidate, so
     /// that a method whose training only hurts falls back to its start. (A fresh
-    /// initialisation is no candidate: its score is that of a random projection.) Returns
-    /// the probe's seconds.
+    /// initialisation is no candidate: its score is that of a random projection.)
     fn start_candidate(
         &self,
         learner: &mut Learner<'_>,
         progress: &mut Progress,
-    ) -> Result<f64, TrainError> {
-        let (valid, score) = self.validate(learner.model)?;
-        tracing::info!(epoch = 0, valid_mean_auc = score, "start model");
-        let line = serde_json::json!({"epoch": 0, "valid": valid, self.score_key: score});
-        let seconds = self.log_epoch(line, learner)?;
-        progress.stopping.observe(0, score);
-        learner.model.save(&self.dir.join("best.safetensors"))?;
-        state::save(self.dir, learner, progress)?;
-        Ok(seconds)
-    }
-
-    /// Appends an epoch's `line` to metrics.jsonl, with the model's alignment now where the
-    /// run probes it; returns the seconds the probe took.
-    fn log_epoch(
-        &self,
-        mut line: serde_json::Value,
-        learner: &Learner<'_>,
-    ) -> Result<f64, TrainError> {
+        recorders: &mut Recorders,
+    ) -> Result<(), TrainError> {
         let timer = Instant::now();
-        if let Some(probe) = &self.probe {
-            line["alignment"] = probe.measure(learner.model, &*learner.adaptation)?;
-        }
-        let seconds = timer.elapsed().as_secs_f64();
-        append_line(&self.metrics, &line)?;
-        Ok(seconds)
+        let (valid, score) = self.validate(learner.model)?;
+        let record = EpochRecord {
+            epoch: 0,
+            train: None,
+            valid,
+            score,
+            score_key: self.score_key,
+            alignment: self.probe(learner)?,
+            seconds: timer.elapsed().as_secs_f64(),
+        };
+        let records = Instant::now();
+        recorders.epoch(self.phase(), &record)?;
+        self.spent("records", records.elapsed().as_secs_f64());
+        progress.stopping.observe(0, score);
+        let best = Instant::now();
+        learner.model.save(&self.dir.join("best.safetensors"))?;
+        self.spent("checkpoints", best.elapsed().as_secs_f64());
+        Epochs::save(self, learner, progress)
     }
 
-    /// Saves the learner's state with the seconds of every session so far.
-    fn save(&self, learner: &Learner<'_>, progress: &mut Progress) -> Result<(), TrainError> {
-        progress.seconds = self.earlier_seconds + self.started.elapsed().as_secs_f64();
-        state::save(self.dir, learner, progress)
+    /// The model's alignment now, where the run probes it (its seconds counted as
+    /// diagnostics).
+    fn probe(&self, learner: &Learner<'_>) -> Result<Option<serde_json::Value>, TrainError> {
+        let Some(probe) = &self.probe else {
+            return Ok(None);
+        };
+        let timer = Instant::now();
+        let alignment = probe.measure(learner.model, &*learner.adaptation)?;
+        self.spent("diagnostics_probe", timer.elapsed().as_secs_f64());
+        Ok(Some(alignment))
     }
 
     /// Tests the selected model and writes the run's record, last of its files.
@@ -470,9 +478,27 @@ impl<'a> TargetTraining<'a> {
         source_checkpoint: Option<PathBuf>,
     ) -> Result<RunRecord, TrainError> {
         let exp = self.exp;
+        let timer = Instant::now();
         model.load(&self.dir.join("best.safetensors"))?;
         let test = self.evaluate(model, &self.inputs.target.test, None)?;
-        progress.seconds = self.earlier_seconds + self.started.elapsed().as_secs_f64();
+        self.spent("test", timer.elapsed().as_secs_f64());
+        let alignment = self
+            .probe
+            .as_ref()
+            .map(|_| alignment_record(&self.metrics, progress.stopping.best_epoch))
+            .transpose()?
+            .flatten();
+        // progress.json stays the one saved with the last state, which already says the
+        // run is finished: a run stopped before its result resumes here, to this record.
+        if self.needs.training {
+            let timer = Instant::now();
+            let title = (&exp.adapt.method.name, exp.train.seed);
+            super::curves::write(self.dir, Some((title.0, title.1)))?;
+            self.spent("records", timer.elapsed().as_secs_f64());
+        }
+        progress.seconds = self.clock.seconds();
+        let timing =
+            (self.clock.earlier_timing.merged(&self.timing.borrow())).closed(progress.seconds);
         let split = &self.inputs.split;
         let record = RunRecord {
             experiment: experiment_name(resolved),
@@ -497,20 +523,60 @@ impl<'a> TargetTraining<'a> {
             source_checkpoint,
             test,
             wall_seconds: progress.seconds,
-            alignment: self
-                .probe
-                .as_ref()
-                .map(|_| alignment_record(&self.metrics, progress.stopping.best_epoch))
-                .transpose()?
-                .flatten(),
+            timing: Some(timing),
+            alignment,
         };
-        // progress.json stays the one saved with the last state, which already says the
-        // run is finished: a run stopped before its result resumes here, to this record.
-        if self.needs.training {
-            super::curves::write(self.dir, Some((&record.method, record.seed)))?;
-        }
         // Last: a result.json means every file of the run is written.
         write_json(&self.dir.join("result.json"), &record)?;
         Ok(record)
+    }
+}
+
+impl Epochs for TargetTraining<'_> {
+    fn phase(&self) -> &'static str {
+        "target"
+    }
+
+    fn epoch(
+        &self,
+        learner: &mut Learner<'_>,
+        epoch: usize,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<EpochRecord, TrainError> {
+        let timer = Instant::now();
+        let first = (epoch - 1) as u64 * self.passes;
+        let stats = run_epoch(learner, &self.phase, first..first + self.passes, bar)?;
+        // The epoch's passes, less what the diagnostics and the method's own parts took.
+        let mut training = timer.elapsed().as_secs_f64() - stats.ratio_seconds;
+        self.spent("diagnostics_gradient_ratio", stats.ratio_seconds);
+        for (phase, seconds) in learner.adaptation.take_seconds() {
+            training -= seconds;
+            self.spent(phase, seconds);
+        }
+        self.spent("training", training);
+        let (valid, score) = self.validate(learner.model)?;
+        Ok(EpochRecord {
+            epoch,
+            train: Some(stats),
+            valid,
+            score,
+            score_key: self.score_key,
+            alignment: self.probe(learner)?,
+            seconds: timer.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Saves the learner's state with the seconds of every session so far, by phase.
+    fn save(&self, learner: &Learner<'_>, progress: &mut Progress) -> Result<(), TrainError> {
+        let timer = Instant::now();
+        progress.seconds = self.clock.seconds();
+        progress.timing = self.clock.earlier_timing.merged(&self.timing.borrow());
+        state::save(self.dir, learner, progress)?;
+        self.spent("checkpoints", timer.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn spent(&self, phase: &'static str, seconds: f64) {
+        self.timing.borrow_mut().add(phase, seconds);
     }
 }

@@ -208,7 +208,7 @@ pub fn write_csv(table: &Table, schema: &Schema, path: &Path) -> Result<(), Data
     let labels = table.labels();
     let mut line = schema.header().join(",");
     line.push('\n');
-    crate::atomic::write_with(path, |out| -> Result<(), DataError> {
+    crate::whole_file::write_with(path, |out| -> Result<(), DataError> {
         out.write_all(line.as_bytes())
             .map_err(DataError::io(path))?;
         for row in 0..h.rows {

@@ -13,7 +13,8 @@ use crate::rng;
 /// The task loss of a phase: the model's output and the `(B, tasks)` labels to a scalar.
 pub type TaskLoss<'a> = &'a dyn Fn(&Output, &Tensor) -> candle_core::Result<Tensor>;
 
-pub struct Step<'s, 'a> {
+/// One training step as a method sees it (its forward gets it for every target batch).
+pub struct StepContext<'s, 'a> {
     pub model: &'s Model,
     /// The phase's task loss (for methods that also train on labelled source rows).
     pub task_loss: TaskLoss<'s>,
@@ -30,7 +31,7 @@ pub struct Step<'s, 'a> {
     pub device: &'s Device,
 }
 
-impl Step<'_, '_> {
+impl StepContext<'_, '_> {
     /// The target model in train mode on target rows `batch`.
     pub fn forward(&mut self, batch: &Tensors) -> candle_core::Result<Output> {
         self.model.forward(

@@ -11,10 +11,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 /// string).
 #[derive(Debug, thiserror::Error)]
 #[error("drawing the chart: {0}")]
-pub struct PlotError(String);
+pub struct ChartError(String);
 
-fn failed<E: std::fmt::Debug>(error: E) -> PlotError {
-    PlotError(format!("{error:?}"))
+fn failed<E: std::fmt::Debug>(error: E) -> ChartError {
+    ChartError(format!("{error:?}"))
 }
 
 /// Tableau 10: distinct hues that stay apart in print.
@@ -61,7 +61,7 @@ pub struct Panel {
 }
 
 /// `panels` in a grid of `columns`, under `title`.
-pub fn panels(title: &str, panels: &[Panel], columns: usize) -> Result<String, PlotError> {
+pub fn panels(title: &str, panels: &[Panel], columns: usize) -> Result<String, ChartError> {
     let columns = columns.clamp(1, panels.len().max(1));
     let rows = panels.len().div_ceil(columns).max(1);
     let size = (520 * columns as u32, 340 * rows as u32 + 40);
@@ -92,7 +92,7 @@ fn padded(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     lo - pad..hi + pad
 }
 
-fn draw_panel(panel: &Panel, area: &DrawingArea<SVGBackend, Shift>) -> Result<(), PlotError> {
+fn draw_panel(panel: &Panel, area: &DrawingArea<SVGBackend, Shift>) -> Result<(), ChartError> {
     let xs = panel
         .lines
         .iter()
@@ -261,7 +261,7 @@ pub struct Bars {
     pub reference_label: String,
 }
 
-pub fn bars(chart_spec: &Bars) -> Result<String, PlotError> {
+pub fn bars(chart_spec: &Bars) -> Result<String, ChartError> {
     const LEGEND: u32 = 200;
     let groups = chart_spec.groups.len().max(1);
     let plot_width = (100 + groups * (30 + 22 * chart_spec.series.len().max(1))) as u32;
