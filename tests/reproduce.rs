@@ -344,6 +344,40 @@ fn a_methods_table_compares_every_method_with_one_by_seed() {
         );
     }
     assert!(!table.contains("finetune − finetune"), "{table}");
+    // Every comparison carries its p, Holm's adjusted p over the grid (the default family:
+    // never below p, at most 1, in the order of the p-values) and what the seeds resolve.
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/results.json")).unwrap(),
+    )
+    .unwrap();
+    let comparisons = json["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 4, "2 methods x 2 tasks");
+    let mut tested: Vec<(f64, f64)> = Vec::new();
+    for c in comparisons {
+        assert_eq!(c["family"], "grid");
+        match (c["p_value"].as_f64(), c["p_adjusted"].as_f64()) {
+            (Some(p), Some(adjusted)) => {
+                assert!(p <= adjusted && adjusted <= 1.0, "{c}");
+                let [low, high] = [
+                    c["ci95"][0].as_f64().unwrap(),
+                    c["ci95"][1].as_f64().unwrap(),
+                ];
+                assert!((c["detectable"].as_f64().unwrap() - (high - low) / 2.0).abs() < 1e-12);
+                tested.push((p, adjusted));
+            }
+            (None, None) => assert!(c["detectable"].is_null(), "{c}"),
+            _ => panic!("an adjusted p without a p, or the reverse: {c}"),
+        }
+    }
+    tested.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(tested.windows(2).all(|w| w[0].1 <= w[1].1), "{tested:?}");
+    if let Some((p, adjusted)) = tested.first() {
+        assert!((adjusted - (p * tested.len() as f64).min(1.0)).abs() < 1e-12);
+    }
+    assert!(
+        table.contains("| Holm p | family | detectable |"),
+        "{table}"
+    );
 }
 
 /// Every file under `dir`.

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::significance::{Paired, paired};
+use super::significance::{Paired, holm, paired};
+use super::spec::Family;
 use super::spec::{Cell, Spec};
 use crate::train::RunRecord;
 
@@ -34,6 +35,37 @@ pub struct Comparison {
     pub baseline: String,
     #[serde(flatten)]
     pub paired: Paired,
+    /// The p-value after Holm's correction over the comparison's family (`[report]
+    /// family`), `None` where there is no p-value.
+    pub p_adjusted: Option<f64>,
+    /// The smallest difference these seeds resolve: the 95% interval's half-width.
+    pub detectable: Option<f64>,
+    /// The family the correction ran over: `grid`, the row's label or the method.
+    pub family: String,
+}
+
+impl Comparison {
+    /// Whether the difference is significant at 5% after the family's correction.
+    pub fn significant(&self) -> bool {
+        self.p_adjusted.is_some_and(|p| p < 0.05) && self.paired.significant()
+    }
+}
+
+/// Each comparison's p-value adjusted by Holm's method within its family.
+fn adjust(comparisons: &mut [Comparison]) {
+    let families = distinct(comparisons.iter().map(|c| c.family.clone()));
+    for family in families {
+        let members: Vec<usize> = (0..comparisons.len())
+            .filter(|&i| comparisons[i].family == family)
+            .collect();
+        let p: Vec<Option<f64>> = members
+            .iter()
+            .map(|&i| comparisons[i].paired.p_value)
+            .collect();
+        for (&i, adjusted) in members.iter().zip(holm(&p)) {
+            comparisons[i].p_adjusted = adjusted;
+        }
+    }
 }
 
 /// The (method, baseline) column pairs compared: `improve` against each baseline, then
@@ -89,16 +121,25 @@ pub fn comparisons(spec: &Spec, results: &[(Cell, RunRecord)]) -> Vec<Comparison
                 if differences.is_empty() {
                     continue;
                 }
+                let paired = paired(&differences);
                 out.push(Comparison {
                     row: row.clone(),
                     task: task.task.clone(),
                     method: method.clone(),
                     baseline: base.clone(),
-                    paired: paired(&differences),
+                    detectable: paired.ci95.map(|[low, high]| (high - low) / 2.0),
+                    p_adjusted: None,
+                    family: match spec.report.family {
+                        Family::Grid => "grid".into(),
+                        Family::Row => row.clone(),
+                        Family::Method => method.clone(),
+                    },
+                    paired,
                 });
             }
         }
     }
+    adjust(&mut out);
     out
 }
 
@@ -345,7 +386,7 @@ fn main_table(
                                 && &c.baseline == b
                                 && spec.improve.as_ref() == Some(&c.method)
                         })
-                        .filter(|c| c.paired.significant())
+                        .filter(|c| c.significant())
                         .map_or("", |_| "*");
                     cells.push(g.map_or("".into(), |(_, _, _, g)| {
                         format!("{:+.2}%{mark}", 100.0 * g)
@@ -444,7 +485,7 @@ fn paired_table(comparisons: &[Comparison]) -> String {
         return String::new();
     }
     let mut md = String::from(
-        "\n## Paired differences\n\nTest AUC of the method minus the baseline's, paired by seed (same split, same source model): mean, 95% Student-t interval, two-sided p; `*` where the interval excludes 0.\n\n| row | task | comparison | seeds | Δ mean | 95% CI | p |\n|---|---|---|---|---|---|---|\n",
+        "\n## Paired differences\n\nTest AUC of the method minus the baseline's, paired by seed (same split, same source model): mean, 95% Student-t interval, two-sided p, p after Holm's correction over the family (`[report] family`), and the smallest difference these seeds resolve (the interval's half-width); `*` where the adjusted p is below 0.05.\n\n| row | task | comparison | seeds | Δ mean | 95% CI | p | Holm p | family | detectable |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for c in comparisons {
         let p = &c.paired;
@@ -452,17 +493,20 @@ fn paired_table(comparisons: &[Comparison]) -> String {
         let ci = p
             .ci95
             .map_or(untested.into(), |[l, h]| format!("[{l:+.4}, {h:+.4}]"));
-        let pv = p.p_value.map_or(untested.into(), |v| format!("{v:.3}"));
+        let shown = |v: Option<f64>| v.map_or(untested.to_string(), |v| format!("{v:.2e}"));
+        let (pv, adjusted) = (shown(p.p_value), shown(c.p_adjusted));
+        let detectable = c.detectable.map_or(untested.into(), |d| format!("±{d:.4}"));
         let _ = writeln!(
             md,
-            "| {} | {} | {} − {} | {} | {:+.4}{} | {ci} | {pv} |",
+            "| {} | {} | {} − {} | {} | {:+.4}{} | {ci} | {pv} | {adjusted} | {} | {detectable} |",
             c.row,
             c.task,
             c.method,
             c.baseline,
             p.seeds,
             p.delta_mean,
-            if p.significant() { "*" } else { "" }
+            if c.significant() { "*" } else { "" },
+            c.family,
         );
     }
     md
@@ -483,7 +527,7 @@ fn summary(
         let count = |sign: f64| {
             paired
                 .iter()
-                .filter(|c| c.paired.significant() && c.paired.delta_mean * sign > 0.0)
+                .filter(|c| c.significant() && c.paired.delta_mean * sign > 0.0)
                 .count()
         };
         (count(1.0), count(-1.0))

@@ -65,6 +65,26 @@ pub fn paired(differences: &[f64]) -> Paired {
     }
 }
 
+/// Holm's step-down adjustment of a family's p-values (Holm 1979): sorted ascending, the
+/// k-th smallest (from 1) of m is multiplied by m - k + 1, made non-decreasing and capped
+/// at 1. A comparison without a p-value (too few seeds, no variance) is no member of the
+/// family and stays `None`. Controls the family-wise error rate at any dependence.
+pub fn holm(p_values: &[Option<f64>]) -> Vec<Option<f64>> {
+    let mut order: Vec<usize> = (0..p_values.len())
+        .filter(|&i| p_values[i].is_some())
+        .collect();
+    order.sort_by(|&a, &b| p_values[a].unwrap().total_cmp(&p_values[b].unwrap()));
+    let m = order.len();
+    let mut adjusted = vec![None; p_values.len()];
+    let mut running: f64 = 0.0;
+    for (k, &i) in order.iter().enumerate() {
+        let scaled = (p_values[i].unwrap() * (m - k) as f64).min(1.0);
+        running = running.max(scaled);
+        adjusted[i] = Some(running);
+    }
+    adjusted
+}
+
 /// Seeds a paired comparison needs for a 95% interval of half-width `margin` at a standard
 /// deviation `sd` of the differences: the smallest n with t(0.975, n-1) sd / sqrt(n) <= margin.
 pub fn seeds_for(margin: f64, sd: f64) -> Option<usize> {
@@ -115,6 +135,23 @@ mod tests {
         }
         assert!(!paired(&[0.0001, 0.0002]).no_variance);
         assert!(!paired(&[0.0001]).no_variance);
+    }
+
+    #[test]
+    fn holm_adjusts_a_fabricated_family_by_hand() {
+        // p = 0.01, 0.04, 0.03, 0.005 (m = 4): sorted 0.005, 0.01, 0.03, 0.04 times 4, 3,
+        // 2, 1 = 0.02, 0.03, 0.06, 0.04; made non-decreasing: 0.02, 0.03, 0.06, 0.06.
+        let adjusted = holm(&[Some(0.01), Some(0.04), None, Some(0.03), Some(0.005)]);
+        let expected = [Some(0.03), Some(0.06), None, Some(0.06), Some(0.02)];
+        for (a, e) in adjusted.iter().zip(expected) {
+            match (a, e) {
+                (Some(a), Some(e)) => assert!((a - e).abs() < 1e-12, "{adjusted:?}"),
+                (a, e) => assert_eq!(*a, e),
+            }
+        }
+        // Capped at 1; one member is its own p.
+        assert_eq!(holm(&[Some(0.6), Some(0.7)]), [Some(1.0), Some(1.0)]);
+        assert_eq!(holm(&[Some(0.2)]), [Some(0.2)]);
     }
 
     #[test]

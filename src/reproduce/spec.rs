@@ -111,10 +111,36 @@ pub struct Spec {
     /// the best mean validation score then run on the evaluation seeds.
     #[serde(default)]
     pub search: Option<super::search::Search>,
+    /// How the report reads its comparisons.
+    #[serde(default)]
+    pub report: ReportSpec,
     /// The grid file, as given (set by [`Spec::load`]): messages name it as the origin of
     /// its cells' overrides.
     #[serde(skip)]
     pub file: PathBuf,
+}
+
+/// The `[report]` table of a grid file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// The family over which Holm's correction adjusts the paired comparisons' p-values.
+    #[serde(default)]
+    pub family: Family,
+}
+
+/// A family of comparisons for the multiple-testing correction.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// Every comparison of the grid: the claim "some method differs somewhere" is then
+    /// controlled at 5% (the default, and the strictest).
+    #[default]
+    Grid,
+    /// The comparisons of one row (a target), over its methods and tasks.
+    Row,
+    /// The comparisons of one method against its baseline, over the rows and tasks.
+    Method,
 }
 
 /// The `[slurm]` table of a grid file (or a profile's `slurm`, or `--set slurm.KEY=VALUE`):
