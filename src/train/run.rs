@@ -47,15 +47,7 @@ fn clear(dir: &std::path::Path) -> Result<(), TrainError> {
             Err(e) => return Err(TrainError::io(&path)(e)),
         }
     }
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(super::tensorboard::PREFIX)
-        {
-            std::fs::remove_file(entry.path()).map_err(TrainError::io(&entry.path()))?;
-        }
-    }
+    state::remove_named(dir, |name| name.starts_with(super::tensorboard::PREFIX))?;
     state::remove_states(dir)
 }
 

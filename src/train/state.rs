@@ -101,10 +101,15 @@ pub fn save(dir: &Path, learner: &Learner<'_>, progress: &mut Progress) -> Resul
 
 /// Removes every state file of `dir` (a run begun afresh, or a pretraining that finished).
 pub fn remove_states(dir: &Path) -> Result<(), TrainError> {
+    remove_named(dir, |name| {
+        name.starts_with("state-epoch") && name.ends_with(".safetensors")
+    })
+}
+
+/// Removes every file of `dir` whose name `matches`.
+pub fn remove_named(dir: &Path, matches: impl Fn(&str) -> bool) -> Result<(), TrainError> {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("state-epoch") && name.ends_with(".safetensors") {
+        if matches(&entry.file_name().to_string_lossy()) {
             std::fs::remove_file(entry.path()).map_err(TrainError::io(&entry.path()))?;
         }
     }
