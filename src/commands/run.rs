@@ -58,12 +58,10 @@ pub fn execute(resolved: &Resolved, options: &RunOptions) -> Result<()> {
         record.wall_seconds
     );
     if let Some(timing) = &record.timing {
-        let shares: Vec<String> = timing
-            .largest(3)
-            .into_iter()
-            .map(|(phase, share)| format!("{phase} {:.0}%", 100.0 * share))
-            .collect();
-        println!("time: {} (result.json `timing`)", shares.join(", "));
+        println!(
+            "time: {} (result.json `timing`)",
+            timing.describe_largest(3)
+        );
     }
     Ok(())
 }

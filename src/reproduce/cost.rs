@@ -64,12 +64,7 @@ pub fn markdown(costs: &[Cost]) -> String {
          | column | cells | total s | mean s | largest phases |\n|---|---|---|---|---|\n",
     );
     for c in costs {
-        let phases: Vec<String> = c
-            .phases
-            .largest(3)
-            .into_iter()
-            .map(|(phase, share)| format!("{phase} {:.0}%", 100.0 * share))
-            .collect();
+        let phases = c.phases.describe_largest(3);
         let _ = writeln!(
             md,
             "| {} | {} | {:.1} | {:.1} | {} |",
@@ -77,11 +72,7 @@ pub fn markdown(costs: &[Cost]) -> String {
             c.cells,
             c.total_seconds,
             c.mean_seconds,
-            if phases.is_empty() {
-                "-".to_string()
-            } else {
-                phases.join(", ")
-            }
+            if phases.is_empty() { "-" } else { &phases }
         );
     }
     md

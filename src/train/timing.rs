@@ -47,6 +47,16 @@ impl Timing {
         out
     }
 
+    /// The `n` largest phases as text, largest first: `training 62%, critic_steps 21%`.
+    pub fn describe_largest(&self, n: usize) -> String {
+        let shares: Vec<String> = self
+            .largest(n)
+            .into_iter()
+            .map(|(phase, share)| format!("{phase} {:.0}%", 100.0 * share))
+            .collect();
+        shares.join(", ")
+    }
+
     /// The `n` largest phases with their shares of the whole, largest first.
     pub fn largest(&self, n: usize) -> Vec<(String, f64)> {
         let total = self.total().max(f64::MIN_POSITIVE);
